@@ -1,0 +1,23 @@
+import type { VerbRegistrar } from './common.ts';
+import { notBuilt } from './not-built.ts';
+import { registerExpand } from './expand.ts';
+import { registerRunVerbs } from './run.ts';
+import { registerSample } from './sample.ts';
+import { registerFaces } from './faces.ts';
+import { registerIdentity } from './identity.ts';
+
+/** Every verb of the CLI, in the order `pairgen --help` lists them. */
+export const VERBS: VerbRegistrar[] = [
+  registerExpand,
+  registerRunVerbs, // plan, work, run, status, finalize
+  registerSample,
+  registerFaces,
+  registerIdentity,
+  (p) => notBuilt(p, 'check', 'validate a pipeline config and its model files', 'issue 5'),
+  (p) => notBuilt(p, 'preview', 'draw a contact sheet of a run', 'issue 5'),
+  (p) => notBuilt(p, 'query', 'SQL over a run\'s manifest and shards', 'issue 7'),
+  (p) => notBuilt(p, 'refilter', 'a new run selected from recorded scores', 'issue 7'),
+  (p) => notBuilt(p, 'regenerate', 'regenerate chosen pairs from their seeds', 'issue 7'),
+  (p) => notBuilt(p, 'report', 'HTML report and plots of a run', 'issue 7'),
+  (p) => notBuilt(p, 'emit', 'write Kubernetes / Slurm / AWS Batch array-job files', 'issue 6'),
+];

@@ -1,0 +1,31 @@
+import type { Readable } from 'node:stream';
+
+/** One object in a listing. `key` is relative to the store's root. */
+export interface StoreEntry {
+  key: string;
+  size: number;
+}
+
+/**
+ * Object storage rooted at a URI: a local folder (path or file://) or s3://bucket/prefix.
+ * Keys are '/'-separated and relative to the root. Every write is atomic: a reader sees the
+ * whole object or none of it (local: temp file + rename; S3: PutObject / completed multipart).
+ */
+export interface Store {
+  /** The root URI as given (normalised), e.g. "/data/runs/a" or "s3://bucket/runs/a". */
+  readonly uri: string;
+  put(key: string, body: Uint8Array | string, options?: { contentType?: string }): Promise<void>;
+  /** Stream a large object (multipart on S3); atomic like put. */
+  putStream(key: string, body: Readable, options?: { contentType?: string }): Promise<void>;
+  /** The whole object; throws NotFoundError when missing. */
+  get(key: string): Promise<Uint8Array>;
+  /** The object, or null when it does not exist. */
+  getIfExists(key: string): Promise<Uint8Array | null>;
+  /** Size of the object, or null when it does not exist. */
+  head(key: string): Promise<{ size: number } | null>;
+  /** Every object whose key starts with prefix, in lexicographic key order, paginated underneath. */
+  list(prefix: string): AsyncIterable<StoreEntry>;
+  delete(key: string): Promise<void>;
+  /** A store rooted at a sub-prefix of this one. */
+  child(prefix: string): Store;
+}
