@@ -1,0 +1,19 @@
+/**
+ * The shard format: pair records, shard / rejects Parquet files, commit markers, the manifest,
+ * stats.json and the dataset card. See docs/shards.md and manifests/schema.md.
+ */
+export {
+  pairSchema, rejectsSchema, manifestSchema, toPairRecord, imageExtension, columnDescriptions, IMAGE_COLUMNS,
+  type PairRecord, type ImageCell, type ImageFormat, type ManifestRow, type RecordParts,
+} from './record.ts';
+export { encodeShard, encodeRejects, readShardMetadataRows, DEFAULT_ROW_GROUP_BYTES, type ShardOptions } from './shard.ts';
+export { huggingfaceMetadata } from './parquet.ts';
+export {
+  buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, sha256Hex,
+  type ShardMarker, type MarkerInput, type MarkerCheck, type ShardCounts,
+} from './marker.ts';
+export { writeManifest, MANIFEST_ROW_GROUP_ROWS } from './manifest.ts';
+export { StatsAccumulator, computeStats, HISTOGRAM_BINS, type DatasetStats, type StatsRow } from './stats.ts';
+export { renderDatasetCard, SHARD_GLOB, type CardInput } from './card.ts';
+export { encodeImage } from './image.ts';
+export { shardFileNames } from './names.ts';

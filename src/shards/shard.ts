@@ -1,0 +1,93 @@
+import { DataType } from 'apache-arrow';
+import { parquetMetadata, parquetReadObjects, type FileMetaData } from 'hyparquet';
+import { UserError } from '../errors.ts';
+import { encodeRows, FORMAT_VERSION, type FileKind } from './parquet.ts';
+import { isJsonField, pairSchema, rejectsSchema, type ManifestRow, type PairRecord } from './record.ts';
+
+/** A row group is sized by bytes: ~32 MiB of images keeps readers' memory flat and seeks cheap. */
+export const DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024;
+const REJECTS_ROW_GROUP_ROWS = 50_000;
+
+export interface ShardOptions {
+  /** Target bytes of image data per row group (default 32 MiB); the row count is derived from the records. */
+  rowGroupBytes?: number;
+  /** A fixed row count per row group; overrides rowGroupBytes. */
+  rowGroupRows?: number;
+}
+
+/** Rows per row group so that a group holds about `targetBytes` of images (at least 1 row). */
+export function rowGroupRowsFor(records: readonly PairRecord[], targetBytes: number): number {
+  if (records.length === 0) return 1;
+  let bytes = 0;
+  for (const r of records) bytes += (r.source_image?.bytes.length ?? 0) + (r.edited_image?.bytes.length ?? 0) + 1024;
+  return Math.max(1, Math.floor(targetBytes / (bytes / records.length)));
+}
+
+/** The accepted pairs of one shard as a Parquet file, images embedded. Same records → same bytes. */
+export function encodeShard(records: readonly PairRecord[], opts: ShardOptions = {}): Uint8Array {
+  for (const r of records) {
+    if (!r.accepted) throw new Error(`encodeShard: pair ${r.pair_id} is rejected; rejected pairs go to encodeRejects`);
+    if (!r.source_image || !r.edited_image) throw new Error(`encodeShard: pair ${r.pair_id} has no encoded images`);
+  }
+  for (const [name, v] of [['rowGroupRows', opts.rowGroupRows], ['rowGroupBytes', opts.rowGroupBytes]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new UserError(`shard option ${name}: expected a positive integer, got ${v}`);
+  }
+  const rowGroupRows = opts.rowGroupRows ?? rowGroupRowsFor(records, opts.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES);
+  return encodeRows(records, { schema: pairSchema, kind: 'shard', rowGroupRows });
+}
+
+/** Every rejected candidate of one shard as a Parquet file: all columns except the two image columns. */
+export function encodeRejects(records: readonly PairRecord[]): Uint8Array {
+  for (const r of records) {
+    if (r.accepted) throw new Error(`encodeRejects: pair ${r.pair_id} is accepted; accepted pairs go to encodeShard`);
+  }
+  return encodeRows(records, { schema: rejectsSchema, kind: 'rejects', rowGroupRows: REJECTS_ROW_GROUP_ROWS });
+}
+
+/** Parse and check the footer of a pairgen file; `file` names it in errors. */
+export function readPairgenMetadata(bytes: Uint8Array, file: string): { metadata: FileMetaData; kind: FileKind; buffer: ArrayBuffer } {
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  let metadata: FileMetaData;
+  try {
+    metadata = parquetMetadata(buffer);
+  } catch (e) {
+    throw new UserError(`${file}: not a readable Parquet file (${(e as Error).message})`);
+  }
+  const kv = metadata.key_value_metadata?.find((k) => k.key === 'pairgen')?.value;
+  let tag: { kind?: FileKind; version?: number } = {};
+  try {
+    tag = kv ? JSON.parse(kv) : {};
+  } catch {
+    /* reported below */
+  }
+  if (!tag.kind || tag.version !== FORMAT_VERSION) {
+    throw new UserError(`${file}: not a pairgen v${FORMAT_VERSION} data file (Parquet key-value metadata "pairgen" is ${kv === undefined ? 'missing' : JSON.stringify(kv)})`);
+  }
+  return { metadata, kind: tag.kind, buffer };
+}
+
+/**
+ * Read a shard or rejects file WITHOUT its image bytes (only the metadata column chunks are decoded)
+ * and return manifest rows. `file` is the file's key relative to the run root, recorded in each row.
+ */
+export async function readShardMetadataRows(bytes: Uint8Array, file: string): Promise<ManifestRow[]> {
+  const { metadata, kind, buffer } = readPairgenMetadata(bytes, file);
+  if (kind === 'manifest') throw new UserError(`${file}: is a manifest, expected a shard or rejects file`);
+  const present = new Set(metadata.schema.map((s) => s.name));
+  const missing = rejectsSchema.fields.filter((f) => !present.has(f.name)).map((f) => f.name);
+  if (missing.length) throw new UserError(`${file}: missing column(s) ${missing.join(', ')}`);
+  const rows = await parquetReadObjects({ file: buffer, metadata, columns: rejectsSchema.fields.map((f) => f.name) });
+  return rows.map((raw, i) => {
+    const row: Record<string, unknown> = {};
+    for (const f of rejectsSchema.fields) {
+      const v = raw[f.name];
+      row[f.name] = v === null || v === undefined ? null
+        : isJsonField(f) ? JSON.parse(v)
+        : DataType.isInt(f.type) && typeof v === 'bigint' ? Number(v)
+        : v;
+    }
+    row.file = file;
+    row.file_row = i;
+    return row as ManifestRow;
+  });
+}
