@@ -34,7 +34,7 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** The loop of the refs: x = x_init * init_noise_sigma; for t: x = step(f(scale(x, t), t), t, x). */
 function run(s: Scheduler, x0: Float32Array, noise?: number[][], eta?: number): Float32Array[] {
-  let x = x0.map((v) => v * s.initNoiseSigma);
+  let x: Float32Array = x0.map((v) => v * s.initNoiseSigma);
   const out: Float32Array[] = [];
   let k = 0;
   for (const t of [...s.timesteps]) {
@@ -62,6 +62,8 @@ for (const c of refs.cases as Case[]) {
       const d = maxAbs(x, c.trajectory[i].data);
       assert.ok(d <= 1e-4, `step ${i}: max abs diff ${d}`);
     });
+    const worst = Math.max(...traj.map((x, i) => maxAbs(x, c.trajectory[i].data)));
+    if (process.env.SCHED_VERBOSE) console.log(c.name, "max abs diff", worst);
     assert.ok(maxAbs(traj[traj.length - 1], c.final.data) <= 1e-4);
   });
 }

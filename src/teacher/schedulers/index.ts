@@ -7,6 +7,9 @@ import { UserError } from '../../errors.ts';
 import type { Scheduler } from './common.ts';
 import { DDIMScheduler } from './ddim.ts';
 import { EulerAncestralDiscreteScheduler, EulerDiscreteScheduler } from './euler.ts';
+import { DPMSolverMultistepScheduler } from './dpmsolver.ts';
+import { LCMScheduler } from './lcm.ts';
+import { PNDMScheduler } from './pndm.ts';
 
 export type { Scheduler, StepOptions, StepResult } from './common.ts';
 
@@ -16,6 +19,9 @@ const CLASSES: Record<string, Factory> = {
   DDIMScheduler: (c, w, s) => new DDIMScheduler(c, w, s),
   EulerDiscreteScheduler: (c, w, s) => new EulerDiscreteScheduler(c, w, s),
   EulerAncestralDiscreteScheduler: (c, w, s) => new EulerAncestralDiscreteScheduler(c, w, s),
+  DPMSolverMultistepScheduler: (c, w, s) => new DPMSolverMultistepScheduler(c, w, s),
+  LCMScheduler: (c, w, s) => new LCMScheduler(c, w, s),
+  PNDMScheduler: (c, w) => new PNDMScheduler(c, w),
 };
 
 /** The diffusers class names createScheduler accepts. */
