@@ -36,7 +36,7 @@ export interface EmbedderConfig {
 
 export const DEFAULT_IDENTITY: IdentityConfig = {
   enabled: true,
-  threshold: 0.6,
+  threshold: 0.65,
   category_thresholds: {},
   face_rule: 'largest',
   min_face_size: 32,
@@ -51,7 +51,7 @@ export const identityConfigSchema = {
   properties: {
     enabled: { type: 'boolean', default: true, description: 'Score and filter pairs by face identity.' },
     threshold: {
-      type: 'number', minimum: -1, maximum: 1, default: 0.6,
+      type: 'number', minimum: -1, maximum: 1, default: 0.65,
       description: 'Global cosine-similarity threshold (packaged faceres: same person ~0.9, different ~0.4; ArcFace models need their own, typically ~0.3–0.4). Calibrate with `pairgen identity calibrate`.',
     },
     category_thresholds: {
