@@ -143,12 +143,12 @@ export class ClipTokenizer {
       if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
       throw new UserError(`tokenizer: "${key}" in ${dir} must be a token string, got ${JSON.stringify(v)}`);
     };
-    let maxLen = config.model_max_length ?? 77;
-    // transformers writes a huge sentinel when the length is unknown; CLIP's text model takes 77.
-    if (typeof maxLen !== 'number' || !Number.isInteger(maxLen) || maxLen < 2) {
-      throw new UserError(`tokenizer: "model_max_length" in ${join(dir, 'tokenizer_config.json')} must be an integer >= 2, got ${JSON.stringify(maxLen)}`);
+    const rawMax = config.model_max_length ?? 77;
+    if (typeof rawMax !== 'number' || !Number.isInteger(rawMax) || rawMax < 2) {
+      throw new UserError(`tokenizer: "model_max_length" in ${join(dir, 'tokenizer_config.json')} must be an integer >= 2, got ${JSON.stringify(rawMax)}`);
     }
-    if (maxLen > 1e6) maxLen = 77;
+    // transformers writes a huge sentinel when the length is unknown; CLIP's text model takes 77.
+    const maxLen = rawMax > 1e6 ? 77 : rawMax;
     const special = {
       bos: tokenOf('bos_token', '<|startoftext|>'),
       eos: tokenOf('eos_token', '<|endoftext|>'),
