@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument, parse as parseYaml, isMap, type Document } from 'yaml';
+import { UserError } from '../errors.ts';
+import { pipelineConfigSchema, type PipelineConfig } from './schema.ts';
+
+export type { PipelineConfig, OutputConfig } from './schema.ts';
+export { pipelineConfigSchema } from './schema.ts';
+
+export interface LoadedConfig {
+  config: PipelineConfig;
+  /** Absolute path of the config file. */
+  file: string;
+}
+
+/**
+ * Read, override, default, validate and resolve a pipeline config.
+ * `sets` are `key.path=value` strings (from --set); a value is read as a YAML scalar or flow
+ * collection, so `--set identity.threshold=0.5` is a number and `--set runtime.execution_providers=[cuda,cpu]` a list.
+ */
+export function loadPipelineConfig(file: string, sets: string[] = []): LoadedConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read pipeline config ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    const pos = lines.linePos(err.pos[0]);
+    throw new UserError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML/JSON: ${err.message.split('\n')[0]}`);
+  }
+  const raw = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${file}: expected a mapping of keys at the top level, got ${Array.isArray(raw) ? 'a list' : typeof raw}`);
+  const fromSet = new Set<string>();
+  for (const assignment of sets) fromSet.add(applySet(raw, assignment));
+  if (raw.name === undefined) raw.name = basename(path, extname(path)).replace(/[^A-Za-z0-9._-]/g, '-');
+  validate(raw, file, doc, lines, fromSet);
+  resolvePaths(raw, pipelineConfigSchema, dirname(path));
+  return { config: raw as PipelineConfig, file: path };
+}
+
+/** Apply one `a.b.c=value` override in place; returns the key path. */
+function applySet(target: Record<string, unknown>, assignment: string): string {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new UserError(`--set ${assignment}: expected key.path=value`);
+  const keyPath = assignment.slice(0, eq).trim();
+  const keys = keyPath.split('.');
+  if (keys.some((k) => k === '')) throw new UserError(`--set ${assignment}: empty key in "${keyPath}"`);
+  let value: unknown;
+  try {
+    value = parseYaml(assignment.slice(eq + 1));
+  } catch {
+    value = assignment.slice(eq + 1);
+  }
+  let node: Record<string, unknown> = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (next === undefined || next === null) node[key] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) throw new UserError(`--set ${keyPath}: "${key}" is not a section`);
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]] = value;
+  return keyPath;
+}
+
+function validate(raw: unknown, file: string, doc: Document, lines: LineCounter, fromSet: Set<string>): void {
+  const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, verbose: true });
+  ajv.addKeyword({ keyword: 'x-path' });
+  const check = ajv.compile(pipelineConfigSchema);
+  if (check(raw)) return;
+  const err = pickError(check.errors ?? []);
+  const keyPath = err.instancePath.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let where = keyPath;
+  let what: string;
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const extra = String(err.params.additionalProperty);
+      where = [...keyPath, extra];
+      const allowed = Object.keys((err.parentSchema as { properties?: object }).properties ?? {});
+      what = `unknown key; expected one of: ${allowed.join(', ')}`;
+      break;
+    }
+    case 'required':
+      where = [...keyPath, String(err.params.missingProperty)];
+      what = 'required key is missing';
+      break;
+    case 'enum':
+      what = `expected one of ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(err.data)}`;
+      break;
+    case 'type':
+      what = `expected ${[err.params.type].flat().join(' or ')}, got ${describe(err.data)}`;
+      break;
+    default:
+      what = `${err.message}, got ${describe(err.data)}`;
+  }
+  const dotted = where.join('.') || '(top level)';
+  const origin = fromSet.has(dotted) ? ' (from --set)' : locate(doc, lines, where);
+  throw new UserError(`${file}${origin}: ${dotted}: ${what}`);
+}
+
+/** Prefer the most specific error: unknown keys first, then the deepest path; `if`/`anyOf` noise last. */
+function pickError(errors: ErrorObject[]): ErrorObject {
+  const rank = (e: ErrorObject) => (e.keyword === 'additionalProperties' ? 0 : e.keyword === 'required' ? 1 : e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if' ? 3 : 2);
+  return [...errors].sort((a, b) => rank(a) - rank(b) || b.instancePath.length - a.instancePath.length)[0];
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+/** ":line:col" of the deepest node of keyPath that exists in the file, or "". */
+function locate(doc: Document, lines: LineCounter, keyPath: string[]): string {
+  for (let n = keyPath.length; n > 0; n--) {
+    const parentNode = n === 1 ? doc.contents : doc.getIn(keyPath.slice(0, n - 1), true);
+    if (isMap(parentNode)) {
+      const pair = parentNode.items.find((p) => String((p.key as { value?: unknown })?.value ?? p.key) === keyPath[n - 1]);
+      const range = (pair?.key as { range?: [number, number, number] } | undefined)?.range;
+      if (range) {
+        const pos = lines.linePos(range[0]);
+        return `:${pos.line}:${pos.col}`;
+      }
+    }
+  }
+  return '';
+}
+
+/** Resolve every string value whose schema says `x-path: true` against the config file's folder. */
+function resolvePaths(value: unknown, schema: unknown, base: string): void {
+  const s = schema as { properties?: Record<string, unknown>; items?: unknown } | undefined;
+  if (!s || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (typeof item === 'string' && (s.items as { 'x-path'?: boolean })?.['x-path']) value[i] = absolute(item, base);
+      else resolvePaths(item, s.items, base);
+    }
+    return;
+  }
+  const obj = value as Record<string, unknown>;
+  for (const [key, sub] of Object.entries(s.properties ?? {})) {
+    const v = obj[key];
+    if (typeof v === 'string' && (sub as { 'x-path'?: boolean })['x-path']) obj[key] = absolute(v, base);
+    else resolvePaths(v, sub, base);
+  }
+}
+
+function absolute(p: string, base: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) return p; // a URI (s3://, file://) is left as it is
+  return isAbsolute(p) ? p : resolve(base, p);
+}

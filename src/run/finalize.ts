@@ -1,0 +1,84 @@
+import { PassThrough } from 'node:stream';
+import { UserError } from '../errors.ts';
+import { readShardMetadataRows, renderDatasetCard, StatsAccumulator, writeManifest, type ManifestRow, type ShardMarker } from '../shards/index.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from './layout.ts';
+import { readPlan, type RunPlan } from './plan.ts';
+import { scanShards } from './status.ts';
+
+export interface FinalizeResult {
+  uri: string;
+  shards: number;
+  accepted: number;
+  rejected: number;
+  manifestRows: number;
+}
+
+/**
+ * `pairgen finalize`: once every shard is committed, write manifest.parquet (one row per candidate,
+ * accepted and rejected, no image bytes), stats.json and the README.md dataset card. Idempotent: the
+ * outputs are a pure function of the committed shards.
+ */
+export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
+  const plan = await readPlan(openStore(runUri));
+  const store = openStore(runUri, plan.config.storage);
+  const { markers, invalid } = await scanShards(store, plan);
+  if (markers.size < plan.shards) {
+    const pending = Array.from({ length: plan.shards }, (_, i) => i).filter((s) => !markers.has(s));
+    throw new UserError(
+      `${store.uri}: ${pending.length} of ${plan.shards} shards are not committed (${pending.slice(0, 8).map(shardName).join(', ')}${pending.length > 8 ? ', ...' : ''})` +
+        `${invalid.length ? `; ${invalid.length} have markers that do not match their files` : ''}; run \`pairgen work ${runUri}\` first`,
+    );
+  }
+  const stats = new StatsAccumulator();
+  let rows = 0;
+  const manifestRows = manifestRowsOf(store, plan, markers, (row) => {
+    stats.add(row);
+    rows++;
+  });
+  const pass = new PassThrough();
+  const upload = store.putStream(MANIFEST_FILE, pass);
+  await Promise.all([writeManifest(pass, manifestRows), upload]);
+  for (let s = 0; s < plan.shards; s++) stats.addMarker(markers.get(s)!);
+  const result = stats.result();
+  await store.put(STATS_FILE, JSON.stringify({ run_id: plan.run_id, name: plan.name, ...result }, null, 2) + '\n', { contentType: 'application/json' });
+  const card = renderDatasetCard({
+    name: plan.name,
+    runUri: store.uri,
+    stats: result,
+    codeVersion: plan.code_version,
+    configSummary: configSummary(plan),
+  });
+  await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
+  return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows };
+}
+
+/** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */
+async function* manifestRowsOf(store: Store, plan: RunPlan, markers: Map<number, ShardMarker>, onRow: (row: ManifestRow) => void): AsyncGenerator<ManifestRow> {
+  for (let s = 0; s < plan.shards; s++) {
+    const marker = markers.get(s)!;
+    const rows: ManifestRow[] = [];
+    for (const f of marker.files) rows.push(...(await readShardMetadataRows(await store.get(f.name), f.name)));
+    rows.sort((a, b) => a.index - b.index);
+    for (const row of rows) {
+      onRow(row);
+      yield row;
+    }
+  }
+}
+
+function configSummary(plan: RunPlan): Record<string, unknown> {
+  const c = plan.config;
+  return {
+    pairs: plan.pairs,
+    shards: plan.shards,
+    seed: plan.seed,
+    prompt_set: c.prompts.set.split('/').pop(),
+    teacher: c.teacher,
+    teacher_digest: plan.models.teacher.digest,
+    identity: c.identity,
+    identity_digest: plan.models.identity.digest,
+    output: c.output,
+  };
+}

@@ -1,0 +1,145 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadPipelineConfig, type PipelineConfig } from '../config/index.ts';
+import { UserError } from '../errors.ts';
+import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import { digestFiles, sha256Hex, type FileDigest } from './digest.ts';
+import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
+import { CODE_VERSION } from './version.ts';
+
+export const RUN_FORMAT = 'pairgen-run/1';
+
+/** run.json: everything a worker needs, frozen at plan time. No timestamps: same plan → same bytes. */
+export interface RunPlan {
+  format: typeof RUN_FORMAT;
+  /** sha256 (16 hex digits) of this plan's content without run_id: same plan → same id. */
+  run_id: string;
+  name: string;
+  code_version: string;
+  config: PipelineConfig;
+  seed: number;
+  pairs: number;
+  shard_size: number;
+  shards: number;
+  prompts: { file: string; sha256: string; train_rows: number; eval_rows: number; per_category: Record<string, number> };
+  models: {
+    teacher: { digest: string; files: FileDigest[] };
+    identity: { digest: string; files: FileDigest[] };
+  };
+}
+
+export interface PlanOptions {
+  sets?: string[];
+  pairs?: number;
+  shardSize?: number;
+}
+
+export interface PlanResult {
+  plan: RunPlan;
+  store: Store;
+  /** false when an identical run.json was already there (planning is idempotent). */
+  created: boolean;
+}
+
+/** Build a run plan from a pipeline config without writing anything. */
+export async function buildPlan(configFile: string, options: PlanOptions, promptTablePath: string): Promise<{ plan: RunPlan; promptBytes: Uint8Array }> {
+  const sets = [...(options.sets ?? [])];
+  if (options.pairs !== undefined) sets.push(`pairs=${options.pairs}`);
+  if (options.shardSize !== undefined) sets.push(`shard_size=${options.shardSize}`);
+  const { config } = loadPipelineConfig(configFile, sets);
+
+  const promptSet = loadPromptSet(config.prompts.set);
+  const count = config.prompts.count ?? config.pairs;
+  const table = await writePromptTable(promptSet, { count, seed: config.seed }, promptTablePath);
+  const promptBytes = readFileSync(promptTablePath);
+  const trainRows = table.rows - table.evalRows;
+  if (trainRows < 1) throw new UserError(`${config.prompts.set}: expanded to no training prompts`);
+
+  const { teacherModelFiles } = await import('../teacher/index.ts');
+  const teacherFiles = teacherModelFiles(config.teacher);
+  const identityFiles = config.identity.enabled ? (await import('../identity/index.ts')).identityModelFiles(config.identity) : [];
+  const plan: RunPlan = {
+    format: RUN_FORMAT,
+    run_id: '',
+    name: config.name,
+    code_version: CODE_VERSION,
+    config,
+    seed: config.seed,
+    pairs: config.pairs,
+    shard_size: config.shard_size,
+    shards: Math.ceil(config.pairs / config.shard_size),
+    prompts: { file: PROMPTS_FILE, sha256: sha256Hex(promptBytes), train_rows: trainRows, eval_rows: table.evalRows, per_category: table.perCategory },
+    models: { teacher: await digestFiles(teacherFiles), identity: await digestFiles(identityFiles) },
+  };
+  plan.run_id = sha256Hex(JSON.stringify({ ...plan, run_id: undefined })).slice(0, 16);
+  return { plan, promptBytes };
+}
+
+/**
+ * `pairgen plan`: write run.json and prompts.parquet at `outUri`. Planning the same config at the same
+ * place again is a no-op; planning a different one over an existing run is refused.
+ */
+export async function planRun(configFile: string, outUri: string, options: PlanOptions = {}): Promise<PlanResult> {
+  const tmp = mkdtempSync(join(tmpdir(), 'pairgen-plan-'));
+  try {
+    const { plan, promptBytes } = await buildPlan(configFile, options, join(tmp, PROMPTS_FILE));
+    const store = openStore(outUri, plan.config.storage);
+    const text = serializePlan(plan);
+    const existing = await store.getIfExists(RUN_FILE);
+    if (existing) {
+      const before = Buffer.from(existing).toString('utf8');
+      if (before === text) return { plan, store, created: false };
+      throw new UserError(`${store.uri} already holds a different run (${describeDifference(JSON.parse(before), plan)}); plan into a new --out, or delete the old run first`);
+    }
+    const hadPrompts = (await store.head(PROMPTS_FILE)) !== null;
+    try {
+      await store.put(PROMPTS_FILE, promptBytes);
+      await store.put(RUN_FILE, text, { contentType: 'application/json' });
+    } catch (e) {
+      if (!hadPrompts) await store.delete(PROMPTS_FILE).catch(() => {});
+      throw e;
+    }
+    return { plan, store, created: true };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export function serializePlan(plan: RunPlan): string {
+  return JSON.stringify(plan, null, 2) + '\n';
+}
+
+/** Read and check run.json of an existing run. */
+export async function readPlan(store: Store): Promise<RunPlan> {
+  const bytes = await store.getIfExists(RUN_FILE);
+  if (!bytes) throw new UserError(`${store.uri}: no run here (no ${RUN_FILE}); create one with \`pairgen plan\` or \`pairgen run\``);
+  let plan: RunPlan;
+  try {
+    plan = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (e) {
+    throw new UserError(`${store.uri}/${RUN_FILE}: not valid JSON (${(e as Error).message})`);
+  }
+  if (plan.format !== RUN_FORMAT) throw new UserError(`${store.uri}/${RUN_FILE}: format "${plan.format}" is not ${RUN_FORMAT}`);
+  return plan;
+}
+
+/** The first key path where two plans differ, for the refusal message. */
+function describeDifference(a: unknown, b: unknown, path = ''): string {
+  if (JSON.stringify(a) === JSON.stringify(b)) return 'no difference';
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of [...keys].sort()) {
+      const x = (a as Record<string, unknown>)[k];
+      const y = (b as Record<string, unknown>)[k];
+      if (JSON.stringify(x) !== JSON.stringify(y)) return describeDifference(x, y, path ? `${path}.${k}` : k);
+    }
+  }
+  const short = (v: unknown) => {
+    const s = JSON.stringify(v) ?? 'nothing';
+    return s.length > 60 ? s.slice(0, 57) + '...' : s;
+  };
+  return `${path || 'run.json'} is ${short(a)} there, ${short(b)} here`;
+}

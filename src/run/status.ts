@@ -1,0 +1,122 @@
+import pLimit from 'p-limit';
+import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import { markerProblems } from './commit.ts';
+import { markerShard, SHARDS_PREFIX } from './layout.ts';
+import { readPlan, type RunPlan } from './plan.ts';
+
+export interface RunStatus {
+  uri: string;
+  name: string;
+  run_id: string;
+  shards: { total: number; committed: number; pending: number; invalid: number[] };
+  pairs: { planned: number; done: number; accepted: number; rejected: number; acceptance: number | null };
+  by_category: Record<string, { accepted: number; rejected: number; acceptance: number | null }>;
+  /** Candidate pairs per second of worker time (sum of stage seconds over committed shards). */
+  pairs_per_worker_second: number | null;
+  /** Seconds of worker time still needed at that rate (divide by the number of workers). */
+  eta_worker_seconds: number | null;
+  finalized: boolean;
+}
+
+/** Committed markers of a run, keyed by shard, with the ones whose files do not match listed apart. */
+export async function scanShards(store: Store, plan: RunPlan, verify = false): Promise<{ markers: Map<number, ShardMarker>; invalid: number[] }> {
+  const sizes = new Map<string, number>();
+  const markerKeys: [number, string][] = [];
+  for await (const entry of store.list(SHARDS_PREFIX)) {
+    sizes.set(entry.key, entry.size);
+    const shard = markerShard(entry.key);
+    if (shard !== null && shard < plan.shards) markerKeys.push([shard, entry.key]);
+  }
+  const markers = new Map<number, ShardMarker>();
+  const invalid: number[] = [];
+  const limit = pLimit(16);
+  await Promise.all(
+    markerKeys.map(([shard, key]) =>
+      limit(async () => {
+        let marker: ShardMarker;
+        try {
+          marker = parseMarker(await store.get(key), `${store.uri}/${key}`);
+        } catch {
+          invalid.push(shard);
+          return;
+        }
+        const ok = verify
+          ? (await markerProblems(store, marker, true)).length === 0
+          : verifyMarkerSizes(marker, new Map(marker.files.map((f) => [f.name, sizes.get(f.name) ?? null]))).ok;
+        if (ok && marker.run_id === plan.run_id) markers.set(shard, marker);
+        else invalid.push(shard);
+      }),
+    ),
+  );
+  invalid.sort((a, b) => a - b);
+  return { markers, invalid };
+}
+
+export async function runStatus(runUri: string, options: { verify?: boolean } = {}): Promise<RunStatus> {
+  const plan = await readPlan(openStore(runUri));
+  const store = openStore(runUri, plan.config.storage);
+  const { markers, invalid } = await scanShards(store, plan, options.verify);
+  let done = 0;
+  let accepted = 0;
+  let rejected = 0;
+  let seconds = 0;
+  const byCategory: RunStatus['by_category'] = {};
+  for (const m of markers.values()) {
+    done += m.counts.candidates;
+    accepted += m.counts.accepted;
+    rejected += m.counts.rejected;
+    for (const v of Object.values(m.timings)) seconds += v;
+    const perCategory = (m.counts as { by_category?: Record<string, { accepted: number; rejected: number }> }).by_category ?? {};
+    for (const [cat, c] of Object.entries(perCategory)) {
+      const t = (byCategory[cat] ??= { accepted: 0, rejected: 0, acceptance: null });
+      t.accepted += c.accepted;
+      t.rejected += c.rejected;
+    }
+  }
+  for (const t of Object.values(byCategory)) t.acceptance = ratio(t.accepted, t.accepted + t.rejected);
+  const rate = seconds > 0 ? done / seconds : null;
+  return {
+    uri: store.uri,
+    name: plan.name,
+    run_id: plan.run_id,
+    shards: { total: plan.shards, committed: markers.size, pending: plan.shards - markers.size, invalid },
+    pairs: { planned: plan.pairs, done, accepted, rejected, acceptance: ratio(accepted, done) },
+    by_category: Object.fromEntries(Object.keys(byCategory).sort().map((k) => [k, byCategory[k]])),
+    pairs_per_worker_second: rate,
+    eta_worker_seconds: rate ? (plan.pairs - done) / rate : null,
+    finalized: (await store.head('manifest.parquet')) !== null,
+  };
+}
+
+function ratio(a: number, b: number): number | null {
+  return b > 0 ? a / b : null;
+}
+
+const pct = (x: number | null) => (x === null ? '—' : `${(100 * x).toFixed(1)}%`);
+
+export function formatStatus(s: RunStatus): string {
+  const lines = [
+    `run ${s.name} (${s.run_id}) at ${s.uri}`,
+    `shards: ${s.shards.committed}/${s.shards.total} committed, ${s.shards.pending} pending${s.shards.invalid.length ? `, ${s.shards.invalid.length} with a marker that does not match its files (${s.shards.invalid.slice(0, 10).join(', ')}${s.shards.invalid.length > 10 ? ', ...' : ''})` : ''}`,
+    `pairs: ${s.pairs.done}/${s.pairs.planned} candidates done, ${s.pairs.accepted} accepted, ${s.pairs.rejected} rejected (acceptance ${pct(s.pairs.acceptance)})`,
+  ];
+  const cats = Object.entries(s.by_category);
+  if (cats.length) {
+    lines.push('by category:');
+    const width = Math.max(...cats.map(([c]) => c.length));
+    for (const [cat, c] of cats) lines.push(`  ${cat.padEnd(width)}  ${String(c.accepted).padStart(7)} accepted  ${String(c.rejected).padStart(7)} rejected  ${pct(c.acceptance).padStart(6)}`);
+  }
+  if (s.pairs_per_worker_second !== null) {
+    lines.push(`rate: ${s.pairs_per_worker_second.toFixed(2)} pairs per worker-second; ETA ${formatSeconds(s.eta_worker_seconds ?? 0)} of worker time (divide by your worker count)`);
+  }
+  lines.push(s.finalized ? 'finalized: manifest.parquet, stats.json and README.md are written' : s.shards.pending === 0 ? 'all shards committed: run `pairgen finalize`' : 'not finalized');
+  return lines.join('\n') + '\n';
+}
+
+function formatSeconds(t: number): string {
+  if (t < 120) return `${t.toFixed(0)} s`;
+  if (t < 7200) return `${(t / 60).toFixed(1)} min`;
+  return `${(t / 3600).toFixed(1)} h`;
+}

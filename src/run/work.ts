@@ -1,0 +1,277 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import { UserError } from '../errors.ts';
+import { readPromptRows, type PromptRow } from '../prompts/index.ts';
+import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, toPairRecord, type PairRecord, type ShardMarker } from '../shards/index.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
+import { log } from '../util/log.ts';
+import { digestFiles } from './digest.ts';
+import { PROMPTS_FILE, shardDataKey, shardMarkerKey, shardName, shardRange, shardRejectsKey } from './layout.ts';
+import { readPlan, type RunPlan } from './plan.ts';
+import { candidateSlot, pairId, pairSeed } from './seeds.ts';
+import { isCommitted } from './commit.ts';
+
+export interface WorkOptions {
+  /** Shards to process; default: all shards of the run. */
+  shards?: number[];
+  /** Stop taking work when aborted (SIGINT/SIGTERM); the shard in progress is not committed. */
+  signal?: AbortSignal;
+  /** Re-run shards even when committed (they are rewritten with identical bytes). */
+  force?: boolean;
+  /** Called after each shard is committed or skipped. */
+  onShard?: (event: ShardEvent) => void;
+  /**
+   * Programmatic injection for tests of the spine only; the CLI never sets these. Default: the teacher
+   * and identity scorer named in run.json's config.
+   */
+  teacherFactory?: (plan: RunPlan) => Promise<Teacher>;
+  scorerFactory?: (plan: RunPlan) => Promise<IdentityScorer | null>;
+}
+
+export interface ShardEvent {
+  shard: number;
+  status: 'committed' | 'skipped';
+  accepted: number;
+  rejected: number;
+  seconds: number;
+}
+
+export interface WorkSummary {
+  committed: number[];
+  skipped: number[];
+  accepted: number;
+  rejected: number;
+  timings: Timings;
+}
+
+export interface Timings {
+  sample_s: number;
+  score_s: number;
+  encode_s: number;
+  write_s: number;
+}
+
+export class WorkAborted extends Error {
+  constructor() {
+    super('stopped by signal before the shard was committed');
+    this.name = 'WorkAborted';
+  }
+}
+
+/** `pairgen work`: process shards of a planned run; committed shards are skipped. */
+export async function workRun(runUri: string, options: WorkOptions = {}): Promise<WorkSummary> {
+  const probe = openStore(runUri);
+  const plan = await readPlan(probe);
+  const store = openStore(runUri, plan.config.storage);
+  const shards = options.shards ?? Array.from({ length: plan.shards }, (_, i) => i);
+  for (const s of shards) {
+    if (!Number.isInteger(s) || s < 0 || s >= plan.shards) throw new UserError(`shard ${s} is not in this run (it has shards 0-${plan.shards - 1})`);
+  }
+  const summary: WorkSummary = { committed: [], skipped: [], accepted: 0, rejected: 0, timings: { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 } };
+
+  const todo: number[] = [];
+  for (const s of shards) {
+    if (!options.force && (await isCommitted(store, s))) {
+      summary.skipped.push(s);
+      options.onShard?.({ shard: s, status: 'skipped', accepted: 0, rejected: 0, seconds: 0 });
+    } else todo.push(s);
+  }
+  if (todo.length === 0) return summary;
+
+  await checkModels(plan);
+  const tmp = mkdtempSync(join(tmpdir(), 'pairgen-work-'));
+  const promptPath = join(tmp, PROMPTS_FILE);
+  writeFileSync(promptPath, await store.get(PROMPTS_FILE));
+  const teacher = await (options.teacherFactory ?? defaultTeacher)(plan);
+  let scorer: IdentityScorer | null = null;
+  try {
+    scorer = await (options.scorerFactory ?? defaultScorer)(plan);
+    for (const shard of todo) {
+      if (options.signal?.aborted) throw new WorkAborted();
+      const started = performance.now();
+      const result = await processShard({ plan, store, shard, promptPath, teacher, scorer, signal: options.signal });
+      summary.committed.push(shard);
+      summary.accepted += result.accepted;
+      summary.rejected += result.rejected;
+      for (const k of Object.keys(summary.timings) as (keyof Timings)[]) summary.timings[k] += result.timings[k];
+      options.onShard?.({ shard, status: 'committed', accepted: result.accepted, rejected: result.rejected, seconds: (performance.now() - started) / 1000 });
+    }
+  } finally {
+    await teacher.close();
+    await scorer?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return summary;
+}
+
+// Model stages are imported on first use, so status/finalize never load onnxruntime.
+async function defaultTeacher(plan: RunPlan): Promise<Teacher> {
+  const { createTeacher } = await import('../teacher/index.ts');
+  return createTeacher(plan.config.teacher, plan.config.runtime);
+}
+
+async function defaultScorer(plan: RunPlan): Promise<IdentityScorer | null> {
+  if (!plan.config.identity.enabled) return null;
+  const { createIdentityScorer } = await import('../identity/index.ts');
+  return createIdentityScorer(plan.config.identity, plan.config.runtime);
+}
+
+/** The model files must be the ones the run was planned with, or the shards would not be reproducible. */
+async function checkModels(plan: RunPlan): Promise<void> {
+  for (const [stage, recorded] of Object.entries(plan.models)) {
+    if (recorded.files.length === 0) continue;
+    const now = await digestFiles(recorded.files.map((f) => f.path)).catch((e: Error) => {
+      throw new UserError(`${stage} model files of this run cannot be read here: ${e.message}`);
+    });
+    if (now.digest !== recorded.digest) {
+      const changed = now.files.filter((f, i) => f.sha256 !== recorded.files[i]?.sha256).map((f) => f.path);
+      throw new UserError(`${stage} model files differ from the ones this run was planned with: ${changed.join(', ')}`);
+    }
+  }
+}
+
+interface ShardContext {
+  plan: RunPlan;
+  store: Store;
+  shard: number;
+  promptPath: string;
+  teacher: Teacher;
+  scorer: IdentityScorer | null;
+  signal?: AbortSignal;
+}
+
+/** Make, score, encode and write one shard; commit it by writing its marker last. */
+async function processShard(ctx: ShardContext): Promise<{ accepted: number; rejected: number; timings: Timings; marker: ShardMarker }> {
+  const { plan, store, shard } = ctx;
+  const timings: Timings = { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 };
+  const specs = await shardSpecs(plan, shard, ctx.promptPath);
+  const batchSize = plan.config.runtime.batch_size;
+  const limit = pLimit(plan.config.runtime.concurrency);
+  const records: Promise<PairRecord>[] = [];
+
+  // The teacher samples batch k+1 (in its worker thread) while batch k is scored, encoded and buffered.
+  const generate = async (batch: CandidateSpec[]) => {
+    const t0 = performance.now();
+    const pairs = await ctx.teacher.generate(batch);
+    timings.sample_s += (performance.now() - t0) / 1000;
+    if (pairs.length !== batch.length) throw new Error(`teacher returned ${pairs.length} pairs for ${batch.length} candidates`);
+    return pairs;
+  };
+  const batches: CandidateSpec[][] = [];
+  for (let i = 0; i < specs.length; i += batchSize) batches.push(specs.slice(i, i + batchSize));
+  let next = batches.length > 0 ? generate(batches[0]) : null;
+  for (let b = 0; b < batches.length; b++) {
+    const pairs = await next!;
+    if (ctx.signal?.aborted) throw new WorkAborted();
+    next = b + 1 < batches.length ? generate(batches[b + 1]) : null;
+    batches[b].forEach((spec, i) => records.push(limit(() => finishPair(ctx, spec, pairs[i], timings))));
+  }
+  const done = await Promise.all(records);
+  if (ctx.signal?.aborted) throw new WorkAborted();
+
+  const accepted = done.filter((r) => r.accepted);
+  const rejected = done.filter((r) => !r.accepted);
+  const t0 = performance.now();
+  const dataBytes = encodeShard(accepted, { rowGroupRows: plan.config.output.row_group_rows });
+  const rejectBytes = encodeRejects(rejected);
+  const files = [
+    { name: shardDataKey(shard), bytes: dataBytes, rows: accepted.length },
+    { name: shardRejectsKey(shard), bytes: rejectBytes, rows: rejected.length },
+  ];
+  await Promise.all(files.map((f) => store.put(f.name, f.bytes)));
+  timings.write_s += (performance.now() - t0) / 1000;
+  if (ctx.signal?.aborted) throw new WorkAborted();
+  const marker = buildMarker({
+    shard,
+    runId: plan.run_id,
+    codeVersion: plan.code_version,
+    files,
+    counts: { candidates: done.length, accepted: accepted.length, rejected: rejected.length },
+    timings: { ...timings },
+  });
+  await store.put(shardMarkerKey(shard), markerJson(marker), { contentType: 'application/json' });
+  return { accepted: accepted.length, rejected: rejected.length, timings, marker };
+}
+
+/** The candidate specs of a shard: prompt rows by candidate index, ids and seeds from the run seed. */
+async function shardSpecs(plan: RunPlan, shard: number, promptPath: string): Promise<CandidateSpec[]> {
+  const { start, end } = shardRange(shard, plan.shard_size, plan.pairs);
+  const rowsNeeded = new Map<number, PromptRow | null>();
+  for (let i = start; i < end; i++) rowsNeeded.set(candidateSlot(i, plan.prompts.train_rows).row, null);
+  // Needed rows form at most a few contiguous runs; read each run once.
+  const sorted = [...rowsNeeded.keys()].sort((a, b) => a - b);
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    const rows = await readPromptRows(promptPath, { split: 'train', start: sorted[i], end: sorted[j] + 1 });
+    rows.forEach((row, k) => rowsNeeded.set(sorted[i] + k, row));
+    i = j + 1;
+  }
+  const specs: CandidateSpec[] = [];
+  for (let index = start; index < end; index++) {
+    const { row, sampleIndex } = candidateSlot(index, plan.prompts.train_rows);
+    const p = rowsNeeded.get(row);
+    if (!p) throw new Error(`prompt row ${row} missing from ${PROMPTS_FILE}`);
+    specs.push({
+      pairId: pairId(plan.seed, p.prompt_id, sampleIndex),
+      index,
+      seed: pairSeed(plan.seed, p.prompt_id, sampleIndex),
+      promptId: p.prompt_id,
+      sampleIndex,
+      category: p.category,
+      sourcePrompt: p.source_prompt,
+      instruction: p.instruction,
+      targetPrompt: p.target_prompt,
+      identityThreshold: p.identity_threshold,
+      attributes: p.attributes,
+    });
+  }
+  return specs;
+}
+
+async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: GeneratedPair, timings: Timings): Promise<PairRecord> {
+  const { plan } = ctx;
+  let t0 = performance.now();
+  const verdict = ctx.scorer ? await ctx.scorer.score(pair.source, pair.edited, spec) : unfiltered(plan);
+  timings.score_s += (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  const encoding = { format: plan.config.output.image_format, quality: plan.config.output.quality };
+  const [source, edited] = await Promise.all([encodeImage(pair.source, encoding), encodeImage(pair.edited, encoding)]);
+  timings.encode_s += (performance.now() - t0) / 1000;
+  return toPairRecord({
+    spec,
+    runId: plan.run_id,
+    shard: ctx.shard,
+    teacher: ctx.teacher.info,
+    identity: ctx.scorer?.info ?? { name: 'none', modelDigest: '', settings: { enabled: false } },
+    codeVersion: plan.code_version,
+    verdict,
+    width: pair.edited.width,
+    height: pair.edited.height,
+    imageFormat: encoding.format,
+    // Rejects keep no images: refilter/regenerate remake them from their seeds when needed.
+    images: verdict.accepted ? { source, edited } : null,
+    extra: pair.extra,
+  });
+}
+
+/** The verdict recorded when the identity filter is disabled: kept, nothing measured. */
+function unfiltered(plan: RunPlan): IdentityVerdict {
+  return { similarity: null, sourceFaces: 0, editedFaces: 0, sourceFace: null, editedFace: null, threshold: plan.config.identity.threshold, accepted: true, rejectReason: null };
+}
+
+/** --index I --count N: the shards s with s mod N == I (a deterministic, balanced share). */
+export function shareOf(totalShards: number, index: number, count: number): number[] {
+  const out: number[] = [];
+  for (let s = index; s < totalShards; s += count) out.push(s);
+  return out;
+}
+
+export function logShard(e: ShardEvent): void {
+  if (e.status === 'skipped') log.info(`${shardName(e.shard)} already committed, skipped`);
+  else log.info(`${shardName(e.shard)} committed`, { accepted: e.accepted, rejected: e.rejected, seconds: Number(e.seconds.toFixed(2)) });
+}

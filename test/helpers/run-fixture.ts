@@ -1,0 +1,51 @@
+/** Shared setup for the spine's run tests: a pipeline config over the demo prompt set and a fixture model folder. */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(REPO, 'bin/pairgen.js');
+export const FIXTURES = join(REPO, '../shared/fixtures/diffusers');
+
+export function tempDir(prefix = 'pairgen-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Write a pipeline config into `dir` and return its path. `extra` is appended YAML. */
+export function writeConfig(dir: string, options: { pairs?: number; shardSize?: number; extra?: string; name?: string } = {}): string {
+  const file = join(dir, `${options.name ?? 'spine'}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `seed: 7`,
+      `pairs: ${options.pairs ?? 24}`,
+      `shard_size: ${options.shardSize ?? 8}`,
+      `prompts:`,
+      `  set: ${join(REPO, 'prompts/demo.yaml')}`,
+      `teacher:`,
+      `  model: ${join(FIXTURES, 'tiny-sd')}`,
+      `identity:`,
+      `  enabled: false`,
+      `output:`,
+      `  image_format: jpeg`,
+      `  quality: 90`,
+      options.extra ?? '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+/** Every file under dir (relative path → bytes), for byte-for-byte comparisons. */
+export function readTree(dir: string, filter: (rel: string) => boolean = () => true): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) walk(r);
+      else if (filter(r)) out.set(r, readFileSync(join(dir, r)));
+    }
+  };
+  walk('');
+  return out;
+}
