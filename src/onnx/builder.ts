@@ -134,12 +134,16 @@ export class OnnxBuilder {
     this.opsets.set('', options.opset ?? 17);
   }
 
-  /** A fresh value name starting with `prefix`, unique in this graph. */
-  uniqueName(prefix = 'v'): string {
+  /** A value name starting with `prefix` that is not used yet (not reserved: pass it to op/node). */
+  freshName(prefix = 'v'): string {
     let name = prefix;
     while (this.names.has(name)) name = `${prefix}_${++this.counter}`;
-    this.names.add(name);
     return name;
+  }
+
+  /** A fresh value name starting with `prefix`, reserved for the caller. */
+  uniqueName(prefix = 'v'): string {
+    return this.claim(this.freshName(prefix));
   }
 
   private claim(name: string): string {
