@@ -201,6 +201,30 @@ test('rejects files drop the image columns; metadata rows read back without imag
   assert.equal(shardRows[0].seed, accepted[0].seed, 'int64 back as number');
 });
 
+test('metadata rows over a range reader fetch the footer and metadata columns, not the images', async () => {
+  const records = await acceptedRecords(12);
+  const big = await Promise.all(records.map(async (r, i) => {
+    // 256x256 noise PNGs: ~190 KB each, incompressible.
+    const png = await encodeImage({ width: 256, height: 256, data: pixels(i + 7, 256, 256).map((v, k) => (v * 31 + k * 17) & 255) }, { format: 'png' });
+    return { ...r, width: 256, height: 256, image_format: 'png' as const, source_image: { bytes: png, path: 'a.png' }, edited_image: { bytes: png, path: 'b.png' } };
+  }));
+  const bytes = encodeShard(big);
+  const imageBytes = big.reduce((n, r) => n + 2 * r.source_image.bytes.length, 0);
+  assert.ok(imageBytes > 4e6, `images are ${imageBytes} bytes`);
+  let fetched = 0;
+  const reader = {
+    byteLength: bytes.length,
+    slice(start: number, end = bytes.length) {
+      fetched += end - start;
+      return bytes.slice(start, end).buffer;
+    },
+  };
+  const rows = await readShardMetadataRows(reader, 'shards/shard-00001.parquet');
+  assert.equal(rows.length, 12);
+  assert.equal(rows[11].pair_id, big[11].pair_id);
+  assert.ok(fetched < bytes.length - imageBytes + 600_000, `fetched ${fetched} of ${bytes.length} bytes`);
+});
+
 test('empty shards and rejects are valid Parquet files', async () => {
   const file = join(dir, 'empty.parquet');
   await writeFile(file, encodeShard([]));

@@ -6,7 +6,7 @@ export {
   pairSchema, rejectsSchema, manifestSchema, toPairRecord, imageExtension, columnDescriptions, IMAGE_COLUMNS,
   type PairRecord, type ImageCell, type ImageFormat, type ManifestRow, type RecordParts,
 } from './record.ts';
-export { encodeShard, encodeRejects, readShardMetadataRows, DEFAULT_ROW_GROUP_BYTES, type ShardOptions } from './shard.ts';
+export { encodeShard, encodeRejects, readShardMetadataRows, DEFAULT_ROW_GROUP_BYTES, type ShardOptions, type ParquetSource } from './shard.ts';
 export { huggingfaceMetadata } from './parquet.ts';
 export {
   buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, sha256Hex,

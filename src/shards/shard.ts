@@ -1,5 +1,5 @@
 import { DataType } from 'apache-arrow';
-import { parquetMetadata, parquetReadObjects, type FileMetaData } from 'hyparquet';
+import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { UserError } from '../errors.ts';
 import { encodeRows, FORMAT_VERSION, type FileKind } from './parquet.ts';
 import { isJsonField, pairSchema, rejectsSchema, type ManifestRow, type PairRecord } from './record.ts';
@@ -44,12 +44,23 @@ export function encodeRejects(records: readonly PairRecord[]): Uint8Array {
   return encodeRows(records, { schema: rejectsSchema, kind: 'rejects', rowGroupRows: REJECTS_ROW_GROUP_ROWS });
 }
 
+/**
+ * A file to read: its bytes, or a range reader (byteLength + slice) so that only the footer and the
+ * requested column chunks are fetched, e.g. ranged GETs on S3.
+ */
+export type ParquetSource = Uint8Array | AsyncBuffer;
+
+function asAsyncBuffer(src: ParquetSource): AsyncBuffer {
+  if (!(src instanceof Uint8Array)) return src;
+  return { byteLength: src.byteLength, slice: (start, end) => src.buffer.slice(src.byteOffset + start, src.byteOffset + (end ?? src.byteLength)) as ArrayBuffer };
+}
+
 /** Parse and check the footer of a pairgen file; `file` names it in errors. */
-export function readPairgenMetadata(bytes: Uint8Array, file: string): { metadata: FileMetaData; kind: FileKind; buffer: ArrayBuffer } {
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+export async function readPairgenMetadata(src: ParquetSource, file: string): Promise<{ metadata: FileMetaData; kind: FileKind; buffer: AsyncBuffer }> {
+  const buffer = asAsyncBuffer(src);
   let metadata: FileMetaData;
   try {
-    metadata = parquetMetadata(buffer);
+    metadata = await parquetMetadataAsync(buffer);
   } catch (e) {
     throw new UserError(`${file}: not a readable Parquet file (${(e as Error).message})`);
   }
@@ -70,8 +81,8 @@ export function readPairgenMetadata(bytes: Uint8Array, file: string): { metadata
  * Read a shard or rejects file WITHOUT its image bytes (only the metadata column chunks are decoded)
  * and return manifest rows. `file` is the file's key relative to the run root, recorded in each row.
  */
-export async function readShardMetadataRows(bytes: Uint8Array, file: string): Promise<ManifestRow[]> {
-  const { metadata, kind, buffer } = readPairgenMetadata(bytes, file);
+export async function readShardMetadataRows(source: ParquetSource, file: string): Promise<ManifestRow[]> {
+  const { metadata, kind, buffer } = await readPairgenMetadata(source, file);
   if (kind === 'manifest') throw new UserError(`${file}: is a manifest, expected a shard or rejects file`);
   const present = new Set(metadata.schema.map((s) => s.name));
   const missing = rejectsSchema.fields.filter((f) => !present.has(f.name)).map((f) => f.name);
