@@ -145,7 +145,10 @@ function rescaleZeroTerminalSnr(betas: Float32Array): Float32Array {
 }
 
 /** The training noise schedule: alphas_cumprod (float32) from the beta keys of a config. */
-export function trainingSchedule(r: ConfigReader, opts: { rescale: boolean }): { alphasCumprod: Float32Array; numTrain: number } {
+export function trainingSchedule(
+  r: ConfigReader,
+  opts: { rescale: boolean; sigmaFloor?: boolean },
+): { alphasCumprod: Float32Array; numTrain: number } {
   const numTrain = r.int('num_train_timesteps', 1000, 1);
   const betaStart = r.number('beta_start', 0.0001);
   const betaEnd = r.number('beta_end', 0.02);
@@ -169,8 +172,8 @@ export function trainingSchedule(r: ConfigReader, opts: { rescale: boolean }): {
     acc *= f32(1 - betas[i]);
     alphasCumprod[i] = acc;
   }
-  // Sigma-based schedulers keep the last sigma finite (diffusers sets 2^-24).
-  if (rescale) alphasCumprod[numTrain - 1] = 2 ** -24;
+  // Sigma-based schedulers keep the last sigma finite (diffusers sets 2^-24); DDIM and LCM keep the 0.
+  if (rescale && opts.sigmaFloor) alphasCumprod[numTrain - 1] = 2 ** -24;
   return { alphasCumprod, numTrain };
 }
 

@@ -44,7 +44,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
   constructor(raw: Record<string, unknown>, where: string, seed: number) {
     const r = new ConfigReader(raw, where);
-    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: true }));
+    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: true, sigmaFloor: true }));
     this.cosine = r.used.beta_schedule === 'squaredcos_cap_v2';
     this.prediction = r.choice<PredictionType>('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample']);
     this.spacing = r.choice<Spacing>('timestep_spacing', 'linspace', ['leading', 'trailing', 'linspace']);

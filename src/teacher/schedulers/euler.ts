@@ -35,7 +35,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     this.ancestral = ancestral;
     this.className = ancestral ? 'EulerAncestralDiscreteScheduler' : 'EulerDiscreteScheduler';
     const r = new ConfigReader(raw, where);
-    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: true }));
+    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: true, sigmaFloor: true }));
     this.prediction = r.choice<PredictionType>('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample']);
     this.spacing = r.choice<Spacing>('timestep_spacing', 'linspace', ['leading', 'trailing', 'linspace']);
     this.stepsOffset = r.int('steps_offset', 0);
