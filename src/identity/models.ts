@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { IdentityConfig } from './config.ts';
+import { ensurePackagedModels } from './convert/index.ts';
 import { openBlazeFace, openScrfd, type FaceDetector } from './detector.ts';
 import { openArcface, openFaceres, type FaceEmbedder } from './embedder.ts';
 
@@ -29,28 +30,13 @@ function requireModel(path: string | undefined, section: string, kind: string): 
   return path;
 }
 
-interface PackagedModels { detector: string; faceres: string }
-
-/** The converted packaged models (converted on first use into the cache by src/identity/convert). */
-async function packagedModels(): Promise<PackagedModels> {
-  let convert: { ensurePackagedModels?: () => Promise<PackagedModels> };
-  try {
-    const modulePath = './convert/index.ts'; // a variable: the converter lands separately
-    convert = await import(modulePath);
-  } catch (e) {
-    throw new UserError(`the packaged face models are not available: the TF.js → ONNX converter (src/identity/convert) is not built yet (${(e as Error).message.split('\n')[0]}); set identity.detector.kind: scrfd and identity.embedder.kind: arcface with your own ONNX files`);
-  }
-  if (typeof convert.ensurePackagedModels !== 'function') throw new UserError('the packaged face models are not available: src/identity/convert has no ensurePackagedModels() yet');
-  return await convert.ensurePackagedModels();
-}
-
 export async function openDetector(config: IdentityConfig, runtime: RuntimeConfig): Promise<FaceDetector> {
   const opts = { scoreThreshold: config.detector.score_threshold, nmsIou: config.detector.nms_iou, inputSize: config.detector.input_size };
   if (config.detector.kind === 'scrfd') return openScrfd(requireModel(config.detector.model, 'detector', 'scrfd'), runtime, opts);
-  return openBlazeFace((await packagedModels()).detector, runtime, opts);
+  return openBlazeFace((await ensurePackagedModels()).detector, runtime, opts);
 }
 
 export async function openEmbedder(config: IdentityConfig, runtime: RuntimeConfig): Promise<FaceEmbedder> {
   if (config.embedder.kind === 'arcface') return openArcface(requireModel(config.embedder.model, 'embedder', 'arcface'), runtime);
-  return openFaceres((await packagedModels()).faceres, runtime);
+  return openFaceres((await ensurePackagedModels()).faceres, runtime);
 }
