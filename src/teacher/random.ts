@@ -23,14 +23,14 @@ const TWO32 = 4294967296;
 const TWO26 = 67108864;
 const TWO53 = 9007199254740992;
 
-/** High 32 bits of the 64-bit product of two uint32 values, exact in float64 arithmetic. */
+/** High 32 bits of the 64-bit product of two uint32 values (16-bit limbs: every partial product is exact). */
 function mulhi(a: number, b: number): number {
-  const bl = b & 0xffff;
-  const bh = b >>> 16;
-  const p1 = a * bl; // < 2^48
-  const p2 = a * bh; // < 2^48
-  const low = p1 + (p2 % 65536) * 65536; // < 2^49, exact
-  return (Math.floor(p2 / 65536) + Math.floor(low / TWO32)) >>> 0;
+  const al = a & 0xffff, ah = a >>> 16;
+  const bl = b & 0xffff, bh = b >>> 16;
+  const lh = al * bh;
+  const hl = ah * bl;
+  const mid = ((al * bl) >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  return (ah * bh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) >>> 0;
 }
 
 /** Philox4x32 with `rounds` rounds (10 is the standard); writes the 4 output words into `out`. */
