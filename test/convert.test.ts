@@ -161,6 +161,124 @@ test('faceres descriptors tell the demo faces apart (a conversion that scrambled
   await session.release();
 });
 
+// ---- ops the packaged models do not use ----------------------------------------------------------
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+const attr = {
+  s: (v: string) => ({ s: b64(v) }),
+  i: (v: number) => ({ i: String(v) }),
+  f: (v: number) => ({ f: v }),
+  b: (v: boolean) => ({ b: v }),
+  ints: (v: number[]) => ({ list: { i: v.map(String) } }),
+  strs: (v: string[]) => ({ list: { s: v.map(b64) } }),
+  float: { type: 'DT_FLOAT' },
+};
+
+/** Writes a TF.js graph model: nodes, and weights stored as float32 / int32 or quantized as asked. */
+class TfjsGraphWriter {
+  readonly nodes: object[] = [];
+  readonly weights: { name: string; shape: number[]; dtype: string; quantization?: object }[] = [];
+  private readonly chunks: Buffer[] = [];
+  private seed = 1;
+
+  random(n: number, lo = -1, hi = 1): number[] {
+    return Array.from({ length: n }, () => {
+      this.seed = (Math.imul(this.seed, 1664525) + 1013904223) >>> 0;
+      return lo + ((hi - lo) * this.seed) / 2 ** 32;
+    });
+  }
+
+  const(name: string, values: number[], shape: number[], dtype: 'float32' | 'int32' = 'float32', quant?: 'uint8' | 'uint16' | 'float16'): string {
+    this.nodes.push({ name, op: 'Const', attr: { dtype: { type: dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT' } } });
+    if (dtype === 'int32') {
+      this.chunks.push(Buffer.from(Int32Array.from(values).buffer));
+      this.weights.push({ name, shape, dtype });
+    } else if (quant === 'uint8' || quant === 'uint16') {
+      const min = Math.min(...values);
+      const levels = quant === 'uint8' ? 255 : 65535;
+      const scale = (Math.max(...values) - min) / levels;
+      const q = values.map((v) => Math.round((v - min) / scale));
+      this.chunks.push(Buffer.from((quant === 'uint8' ? Uint8Array.from(q) : Uint16Array.from(q)).buffer));
+      this.weights.push({ name, shape, dtype, quantization: { dtype: quant, min, scale } });
+    } else {
+      this.chunks.push(Buffer.from(Float32Array.from(values).buffer));
+      this.weights.push({ name, shape, dtype });
+    }
+    return name;
+  }
+
+  op(name: string, op: string, input: string[], attrs: Record<string, object> = {}): string {
+    this.nodes.push({ name, op, input, attr: { T: attr.float, ...attrs } });
+    return name;
+  }
+
+  async write(signatureOutputs: string[]): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'pairgen-tfjs-ops-'));
+    const outputs = Object.fromEntries(signatureOutputs.map((o) => [o, { name: o }]));
+    const json = { format: 'graph-model', modelTopology: { node: this.nodes, versions: { producer: 1 } }, weightsManifest: [{ paths: ['w.bin'], weights: this.weights }], signature: { outputs } };
+    await writeFile(join(dir, 'model.json'), JSON.stringify(json));
+    await writeFile(join(dir, 'w.bin'), Buffer.concat(this.chunks));
+    return join(dir, 'model.json');
+  }
+}
+
+test('a graph of the other supported ops (quantized weights, odd sizes) matches TF.js', async () => {
+  const g = new TfjsGraphWriter();
+  g.nodes.push(placeholder([-1, 9, 11, 3]));
+  const nhwc = { data_format: attr.s('NHWC') };
+  // 3×3 conv, stride 2, SAME on odd sizes, uint8 weights, fused bias + Prelu
+  const a = g.op('conv', '_FusedConv2D', ['x', g.const('conv/w', g.random(3 * 3 * 3 * 4), [3, 3, 3, 4], 'float32', 'uint8'), g.const('conv/b', g.random(4), [4]), g.const('conv/alpha', g.random(4, 0, 0.5), [4])], {
+    ...nhwc, strides: attr.ints([1, 2, 2, 1]), padding: attr.s('SAME'), dilations: attr.ints([1, 1, 1, 1]), fused_ops: attr.strs(['BiasAdd', 'Prelu']), num_args: attr.i(2),
+  });
+  // dilated depthwise conv with a channel multiplier, uint16 weights
+  const b = g.op('dw', 'DepthwiseConv2dNative', [a, g.const('dw/w', g.random(3 * 3 * 4 * 2), [3, 3, 4, 2], 'float32', 'uint16')], { ...nhwc, strides: attr.ints([1, 1, 1, 1]), padding: attr.s('SAME'), dilations: attr.ints([1, 2, 2, 1]) });
+  const c = g.op('bn', 'FusedBatchNormV3', [b, g.const('bn/scale', g.random(8, 0.5, 1.5), [8]), g.const('bn/offset', g.random(8), [8]), g.const('bn/mean', g.random(8), [8]), g.const('bn/var', g.random(8, 0.5, 2), [8])], { ...nhwc, epsilon: attr.f(0.001) });
+  const d = g.op('leaky', 'LeakyRelu', [c], { alpha: attr.f(0.1) });
+  const e = g.op('mirror', 'MirrorPad', [d, g.const('mirror/p', [0, 0, 1, 1, 2, 0, 0, 0], [4, 2], 'int32')], { mode: attr.s('REFLECT') });
+  const f = g.op('avg', 'AvgPool', [e], { ...nhwc, ksize: attr.ints([1, 3, 3, 1]), strides: attr.ints([1, 2, 2, 1]), padding: attr.s('SAME') });
+  const r6 = g.op('relu6', 'Relu6', [f]);
+  const h = g.op('mul', 'Mul', [r6, g.const('mul/c', g.random(8), [8])]);
+  const h2 = g.op('rsqrt', 'Rsqrt', [g.op('sq1', 'AddV2', [g.op('sq', 'Square', [h]), g.const('one', [1], [])])]);
+  const k = g.op('cat', 'ConcatV2', [h2, r6, g.const('cat/axis', [3], [], 'int32')]);
+  const padded = g.op('padv2', 'PadV2', [k, g.const('padv2/p', [0, 0, 0, 0, 0, 0, 0, 2], [4, 2], 'int32'), g.const('padv2/v', [0.5], [])]);
+  const up = g.op('up', 'ResizeBilinear', [padded, g.const('up/size', [8, 8], [2], 'int32')], { align_corners: attr.b(true), half_pixel_centers: attr.b(false) });
+  const mp = g.op('maxpool', 'MaxPool', [up], { ...nhwc, ksize: attr.ints([1, 2, 2, 1]), strides: attr.ints([1, 2, 2, 1]), padding: attr.s('VALID') });
+  const sm = g.op('softmax', 'Softmax', [mp]);
+  const mean = g.op('mean', 'Mean', [sm, g.const('mean/axes', [1], [1], 'int32')], { keep_dims: attr.b(true) });
+  const sq = g.op('squeeze', 'Squeeze', [mean], { squeeze_dims: attr.ints([1]) });
+  const tr = g.op('transpose', 'Transpose', [sq, g.const('transpose/perm', [0, 2, 1], [3], 'int32')]);
+  const ex = g.op('expand', 'ExpandDims', [tr, g.const('expand/axis', [-1], [], 'int32')]);
+  const sl = g.op('slice', 'StridedSlice', [ex, g.const('slice/b', [5, 2, 1, 0], [4], 'int32'), g.const('slice/e', [2, 10, 4, 1], [4], 'int32'), g.const('slice/s', [1, 2, 1, 1], [4], 'int32')], {
+    // (TF.js 4.22 mis-slices a shrunk first axis, so the shrink is on the last one.)
+    begin_mask: attr.i(1), end_mask: attr.i(0), shrink_axis_mask: attr.i(8), ellipsis_mask: attr.i(0), new_axis_mask: attr.i(0),
+  });
+  const rs = g.op('reshape', 'Reshape', [sl, g.const('reshape/shape', [-1, 4], [2], 'int32')]);
+  g.op('dense', '_FusedMatMul', [rs, g.const('dense/w', g.random(3 * 4), [3, 4]), g.const('dense/b', g.random(3), [3])], { transpose_a: attr.b(false), transpose_b: attr.b(true), fused_ops: attr.strs(['BiasAdd', 'Relu']), num_args: attr.i(1) });
+  g.op('d2s', 'DepthToSpace', [g.op('tanh', 'Tanh', [k])], { ...nhwc, block_size: attr.i(2) });
+  g.op('max', 'Max', [f, g.const('max/axes', [1, 2], [2], 'int32')], { keep_dims: attr.b(false) });
+  g.op('sum', 'Sum', [g.op('sigmoid', 'Sigmoid', [f]), g.const('sum/axes', [3], [1], 'int32')], { keep_dims: attr.b(false) });
+  g.op('nearest', 'ResizeNearestNeighbor', [g.op('addn', 'AddN', [f, r6, f]), g.const('nearest/size', [7, 5], [2], 'int32')], { align_corners: attr.b(false), half_pixel_centers: attr.b(true) });
+  const outputs = ['dense', 'd2s', 'max', 'sum', 'nearest', 'cat'];
+  const path = await g.write(outputs);
+
+  const original = await loadOriginal(path);
+  const onnx = await convertTfjsGraph(path);
+  const session = await ort.InferenceSession.create(onnx, sessionOptions);
+  assert.deepEqual(session.outputNames, outputs);
+  const dims = [2, 9, 11, 3];
+  const x = Float32Array.from(g.random(2 * 9 * 11 * 3));
+  const input = tf.tensor(x, dims);
+  const expected = (original.execute(input, outputs) as tf.Tensor[]).map((t) => ({ shape: t.shape, data: t.dataSync() }));
+  const got = await session.run({ x: new ort.Tensor('float32', x, dims) });
+  const errors: Record<string, number> = {};
+  outputs.forEach((name, i) => {
+    assert.deepEqual(got[name].dims, expected[i].shape, `${name} shape`);
+    errors[name] = relativeError(got[name].data as Float32Array, expected[i].data);
+  });
+  assert.ok(Object.values(errors).every((e) => e < 1e-4), `relative errors ${JSON.stringify(errors)}`);
+  await rm(dirname(path), { recursive: true, force: true });
+});
+
 // ---- bad inputs ------------------------------------------------------------------------------
 
 async function tempModel(topology: object[], weights: { name: string; shape: number[]; dtype: string; quantization?: object }[], bin: Uint8Array, extra: object = {}): Promise<string> {

@@ -356,7 +356,6 @@ class Converter {
       case 'ResizeNearestNeighbor':
         return [this.resize(n)];
       case 'DepthToSpace':
-      case 'SpaceToDepth':
         return [this.depthToSpace(n)];
       case 'FusedBatchNorm':
       case 'FusedBatchNormV3':
@@ -462,7 +461,11 @@ class Converter {
     else if (act === 'Elu') name = this.op('Elu', [x.name]);
     else if (act === 'Sigmoid') name = this.op('Sigmoid', [x.name]);
     else if (act === 'Tanh') name = this.op('Tanh', [x.name]);
-    else if (act === 'LeakyRelu') name = this.op('LeakyRelu', [x.name], { alpha: float(attrFloat(this.node.attr?.leakyrelu_alpha, 0.2)) });
+    else if (act === 'LeakyRelu') {
+      // The standalone op calls it `alpha`, the fused convolutions `leakyrelu_alpha`.
+      const alphaAttr = this.node.op === 'LeakyRelu' ? this.node.attr?.alpha : this.node.attr?.leakyrelu_alpha;
+      name = this.op('LeakyRelu', [x.name], { alpha: float(attrFloat(alphaAttr, 0.2)) });
+    }
     else if (act === 'Prelu') {
       if (!alpha) this.fail('Prelu needs an alpha');
       name = this.op('PRelu', [x.name, this.constName(alpha, x.layout)]);
@@ -771,10 +774,7 @@ class Converter {
     const bs = attrInt(n.attr?.block_size, 0);
     const [N, H, W, C] = x.shape;
     // TF's NHWC channel order (block row, block column, channel) is ONNX's DCR mode.
-    if (n.op === 'DepthToSpace') {
-      return this.tensor(this.op('DepthToSpace', [this.asLayout(x, 'nchw')], { blocksize: bs, mode: 'DCR' }), [N, H * bs, W * bs, C / (bs * bs)], 'nchw');
-    }
-    return this.tensor(this.op('SpaceToDepth', [this.asLayout(x, 'nchw')], { blocksize: bs }), [N, H / bs, W / bs, C * bs * bs], 'nchw');
+    return this.tensor(this.op('DepthToSpace', [this.asLayout(x, 'nchw')], { blocksize: bs, mode: 'DCR' }), [N, H * bs, W * bs, C / (bs * bs)], 'nchw');
   }
 
   private batchNorm(n: TfNode): Tensor {
@@ -799,7 +799,7 @@ export const SUPPORTED_OPS = [
   'FusedDepthwiseConv2dNative', ...Object.keys(UNARY), 'Relu6', 'LeakyRelu', 'Prelu', 'Rsqrt', 'Square', ...Object.keys(BINARY),
   'BiasAdd', 'AddN', 'MaxPool', 'AvgPool', 'Pad', 'PadV2', 'MirrorPad', 'MatMul', '_FusedMatMul', ...Object.keys(REDUCE),
   'Softmax', 'LogSoftmax', 'Reshape', 'Squeeze', 'ExpandDims', 'StridedSlice', 'ConcatV2', 'Pack', 'Shape', 'Cast',
-  'Transpose', 'ResizeBilinear', 'ResizeNearestNeighbor', 'DepthToSpace', 'SpaceToDepth', 'FusedBatchNorm', 'FusedBatchNormV3',
+  'Transpose', 'ResizeBilinear', 'ResizeNearestNeighbor', 'DepthToSpace', 'FusedBatchNorm', 'FusedBatchNormV3',
 ];
 
 /** Convert a TF.js graph model (model.json beside its weight shards) to ONNX bytes. */
