@@ -103,13 +103,17 @@ export class DDIMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAlpha(this.alphasCumprod[t], original, noise);
+    return addNoiseAlpha(this.alphasCumprod, t, original, noise);
   }
 }
 
-/** sqrt(a) * x0 + sqrt(1 - a) * noise, as the alpha-based schedulers' add_noise. */
-export function addNoiseAlpha(a: number, original: Float32Array, noise: Float32Array): Float32Array {
+/** sqrt(a_t) * x0 + sqrt(1 - a_t) * noise, as the alpha-based schedulers' add_noise (t an integer timestep). */
+export function addNoiseAlpha(alphasCumprod: Float32Array, t: number, original: Float32Array, noise: Float32Array): Float32Array {
   checkLengths(noise, original, 'addNoise');
+  if (!Number.isInteger(t) || t < 0 || t >= alphasCumprod.length) {
+    throw new RangeError(`addNoise: timestep must be an integer in [0, ${alphasCumprod.length}), got ${t}`);
+  }
+  const a = alphasCumprod[t];
   const sa = f32(Math.sqrt(a));
   const sb = f32(Math.sqrt(f32(1 - a)));
   return original.map((x, i) => sa * x + sb * noise[i]);

@@ -109,6 +109,6 @@ export class LCMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAlpha(this.alphasCumprod[t], original, noise);
+    return addNoiseAlpha(this.alphasCumprod, t, original, noise);
   }
 }

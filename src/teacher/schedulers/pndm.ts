@@ -114,6 +114,6 @@ export class PNDMScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAlpha(this.alphasCumprod[t], original, noise);
+    return addNoiseAlpha(this.alphasCumprod, t, original, noise);
   }
 }
