@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { basename, dirname, relative } from 'node:path';
+import { UserError } from '../errors.ts';
+import type { RuntimeConfig } from '../onnx/session.ts';
+import type { CandidateSpec, GeneratedPair, StageInfo, Teacher } from '../types.ts';
+import { startTsWorker } from '../util/worker.ts';
+import type { TeacherConfig } from './config.ts';
+import { modelFiles } from './model.ts';
+import type { Reply } from './worker.ts';
+
+/**
+ * The teacher stage: a diffusers ONNX model folder (or two) sampling candidate pairs in a worker thread.
+ *   const teacher = await createTeacher(config.teacher, config.runtime);
+ *   const pairs = await teacher.generate(specs); // same specs → same bytes
+ */
+export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfig): Promise<Teacher> {
+  const files = teacherModelFiles(config); // a missing file fails here, before a worker starts
+  const worker = startTsWorker(new URL('./worker.ts', import.meta.url), { config, runtime });
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let dead: Error | null = null;
+
+  const ready = new Promise<Extract<Reply, { type: 'ready' }>['describe']>((resolve, reject) => {
+    pending.set(-1, { resolve: resolve as (v: unknown) => void, reject });
+  });
+  worker.on('message', (r: Reply) => {
+    const id = r.type === 'ready' ? -1 : r.id;
+    const p = pending.get(id);
+    if (!p) return;
+    pending.delete(id);
+    if (r.type === 'ready') p.resolve(r.describe);
+    else if (r.type === 'result') p.resolve(r.pairs);
+    else p.reject(r.user ? new UserError(r.message) : Object.assign(new Error(r.message), { stack: r.stack }));
+  });
+  const fail = (e: Error) => {
+    dead = e;
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`teacher worker exited (code ${code})`)));
+
+  const call = (req: { type: 'generate'; specs: CandidateSpec[] } | { type: 'close' }): Promise<unknown> => {
+    if (dead) return Promise.reject(dead);
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...req, id });
+    });
+  };
+
+  let described;
+  try {
+    described = await ready;
+  } catch (e) {
+    await worker.terminate();
+    throw e;
+  }
+  const info: StageInfo = {
+    name: teacherName(config),
+    modelDigest: await digestFiles(config, files),
+    settings: { ...teacherSettings(config), ...described },
+  };
+  return {
+    info,
+    generate: (specs: CandidateSpec[]) => call({ type: 'generate', specs }) as Promise<GeneratedPair[]>,
+    close: async () => {
+      if (!dead) await call({ type: 'close' }).catch(() => undefined);
+      await worker.terminate();
+    },
+  };
+}
+
+/** Every model file the teacher reads, absolute, in a stable order (the model digest's input). */
+export function teacherModelFiles(config: TeacherConfig): string[] {
+  const needsEncoder = config.mode !== 'prompt-pair' || config.strength !== null;
+  const edit = config.edit_model && config.edit_model !== config.model ? config.edit_model : null;
+  const files = modelFiles(config.model, { vaeEncoder: needsEncoder && !edit, vaeDecoder: true });
+  if (edit) files.push(...modelFiles(edit, { vaeEncoder: needsEncoder, vaeDecoder: true }));
+  return files;
+}
+
+function teacherName(config: TeacherConfig): string {
+  const edit = config.edit_model && config.edit_model !== config.model ? `+${basename(config.edit_model)}` : '';
+  return `diffusers:${basename(config.model)}${edit}`;
+}
+
+/** Every setting that changes the output (the model files are covered by the digest). */
+function teacherSettings(config: TeacherConfig): Record<string, unknown> {
+  const { kind: _kind, model: _model, edit_model: _edit, sources, ...rest } = config;
+  return { ...rest, sources: sources ? { path: basename(sources.path), column: sources.column } : null };
+}
+
+/** sha256 over (path relative to its model folder, bytes) of every file, in teacherModelFiles order. */
+async function digestFiles(config: TeacherConfig, files: string[]): Promise<string> {
+  const hash = createHash('sha256');
+  const roots = [config.model, config.edit_model].filter((r): r is string => !!r);
+  for (const file of files) {
+    const root = roots.find((r) => !relative(r, file).startsWith('..')) ?? dirname(file);
+    hash.update(relative(root, file) + '\0');
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
