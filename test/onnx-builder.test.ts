@@ -116,6 +116,30 @@ test('int64 initializers, Constant tensors and float16 bits', async () => {
   assertClose(r.total.data as Float32Array, [expected.reduce((a, v) => a + v, 0)]);
 });
 
+test('multi-output nodes, an extra opset domain and dynamic dims', async () => {
+  const b = new OnnxBuilder();
+  b.useOpset('com.microsoft', 1);
+  const x = b.input('x', 'float32', ['batch', 'n']);
+  const k = b.constant(int64([2]), [1], 'k');
+  b.node('TopK', [x, k], ['top_values', 'top_indices'], { axis: -1, largest: 1 });
+  b.output('top_values', 'float32', ['batch', 2]);
+  b.output('top_indices', 'int64', ['batch', 2]);
+  // com.microsoft's Gelu: x * Φ(x), an op outside the default domain.
+  b.node('Gelu', [x], ['gelu'], {}, { domain: 'com.microsoft' });
+  b.output('gelu', 'float32', ['batch', 'n']);
+  const xs = new Float32Array([0.5, 3, -1, 2, 7, 0, 1, 1]);
+  const r = await run(b, { x: new ort.Tensor('float32', xs, [2, 4]) });
+  assert.deepEqual(Array.from(r.top_values.data as Float32Array), [3, 2, 7, 1]);
+  assert.deepEqual(Array.from(r.top_indices.data as BigInt64Array, Number), [1, 3, 0, 2]);
+  const erf = (v: number) => {
+    // Abramowitz–Stegun 7.1.26, |error| < 1.5e-7
+    const t = 1 / (1 + 0.3275911 * Math.abs(v));
+    const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-v * v);
+    return v >= 0 ? y : -y;
+  };
+  assertClose(r.gelu.data as Float32Array, Array.from(xs, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))), 1e-5);
+});
+
 test('the same calls give the same bytes', () => {
   const build = () => {
     const b = new OnnxBuilder({ metadata: { a: '1' } });
