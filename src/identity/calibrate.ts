@@ -80,13 +80,18 @@ const rate = (scores: number[], t: number) => scores.filter((s) => s >= t).lengt
 /** Equal error rate: where false accepts (different ≥ t) and false rejects (same < t) cross. */
 export function equalErrorRate(same: number[], different: number[]): { eer: number; threshold: number } {
   const ts = [...new Set([...same, ...different])].sort((a, b) => a - b);
-  let best = { eer: 1, threshold: 0, gap: Infinity };
+  // Accept when score ≥ t: the error rates are constant on (previous score, t], so a best range
+  // starts just above the score before it; report the middle of that range.
+  let best = { eer: 1, from: 0, to: 0, gap: Infinity };
+  let previous = ts[0] - 1e-6;
   for (const t of [...ts, ts.at(-1)! + 1e-6]) {
     const far = rate(different, t), frr = 1 - rate(same, t);
     const gap = Math.abs(far - frr);
-    if (gap < best.gap) best = { eer: (far + frr) / 2, threshold: t, gap };
+    if (gap < best.gap) best = { eer: (far + frr) / 2, from: previous, to: t, gap };
+    else if (gap === best.gap && (far + frr) / 2 === best.eer) best.to = t;
+    previous = t;
   }
-  return { eer: best.eer, threshold: best.threshold };
+  return { eer: best.eer, threshold: (best.from + best.to) / 2 };
 }
 
 export function rocCurve(same: number[], different: number[]): RocPoint[] {
@@ -137,35 +142,38 @@ export async function calibrate(crops: FaceCrop[], detector: FaceDetector, embed
 
 /** Score histograms (same vs different people) and the ROC (log FAR), as a PNG drawn from SVG by sharp. */
 export async function plotCalibration(same: number[], different: number[], report: CalibrationReport): Promise<Buffer> {
-  const W = 960, H = 400, pad = 50, pw = (W - 3 * pad) / 2, ph = H - 2 * pad;
+  const W = 1000, H = 420, pad = 60, pw = (W - 3 * pad) / 2, ph = H - 2 * pad;
   const bins = 40;
+  const lo = Math.max(-1, Math.floor(Math.min(...same, ...different) * 10) / 10), hi = 1;
+  const sx = (v: number) => pad + ((v - lo) / (hi - lo)) * pw;
   const hist = (xs: number[]) => {
     const h = new Array(bins).fill(0);
-    for (const x of xs) h[Math.min(bins - 1, Math.max(0, Math.floor(((x + 1) / 2) * bins)))]++;
+    for (const x of xs) h[Math.min(bins - 1, Math.max(0, Math.floor(((x - lo) / (hi - lo)) * bins)))]++;
     return h.map((n) => n / Math.max(1, xs.length));
   };
   const hs = hist(same), hd = hist(different);
   const top = Math.max(...hs, ...hd, 1e-9);
-  const bars = (h: number[], color: string) => h.map((v, i) => `<rect x="${pad + (i * pw) / bins}" y="${pad + ph - (v / top) * ph}" width="${pw / bins - 1}" height="${(v / top) * ph}" fill="${color}" fill-opacity="0.55"/>`).join('');
-  const tx = pad + ((report.thresholdAtTargetFar + 1) / 2) * pw;
-  const roc = rocCurve(same, different);
+  const bars = (h: number[], color: string) => h.map((v, i) => `<rect x="${(pad + (i * pw) / bins).toFixed(1)}" y="${(pad + ph - (v / top) * ph).toFixed(1)}" width="${(pw / bins - 1).toFixed(1)}" height="${((v / top) * ph).toFixed(1)}" fill="${color}" fill-opacity="0.55"/>`).join('');
+  const tx = sx(report.thresholdAtTargetFar);
+  const xticks = [0, 0.25, 0.5, 0.75, 1].map((f) => lo + f * (hi - lo)).map((v) => `<text x="${sx(v)}" y="${H - pad + 16}" font-size="11" text-anchor="middle">${v.toFixed(2)}</text>`).join('');
   const minLog = -4;
-  const rx = (far: number) => 2 * pad + pw + ((Math.max(minLog, Math.log10(Math.max(far, 1e-12))) - minLog) / -minLog) * pw;
-  const ry = (tpr: number) => pad + ph - tpr * ph;
-  const path = roc.map((p, i) => `${i ? 'L' : 'M'}${rx(p.far).toFixed(1)},${ry(p.tpr).toFixed(1)}`).join(' ');
+  const x0 = 2 * pad + pw;
+  const rx = (far: number) => x0 + ((Math.max(minLog, Math.log10(Math.max(far, 1e-12))) - minLog) / -minLog) * pw;
+  const ry = (tpr: number) => pad + ph - tpr * ph * 0.95;
+  const path = rocCurve(same, different).map((p, i) => `${i ? 'L' : 'M'}${rx(p.far).toFixed(1)},${ry(p.tpr).toFixed(1)}`).join(' ');
   const ticks = [-4, -3, -2, -1, 0].map((e) => `<text x="${rx(10 ** e)}" y="${H - pad + 16}" font-size="11" text-anchor="middle">1e${e}</text>`).join('');
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="${pad}" y="${pad - 20}" font-size="14">cosine similarity: same person (green, ${same.length}) vs different (red, ${different.length})</text>
+<text x="${pad}" y="${pad - 30}" font-size="13">cosine similarity: same person (green, ${same.length} pairs)</text>
+<text x="${pad}" y="${pad - 14}" font-size="13">vs different people (red, ${different.length} pairs)</text>
 ${bars(hd, '#d33')}${bars(hs, '#2a2')}
 <line x1="${tx}" y1="${pad}" x2="${tx}" y2="${pad + ph}" stroke="#000" stroke-dasharray="4 3"/>
-<text x="${tx + 4}" y="${pad + 12}" font-size="11">t=${report.thresholdAtTargetFar.toFixed(3)} (FAR ${report.targetFar})</text>
-<line x1="${pad}" y1="${pad + ph}" x2="${pad + pw}" y2="${pad + ph}" stroke="#000"/>
-<text x="${pad}" y="${H - pad + 16}" font-size="11">-1</text><text x="${pad + pw / 2}" y="${H - pad + 16}" font-size="11">0</text><text x="${pad + pw - 8}" y="${H - pad + 16}" font-size="11">1</text>
-<text x="${2 * pad + pw}" y="${pad - 20}" font-size="14">ROC: TPR vs FAR (log) — EER ${(report.eer * 100).toFixed(2)}%</text>
-<rect x="${2 * pad + pw}" y="${pad}" width="${pw}" height="${ph}" fill="none" stroke="#000"/>
-<path d="${path}" fill="none" stroke="#24c" stroke-width="2"/>${ticks}
-<text x="${2 * pad + pw - 30}" y="${pad + 8}" font-size="11">1.0</text><text x="${2 * pad + pw - 30}" y="${pad + ph}" font-size="11">0.0</text>
+<text x="${tx - 4}" y="${pad + 12}" font-size="11" text-anchor="end">threshold ${report.thresholdAtTargetFar.toFixed(3)} (FAR ${report.targetFar})</text>
+<line x1="${pad}" y1="${pad + ph}" x2="${pad + pw}" y2="${pad + ph}" stroke="#000"/>${xticks}
+<text x="${x0}" y="${pad - 14}" font-size="13">ROC: TPR vs FAR (log); EER ${(report.eer * 100).toFixed(2)}%</text>
+<rect x="${x0}" y="${pad}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>
+<path d="${path}" fill="none" stroke="#24c" stroke-width="2.5"/>${ticks}
+<text x="${x0 - 6}" y="${ry(1) + 4}" font-size="11" text-anchor="end">1.0</text><text x="${x0 - 6}" y="${ry(0)}" font-size="11" text-anchor="end">0.0</text>
 </svg>`;
   return await sharp(Buffer.from(svg)).png().toBuffer();
 }
