@@ -8,6 +8,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { DEFAULT_RUNTIME } from '../src/onnx/session.ts';
 import { DEFAULT_IDENTITY } from '../src/identity/config.ts';
 import { createIdentityScorer } from '../src/identity/index.ts';
@@ -185,6 +186,14 @@ test('CLI: faces detect --json / --annotate, embed --json, compare, identity cal
   assert.ok(r.tprAtFar.length === 2 && typeof r.eer === 'number' && r.targetFar === 0.01);
   assert.ok(existsSync(join(dir, 'plot.png')));
   assert.equal((await sharp(join(dir, 'plot.png')).metadata()).format, 'png');
+  // A Parquet file with a Hugging Face image struct column, written by DuckDB.
+  const db = await (await DuckDBInstance.create()).connect();
+  const pq = join(dir, 'shard.parquet');
+  await db.run(`COPY (SELECT {'bytes': content, 'path': filename} AS source_image FROM read_blob('${join(calDir, 's1.jpg')}')) TO '${pq}' (FORMAT parquet)`);
+  db.closeSync();
+  const fromParquet = await cli('identity', 'calibrate', pq, '--json');
+  assert.equal(fromParquet.code, 0, fromParquet.stderr);
+  assert.equal(JSON.parse(fromParquet.stdout).faces, 3);
   const empty = await cli('identity', 'calibrate', dir, '--target-far', '2');
   assert.equal(empty.code, 2);
 });
