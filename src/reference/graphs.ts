@@ -1,0 +1,148 @@
+import { OnnxBuilder, int64 } from '../onnx/builder.ts';
+
+/**
+ * The ONNX graphs of the reference teacher's model folder. The "latents" are the image itself:
+ * 3 channels in [-1, 1] at full resolution (VAE scale factor 1, scaling factor 1).
+ */
+const OPSET = 17;
+
+/** input_ids [batch, 77] → last_hidden_state [batch, 77, K]: row `id` of the naive Bayes table per token. */
+export function textEncoderGraph(table: Float32Array, vocabSize: number, classes: number, seqLen = 77): Uint8Array {
+  const b = new OnnxBuilder({ opset: OPSET, name: 'reference_text_encoder' });
+  const ids = b.input('input_ids', 'int64', ['batch', seqLen]);
+  const t = b.initializer('token_bank_scores', table, [vocabSize, classes]);
+  b.output(b.op('Gather', [t, ids], { axis: 0 }, 'last_hidden_state'), 'float32', ['batch', seqLen, classes]);
+  return b.toBytes();
+}
+
+/** sample [batch, C, H, W] → latent_parameters [batch, 2C, H, W]: the image as the mean, a tiny fixed log-variance. */
+export function vaeEncoderGraph(channels: number): Uint8Array {
+  const b = new OnnxBuilder({ opset: OPSET, name: 'reference_vae_encoder' });
+  const x = b.input('sample', 'float32', ['batch', channels, 'height', 'width']);
+  const logvar = b.op('Add', [b.op('Mul', [x, b.constant(new Float32Array([0]), [], 'zero')]), b.constant(new Float32Array([-30]), [], 'logvar')]);
+  b.output(b.op('Concat', [x, logvar], { axis: 1 }, 'latent_parameters'), 'float32', ['batch', 2 * channels, 'height', 'width']);
+  return b.toBytes();
+}
+
+/** latent_sample [batch, C, H, W] → sample: the identity. */
+export function vaeDecoderGraph(channels: number): Uint8Array {
+  const b = new OnnxBuilder({ opset: OPSET, name: 'reference_vae_decoder' });
+  const z = b.input('latent_sample', 'float32', ['batch', channels, 'height', 'width']);
+  b.output(b.op('Identity', [z], {}, 'sample'), 'float32', ['batch', channels, 'height', 'width']);
+  return b.toBytes();
+}
+
+export interface DenoiserSpec {
+  /** banks[k][i]: bank k, item i, flattened latent of `channels * height * width` values. */
+  banks: Float32Array[][];
+  channels: number;
+  height: number;
+  width: number;
+  /** The training noise schedule's alphas_cumprod (length num_train_timesteps). */
+  alphasCumprod: Float32Array;
+  /** Per-bank score added before the choice (ties go to the lowest index). */
+  bankBias?: Float32Array;
+  prediction: 'epsilon' | 'v_prediction';
+  /**
+   * InstructPix2Pix-style image conditioning: the UNet takes 2C channels (latents ++ image latents) and
+   * the prior over bank items is log π_i = −strength · ‖c − s_i‖² / D, with s_i = banks[sourceBank][i]
+   * and c the image latents; all-zero image latents (the unconditional branch) give a uniform prior.
+   */
+  image?: { strength: number; sourceBank: number };
+}
+
+/**
+ * The exact denoiser of a finite image set, per bank. For x_t and ᾱ = ᾱ(t):
+ *   w = softmax_i(log π_i + (√ᾱ x_t·x_i − ᾱ‖x_i‖²/2) / (1 − ᾱ))   (‖x_t − √ᾱ x_i‖² up to a constant in i)
+ *   x̂0 = Σ w_i x_i,   ε = (x_t − √ᾱ x̂0) / √(1 − ᾱ),   v = √ᾱ ε − √(1 − ᾱ) x̂0.
+ * The bank is the highest of Σ_tokens encoder_hidden_states + bankBias. ᾱ(t) for a fractional t
+ * interpolates σ = √((1 − ᾱ)/ᾱ) linearly between integer timesteps, as diffusers' Euler schedulers do.
+ */
+export function denoiserGraph(spec: DenoiserSpec): Uint8Array {
+  const { banks, channels: C, height: H, width: W } = spec;
+  const K = banks.length;
+  const N = banks[0].length;
+  const D = C * H * W;
+  const T = spec.alphasCumprod.length;
+  const b = new OnnxBuilder({ opset: OPSET, name: 'reference_denoiser' });
+  const inC = spec.image ? 2 * C : C;
+  const sample = b.input('sample', 'float32', ['batch', inC, H, W]);
+  const timestep = b.input('timestep', 'float32', ['batch']);
+  const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 'sequence', K]);
+
+  const all = new Float32Array(K * N * D);
+  const norms = new Float32Array(K * N);
+  banks.forEach((bank, k) => {
+    if (bank.length !== N) throw new Error(`bank ${k} has ${bank.length} items, expected ${N}`);
+    bank.forEach((x, i) => {
+      if (x.length !== D) throw new Error(`bank ${k} item ${i} has ${x.length} values, expected ${D}`);
+      all.set(x, (k * N + i) * D);
+      let s = 0;
+      for (const v of x) s += v * v;
+      norms[k * N + i] = s;
+    });
+  });
+  const bankData = b.initializer('bank', all, [K, N, D]);
+  const bankNorms = b.initializer('bank_sq_norms', norms, [K, N]);
+  const c = (values: number[], dims: number[], name: string) => b.constant(new Float32Array(values), dims, name);
+  const i64 = (values: number[], name: string) => b.constant(int64(values), [values.length], name);
+
+  // Which bank: sum the token scores, add the bias, take the best.
+  let scores = b.op('ReduceSum', [ehs, i64([1], 'seq_axis')], { keepdims: 0 });
+  if (spec.bankBias) scores = b.op('Add', [scores, b.constant(spec.bankBias, [K], 'bank_bias')]);
+  const choice = b.op('ArgMax', [scores], { axis: 1, keepdims: 0 }, 'bank_choice');
+  const items = b.op('Gather', [bankData, choice], { axis: 0 }); // [B, N, D]
+  const itemNorms = b.op('Gather', [bankNorms, choice], { axis: 0 }); // [B, N]
+
+  // Noise level: σ(t) by linear interpolation of the training sigmas, then ᾱ = 1 / (1 + σ²).
+  const sigmas = Float32Array.from(spec.alphasCumprod, (a) => Math.sqrt((1 - a) / a));
+  const tc = b.op('Clip', [timestep, c([0], [], 't_min'), c([T - 1], [], 't_max')]);
+  const t0 = b.op('Floor', [tc]);
+  const frac = b.op('Sub', [tc, t0]);
+  const i0 = b.op('Cast', [t0], { to: 7 });
+  const i1 = b.op('Min', [b.op('Add', [i0, b.constant(int64([1]), [], 'one_i64')]), b.constant(int64([T - 1]), [], 'last_i64')]);
+  const table = b.initializer('train_sigmas', sigmas, [T]);
+  const s0 = b.op('Gather', [table, i0], { axis: 0 });
+  const s1 = b.op('Gather', [table, i1], { axis: 0 });
+  const sigma1 = b.op('Add', [s0, b.op('Mul', [frac, b.op('Sub', [s1, s0])])]);
+  const sigma = b.op('Max', [b.op('Unsqueeze', [sigma1, i64([1], 'col_axis')]), c([1e-6], [], 'sigma_floor')]); // [B, 1]
+  const sigma2 = b.op('Mul', [sigma, sigma]);
+  const onePlus = b.op('Add', [sigma2, c([1], [], 'one')]);
+  const abar = b.op('Reciprocal', [onePlus]);
+  const sqrtAbar = b.op('Sqrt', [abar]);
+  const oneMinus = b.op('Mul', [sigma2, abar]); // 1 − ᾱ without cancellation
+  const sqrtOneMinus = b.op('Mul', [sigma, sqrtAbar]);
+
+  // Latents (and the image condition) as [B, D].
+  const flatShape = i64([0, -1], 'flat_shape');
+  let xt: string;
+  let prior: string | null = null;
+  if (spec.image) {
+    const [lat, cond] = b.node('Split', [sample, i64([C, C], 'split_sizes')], ['latents', 'image_latents'], { axis: 1 });
+    xt = b.op('Reshape', [lat, flatShape]);
+    const cf = b.op('Reshape', [cond, b.constant(int64([0, -1]), [2], 'flat_shape_c')]); // [B, D]
+    const src = b.op('Gather', [bankData, b.constant(int64([spec.image.sourceBank]), [], 'source_bank')], { axis: 0 }); // [N, D]
+    const srcNorms = b.op('Gather', [bankNorms, b.constant(int64([spec.image.sourceBank]), [], 'source_bank_n')], { axis: 0 }); // [N]
+    const cNorm = b.op('ReduceSum', [b.op('Mul', [cf, cf]), i64([1], 'sum_axis_c')], { keepdims: 1 }); // [B, 1]
+    const cDot = b.op('MatMul', [cf, b.op('Transpose', [src], { perm: [1, 0] })]); // [B, N]
+    const d2 = b.op('Add', [b.op('Sub', [cNorm, b.op('Mul', [cDot, c([2], [], 'two')])]), srcNorms]);
+    const present = b.op('Cast', [b.op('Greater', [cNorm, c([0], [], 'zero_c')])], { to: 1 }); // 0 for the unconditional branch
+    prior = b.op('Mul', [b.op('Mul', [d2, present]), c([-spec.image.strength / D], [], 'prior_scale')]);
+  } else {
+    xt = b.op('Reshape', [sample, flatShape]);
+  }
+
+  // Logits over the bank items and the posterior mean.
+  const dots = b.op('Squeeze', [b.op('MatMul', [items, b.op('Unsqueeze', [xt, i64([2], 'dot_axis')])]), i64([2], 'dot_axis2')]); // [B, N]
+  const num = b.op('Sub', [b.op('Mul', [dots, sqrtAbar]), b.op('Mul', [itemNorms, b.op('Mul', [abar, c([0.5], [], 'half')])])]);
+  let logits = b.op('Div', [num, oneMinus]);
+  if (prior) logits = b.op('Add', [logits, prior]);
+  const w = b.op('Softmax', [logits], { axis: 1 }, 'bank_weights');
+  const x0 = b.op('Squeeze', [b.op('MatMul', [b.op('Unsqueeze', [w, i64([1], 'w_axis')]), items]), i64([1], 'x0_axis')]); // [B, D]
+  const scaledX0 = b.op('Mul', [x0, sqrtAbar]);
+  const eps = b.op('Div', [b.op('Sub', [xt, scaledX0]), sqrtOneMinus]);
+  const out = spec.prediction === 'epsilon' ? eps : b.op('Sub', [b.op('Mul', [eps, sqrtAbar]), b.op('Mul', [x0, sqrtOneMinus])]);
+  const shape = b.constant(int64([-1, C, H, W]), [4], 'out_shape');
+  b.output(b.op('Reshape', [out, shape], {}, 'out_sample'), 'float32', ['batch', C, H, W]);
+  return b.toBytes();
+}
