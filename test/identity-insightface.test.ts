@@ -234,3 +234,26 @@ test('bad model files and config: clear user errors', async () => {
   }
   assert.deepEqual(identityModelFiles(config()), [scrfdPath, arcfacePath]);
 });
+
+test('pipeline config: identity defaults filled in, model paths resolved against the config file, bad keys named', async () => {
+  const { loadPipelineConfig } = await import('../src/config/index.ts');
+  const file = join(dir, 'pipeline.yaml');
+  writeFileSync(file, [
+    'prompts: { set: prompts.yaml }',
+    'teacher: { model: teacher }',
+    'identity:',
+    '  category_thresholds: { style: 0.3 }',
+    '  detector: { kind: scrfd, model: scrfd.onnx, input_size: 128 }',
+    '  embedder: { kind: arcface, model: arcface.onnx }',
+  ].join('\n'));
+  const { config: c } = loadPipelineConfig(file);
+  assert.equal(c.identity.detector.model, scrfdPath);
+  assert.equal(c.identity.embedder.model, arcfacePath);
+  assert.deepEqual([c.identity.enabled, c.identity.threshold, c.identity.face_rule, c.identity.min_face_size, c.identity.detector.nms_iou], [true, 0.65, 'largest', 32, 0.3]);
+  const scorer = await createIdentityScorer(c.identity, c.runtime);
+  const v = await scorer.score(faceImage(128, [{ x: 64, y: 32, seed: 1 }]), faceImage(128, [{ x: 64, y: 32, seed: 9 }]), spec('style'));
+  assert.equal(v.threshold, 0.3);
+  await scorer.close();
+  assert.throws(() => loadPipelineConfig(file, ['identity.face_rule=all']), (e) => isUserError(e) && /identity\.face_rule/.test((e as Error).message));
+  assert.throws(() => loadPipelineConfig(file, ['identity.detector.size=3']), (e) => isUserError(e) && /identity\.detector/.test((e as Error).message));
+});
