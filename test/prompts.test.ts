@@ -414,3 +414,17 @@ test('CLI: user errors exit 2 with one message and write nothing', () => {
   assert.equal(readFileSync(out, 'utf8'), 'previous');
   assert.deepEqual(readdirSync(join(dir, 'cli-bad')), ['table.parquet']);
 });
+
+test('the example in docs/prompts.md loads and expands', async () => {
+  const doc = readFileSync(join(ROOT, 'docs/prompts.md'), 'utf8');
+  const example = /```yaml\n([\s\S]*?)```/.exec(doc)![1];
+  const set = load(example);
+  assert.deepEqual(set.categories.map((c) => c.name), ['expression', 'age', 'facial_hair']);
+  const rows = await collect(set, 10, 1);
+  assert.equal(rows.filter((r) => r.split === 'eval').length, 5);
+  for (const r of rows) {
+    if (r.category === 'age') assert.match(r.source_prompt, /young adult/);
+    if (r.instruction.startsWith('give')) assert.match(r.source_prompt, / man\b/);
+    if (r.instruction.startsWith('shave')) assert.match(r.source_prompt, /a full beard|a short stubble/);
+  }
+});

@@ -3,7 +3,7 @@
  * `count` train rows. Deterministic (own PRNG, see prng.ts), de-duplicated on (source, instruction)
  * with a fingerprint set in bounded memory, rows identified by a content hash.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { SOURCE_REF, type Category, type Condition, type Edit, type PromptSet, type Slot } from './grammar.ts';
 import { FingerprintSet } from './fingerprint-set.ts';
@@ -40,7 +40,7 @@ const EVAL_STREAM = 0x6576616c00000000n; // "eval" in the high bytes
  * It depends on content only, never on the row's position, the seed or the count.
  */
 export function promptId(category: string, source: string, instruction: string, target: string): string {
-  return createHash('sha256').update(JSON.stringify([category, source, instruction, target])).digest('hex').slice(0, 32);
+  return hash('sha256', JSON.stringify([category, source, instruction, target]), 'hex').slice(0, 32);
 }
 
 export function checkExpandOptions(opts: ExpandOptions): void {
@@ -115,7 +115,7 @@ function row(split: 'train' | 'eval', cat: Category, source: string, instruction
 
 /** 64-bit fingerprint of (source, instruction): the first 8 bytes of their sha256. */
 function fingerprint(source: string, instruction: string): [number, number] {
-  const d = createHash('sha256').update(source).update('\u0000').update(instruction).digest();
+  const d = hash('sha256', `${source}\u0000${instruction}`, 'buffer');
   return [d.readUInt32BE(0), d.readUInt32BE(4)];
 }
 
