@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { NotFoundError } from './errors.ts';
+import { checkKey, checkPrefix, compareKeys } from './keys.ts';
+import type { Store, StoreEntry } from './types.ts';
+
+/** Temp files carry this marker; list() never shows them. */
+const TEMP_MARK = '.pairgen-tmp-';
+
+/**
+ * A store rooted at a local folder. Writes go to a temp file in the target folder, are fsynced,
+ * then renamed over the key (atomic on POSIX), then the folder is fsynced so the rename survives a crash.
+ */
+export class LocalStore implements Store {
+  readonly uri: string;
+  constructor(private readonly root: string) {
+    this.uri = root;
+  }
+
+  private path(key: string): string {
+    return join(this.root, ...checkKey(key).split('/'));
+  }
+
+  async put(key: string, body: Uint8Array | string): Promise<void> {
+    await this.writeAtomically(key, async (tmp) => {
+      const file = await open(tmp, 'wx');
+      try {
+        await file.writeFile(body);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    });
+  }
+
+  async putStream(key: string, body: Readable): Promise<void> {
+    await this.writeAtomically(key, async (tmp) => {
+      await pipeline(body, createWriteStream(tmp, { flags: 'wx' }));
+      const file = await open(tmp, 'r+');
+      try {
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    });
+  }
+
+  private async writeAtomically(key: string, write: (tmp: string) => Promise<void>): Promise<void> {
+    const target = this.path(key);
+    const dir = dirname(target);
+    await mkdir(dir, { recursive: true });
+    const tmp = `${target}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+    try {
+      await write(tmp);
+      await rename(tmp, target);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+    const folder = await open(dir, 'r');
+    try {
+      await folder.sync();
+    } finally {
+      await folder.close();
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const body = await this.getIfExists(key);
+    if (body === null) throw new NotFoundError(this.uri, key);
+    return body;
+  }
+
+  async getIfExists(key: string): Promise<Uint8Array | null> {
+    try {
+      return new Uint8Array(await readFile(this.path(key)));
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+  }
+
+  async head(key: string): Promise<{ size: number } | null> {
+    try {
+      const s = await stat(this.path(key));
+      return s.isFile() ? { size: s.size } : null;
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoreEntry> {
+    checkPrefix(prefix);
+    yield* this.walk('', prefix);
+  }
+
+  /** Files under folder `rel` (a key prefix ending in '/' or ''), in key order, filtered by prefix. */
+  private async *walk(rel: string, prefix: string): AsyncGenerator<StoreEntry> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.root, rel));
+    } catch (e) {
+      if (isMissing(e)) return;
+      throw e;
+    }
+    const children: { key: string; sortKey: string; size: number; isDir: boolean }[] = [];
+    for (const name of names) {
+      if (name.includes(TEMP_MARK)) continue;
+      const key = rel + name;
+      // Only look at entries that can hold keys starting with prefix.
+      if (!key.startsWith(prefix) && !prefix.startsWith(key + '/')) continue;
+      const s = await stat(join(this.root, key)).catch((e) => (isMissing(e) ? null : Promise.reject(e)));
+      if (!s || !(s.isFile() || s.isDirectory())) continue;
+      // A folder sorts as "name/": its keys all start with that, which gives global key order.
+      children.push({ key, sortKey: s.isDirectory() ? key + '/' : key, size: s.size, isDir: s.isDirectory() });
+    }
+    children.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+    for (const c of children) {
+      if (c.isDir) yield* this.walk(c.key + '/', prefix);
+      else if (c.key.startsWith(prefix)) yield { key: c.key, size: c.size };
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.path(key));
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+    }
+  }
+
+  child(prefix: string): Store {
+    return new LocalStore(join(this.root, ...checkKey(prefix.replace(/\/+$/, '')).split('/')));
+  }
+}
+
+function isMissing(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
