@@ -121,7 +121,7 @@ export function openS3Store(uri: string, config: Partial<StorageConfig>, tuning:
   const thresholdBytes = Math.round((config.multipart_threshold_mb ?? 16) * 1024 * 1024);
   const client = new S3Client({
     endpoint: settings.endpoint,
-    region: settings.region ?? regionFromConfigFiles,
+    region: settings.region ?? once(regionFromConfigFiles),
     forcePathStyle: settings.forcePathStyle,
     maxAttempts: policy.maxAttempts,
     retryStrategy: new JitterRetryStrategy(policy),
@@ -140,6 +140,11 @@ export function openS3Store(uri: string, config: Partial<StorageConfig>, tuning:
     bucketChecked: null,
   };
   return new S3Store(shared, settings.prefix);
+}
+
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
 }
 
 /** The region from ~/.aws/config (AWS_PROFILE aware), read by the SDK's own loader; else us-east-1. */
@@ -334,6 +339,13 @@ class S3Store implements Store {
       case 'AuthorizationHeaderMalformed':
       case 'IllegalLocationConstraintException':
         return new UserError(`${this.uri}: bucket '${s.bucket}' is not in region ${s.region ?? '(' + s.regionSource + ')'} (${name}). Set storage.region or AWS_REGION to the bucket's region.`, { cause: e });
+    }
+    if (status === 403) {
+      // A HEAD answer has no body, so no error code: only the status says what happened.
+      return new UserError(`${this.uri}: access denied by ${where} (HTTP 403) on ${what}. ${credentialsHint}, and that they may ${op} in bucket '${s.bucket}'.`, { cause: e });
+    }
+    if (status === 301) {
+      return new UserError(`${this.uri}: bucket '${s.bucket}' is not in region ${s.region ?? '(' + s.regionSource + ')'} (HTTP 301). Set storage.region or AWS_REGION to the bucket's region.`, { cause: e });
     }
     const network = networkCode(err);
     if (network && status === undefined) {
