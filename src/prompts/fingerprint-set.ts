@@ -1,8 +1,7 @@
 /**
  * A set of 64-bit fingerprints in flat typed arrays (open addressing, linear probing), used to
- * de-duplicate millions of rows in bounded memory: 8 bytes per slot, at most 2 slots per entry
- * before it grows (load factor <= 0.5 after growth, <= 0.75 before), so 10M entries take <= 256 MiB
- * and usually 128 MiB. A JS Set of strings or BigInts would take ~10x that.
+ * de-duplicate millions of rows in bounded memory: 8 bytes per slot, load factor <= 0.75
+ * (a power-of-two table, doubled when full), so 10M entries take 128 MiB (2^24 slots). A JS Set of strings or BigInts would take ~10x that.
  * The fingerprint (hi, lo) = (0, 0) is reserved for "empty" and is stored as (0, 1).
  */
 export class FingerprintSet {
@@ -13,7 +12,7 @@ export class FingerprintSet {
 
   constructor(initialCapacity = 1024) {
     let cap = 16;
-    while (cap < initialCapacity * 2) cap *= 2;
+    while (cap * 3 < initialCapacity * 4) cap *= 2;
     this.hi = new Uint32Array(cap);
     this.lo = new Uint32Array(cap);
     this.mask = cap - 1;

@@ -12,8 +12,12 @@ import { UserError } from '../errors.ts';
 import { checkExpandOptions, expandRows, type ExpandOptions, type PromptRow } from './expand.ts';
 import type { PromptSet } from './grammar.ts';
 
-/** Rows per Parquet row group: a worker reading a shard's range fetches at most two groups more than it needs. */
-export const ROW_GROUP_ROWS = 50_000;
+/**
+ * Rows per Parquet row group. Small groups keep the writer's peak memory low (200k rows: 425 MiB peak RSS
+ * with 50k-row groups, 177 MiB with 10k) and let a worker fetch little more than its range; the cost is
+ * a larger footer (~0.9 KB per group).
+ */
+export const ROW_GROUP_ROWS = 10_000;
 const STRING_COLUMNS = ['prompt_id', 'split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
 const META_PREFIX = 'pairgen.prompts.';
 
