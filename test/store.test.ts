@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -284,6 +284,18 @@ describe('local backend specifics', () => {
     await local.put('x', data);
     await remote.put('x', data);
     assert.equal(sha(await local.get('x')), sha(await remote.get('x')));
+  });
+
+  it('an output path blocked by a file or without write permission is a user error naming the path', async () => {
+    const file = join(tmp, 'a-file');
+    await writeFile(file, 'x');
+    await assert.rejects(openStore(file).put('k', 'v'), (e: Error) => e instanceof UserError && e.message.startsWith(`${file}: cannot write 'k' (`) && /a file stands where a folder/.test(e.message));
+    await assert.rejects(openStore(join(tmp, 'ok')).put('a-file-too', 'x').then(() => openStore(join(tmp, 'ok')).put('a-file-too/k', 'v')), /a file stands where a folder/);
+    if (process.getuid?.() !== 0) {
+      const ro = join(tmp, 'read-only');
+      await mkdir(ro, { mode: 0o555 });
+      await assert.rejects(openStore(ro).put('k', 'v'), (e: Error) => e instanceof UserError && /\(EACCES\): check that the folder exists with write permission/.test(e.message));
+    }
   });
 
   it('rejects keys that would escape the root', async () => {

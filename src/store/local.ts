@@ -4,6 +4,7 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { UserError } from '../errors.ts';
 import { NotFoundError } from './errors.ts';
 import { checkKey, checkPrefix, compareKeys } from './keys.ts';
 import type { Store, StoreEntry } from './types.ts';
@@ -52,14 +53,14 @@ export class LocalStore implements Store {
   private async writeAtomically(key: string, write: (tmp: string) => Promise<void>): Promise<void> {
     const target = this.path(key);
     const dir = dirname(target);
-    await mkdir(dir, { recursive: true });
     const tmp = `${target}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
     try {
+      await mkdir(dir, { recursive: true });
       await write(tmp);
       await rename(tmp, target);
     } catch (e) {
       await unlink(tmp).catch(() => {});
-      throw e;
+      throw this.explain(e, key);
     }
     const folder = await open(dir, 'r');
     try {
@@ -67,6 +68,21 @@ export class LocalStore implements Store {
     } finally {
       await folder.close();
     }
+  }
+
+  /** Errors the user can fix (an unwritable or read-only folder, a file where a folder should be) become UserErrors. */
+  private explain(e: unknown, key: string): unknown {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      return new UserError(`${this.uri}: cannot write '${key}' (${code}): check that the folder exists with write permission and is not on a read-only file system`, { cause: e });
+    }
+    if (code === 'ENOTDIR' || code === 'EEXIST') {
+      return new UserError(`${this.uri}: cannot write '${key}' (${code}): a file stands where a folder of this path should be`, { cause: e });
+    }
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new UserError(`${this.uri}: cannot write '${key}' (${code}): the disk or quota is full`, { cause: e });
+    }
+    return e;
   }
 
   async get(key: string): Promise<Uint8Array> {
