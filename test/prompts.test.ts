@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { UserError } from '../src/errors.ts';
+import { FingerprintSet } from '../src/prompts/fingerprint-set.ts';
+import { Prng } from '../src/prompts/prng.ts';
 import { expandPromptSet, loadPromptSet, readPromptRows, writePromptTable, ROW_GROUP_ROWS, type PromptRow, type PromptSet } from '../src/prompts/index.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -64,6 +66,52 @@ categories:
     slots:
       size: [very, slightly, quite, rather, really, oddly, a bit, much]
 `;
+
+test('the PRNG is splitmix64-seeded xoshiro128**, as documented', () => {
+  // An independent BigInt reference: splitmix64's first output for seed 0 is the published 0xe220a8397b1dcdaf.
+  const M64 = (1n << 64n) - 1n;
+  const M32 = 0xffffffffn;
+  const splitmix = (x: bigint) => {
+    let z = (x + 0x9e3779b97f4a7c15n) & M64;
+    const next = z;
+    z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M64;
+    z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M64;
+    return [next, z ^ (z >> 31n)];
+  };
+  assert.equal(splitmix(0n)[1], 0xe220a8397b1dcdafn);
+  const reference = (seed: bigint, n: number) => {
+    const [x1, a] = splitmix(seed);
+    const [, b] = splitmix(x1);
+    const s = [a >> 32n, a & M32, b >> 32n, b & M32];
+    const rotl = (v: bigint, k: bigint) => ((v << k) | (v >> (32n - k))) & M32;
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      out.push(Number((rotl((s[1] * 5n) & M32, 7n) * 9n) & M32));
+      const t = (s[1] << 9n) & M32;
+      s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11n);
+    }
+    return out;
+  };
+  for (const seed of [0, 1, 2 ** 53 - 1]) {
+    const p = new Prng(seed);
+    assert.deepEqual(Array.from({ length: 100 }, () => p.next()), reference(BigInt(seed), 100), `seed ${seed}`);
+  }
+  const tagged = new Prng(5, 0x6576616c00000000n);
+  assert.deepEqual(Array.from({ length: 10 }, () => tagged.next()), reference(5n ^ 0x6576616c00000000n, 10));
+});
+
+test('the fingerprint set finds every member and rejects duplicates across growth', () => {
+  const set = new FingerprintSet(16);
+  const p = new Prng(3);
+  const keys = Array.from({ length: 50_000 }, () => [p.next(), p.next()] as const);
+  keys.push([0, 0], [0, 7], [0xffffffff, 0]);
+  for (const [hi, lo] of keys) assert.equal(set.add(hi, lo), true);
+  assert.equal(set.size, keys.length);
+  for (const [hi, lo] of keys) assert.equal(set.add(hi, lo), false);
+  for (const [hi, lo] of keys) assert.ok(set.has(hi, lo));
+  assert.ok(!set.has(1, 2) && !set.has(0, 6));
+  assert.ok(set.bytes <= 8 * 2 ** 17, `${set.bytes} bytes for ${keys.length} entries`);
+});
 
 test('same seed → same rows and same file bytes; another seed → other rows', async () => {
   const set = loadPromptSet(DEMO);
