@@ -120,8 +120,9 @@ export interface WriteOptions {
 }
 
 /** Encode rows into one in-memory Parquet file. */
-export function encodeRows(rows: readonly object[], o: WriteOptions): Uint8Array {
-  const writer = new ByteWriter();
+export function encodeRows(rows: readonly object[], o: WriteOptions & { sizeHint?: number }): Uint8Array {
+  // Sizing the buffer up front avoids re-copying hundreds of MB of images while it doubles.
+  const writer = new ByteWriter(Math.max(1 << 16, o.sizeHint ?? 0));
   const pq = new ParquetWriter({ writer, schema: parquetSchema(o.schema), kvMetadata: kvMetadata(o.schema, o.kind), createdBy: CREATED_BY });
   pq.write({ columnData: columnData(o.schema, rows, imageSettings), rowGroupSize: o.rowGroupRows });
   pq.finish();

@@ -33,7 +33,9 @@ export function encodeShard(records: readonly PairRecord[], opts: ShardOptions =
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new UserError(`shard option ${name}: expected a positive integer, got ${v}`);
   }
   const rowGroupRows = opts.rowGroupRows ?? rowGroupRowsFor(records, opts.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES);
-  return encodeRows(records, { schema: pairSchema, kind: 'shard', rowGroupRows });
+  let sizeHint = 1 << 16;
+  for (const r of records) sizeHint += r.source_image!.bytes.length + r.edited_image!.bytes.length + 2048;
+  return encodeRows(records, { schema: pairSchema, kind: 'shard', rowGroupRows, sizeHint });
 }
 
 /** Every rejected candidate of one shard as a Parquet file: all columns except the two image columns. */
