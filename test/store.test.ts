@@ -414,6 +414,15 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
     assert.equal(Buffer.from(await open().get('slow')).toString(), 'payload');
   });
 
+  it('429, 500 and a reset connection on a write are retried too', async () => {
+    proxy.reset();
+    const faults: Fault[] = [{ status: 429, code: 'TooManyRequests' }, { status: 500, code: 'InternalError' }, 'reset'];
+    proxy.setFault((_line, i) => faults[i] ?? null);
+    await open().put('mixed', 'm');
+    assert.equal(proxy.requests.length, 4);
+    assert.equal(Buffer.from(await open().get('mixed')).toString(), 'm');
+  });
+
   it('connection resets are retried (reads and listings)', async () => {
     await open().put('reset', 'r');
     proxy.reset();
