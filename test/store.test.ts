@@ -274,6 +274,8 @@ describe('local backend specifics', () => {
     await openStore(pathToFileURL(root).href).put('k', 'v');
     assert.equal(Buffer.from(await openStore(root).get('k')).toString(), 'v');
     assert.equal(openStore(pathToFileURL(root).href).uri, root);
+    assert.equal(openStore(pathToFileURL(root).href + '/').uri, root);
+    assert.equal(openStore(root + '/').child('shards/').uri, join(root, 'shards'));
     assert.equal(openStore('runs/a').uri, join(process.cwd(), 'runs/a'));
   });
 

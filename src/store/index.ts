@@ -43,7 +43,7 @@ function classify(uri: string): { kind: 'local'; path: string } | { kind: 's3' }
       throw new UserError(`storage URI ${uri}: expected file:///absolute/path (${(e as Error).message})`);
     }
     if (!isAbsolute(path)) throw new UserError(`storage URI ${uri}: expected file:///absolute/path`);
-    return { kind: 'local', path };
+    return { kind: 'local', path: resolve(path) };
   }
   const hint = scheme === 'gs' ? ' (for Google Cloud Storage use s3://bucket/prefix with storage.endpoint https://storage.googleapis.com and HMAC keys)' : '';
   throw new UserError(`storage URI ${redact(uri)}: unsupported scheme '${scheme}:'; expected a local path, file:///path or s3://bucket/prefix${hint}`);
