@@ -289,10 +289,10 @@ class S3Store implements Store {
     try {
       return await fn();
     } catch (e) {
-      const err = e as { name?: string; Code?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number; attempts?: number } };
-      const status = err.$metadata?.httpStatusCode;
+      const err = e as SdkError;
       const name = err.Code ?? err.name ?? '';
-      if (name === 'NoSuchKey' || (status === 404 && name !== 'NoSuchBucket')) {
+      if (name === 'NoSuchKey') throw new NotFoundError(this.uri, key);
+      if (err.$metadata?.httpStatusCode === 404 && name !== 'NoSuchBucket') {
         // HEAD answers a missing bucket with a bare 404: check the bucket once before calling the key missing.
         await this.checkBucket();
         throw new NotFoundError(this.uri, key);
@@ -304,7 +304,7 @@ class S3Store implements Store {
   private checkBucket(): Promise<void> {
     this.s.bucketChecked ??= this.s.client.send(new HeadBucketCommand({ Bucket: this.s.settings.bucket })).then(
       () => {},
-      (e: { $metadata?: { httpStatusCode?: number } }) => {
+      (e: SdkError) => {
         this.s.bucketChecked = null;
         const missing = e.$metadata?.httpStatusCode === 404;
         throw this.explain(missing ? Object.assign(new Error('no such bucket'), { name: 'NoSuchBucket' }) : e, 'list', '');
@@ -315,7 +315,7 @@ class S3Store implements Store {
 
   private explain(e: unknown, op: string, key: string): Error {
     const s = this.s.settings;
-    const err = e as { name?: string; Code?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number; attempts?: number }; errors?: { code?: string }[] };
+    const err = e as SdkError;
     const name = err.Code ?? err.name ?? '';
     const status = err.$metadata?.httpStatusCode;
     const attempts = err.$metadata?.attempts ?? 1;
@@ -358,9 +358,19 @@ class S3Store implements Store {
   }
 }
 
+/** The fields of SDK (and Node network) errors that we read. */
+interface SdkError {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+  errors?: { code?: string }[];
+}
+
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'TimeoutError']);
 
-function networkCode(err: { name?: string; code?: string; errors?: { code?: string }[] }): string | undefined {
+function networkCode(err: SdkError): string | undefined {
   const codes = [err.code, err.name, ...(err.errors ?? []).map((x) => x.code)];
   return codes.find((c): c is string => c !== undefined && NETWORK_CODES.has(c));
 }
