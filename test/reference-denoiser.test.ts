@@ -30,11 +30,10 @@ function sdAlphas(): Float32Array {
 /** The same formula in float64, written directly from the definition ‖x_t − √ᾱ x_i‖². */
 function reference(spec: DenoiserSpec, x: Float64Array, cond: Float64Array | null, t: number, bank: number): Float64Array {
   const T = spec.alphasCumprod.length;
-  const sig = (i: number) => Math.sqrt((1 - spec.alphasCumprod[i]) / spec.alphasCumprod[i]);
+  const a = spec.alphasCumprod;
   const tc = Math.min(T - 1, Math.max(0, t));
   const i0 = Math.floor(tc);
-  const s = sig(i0) + (tc - i0) * (sig(Math.min(i0 + 1, T - 1)) - sig(i0));
-  const abar = 1 / (1 + s * s);
+  const abar = a[i0] + (tc - i0) * (a[Math.min(i0 + 1, T - 1)] - a[i0]);
   const items = spec.banks[bank];
   const D = x.length;
   const logits = items.map((xi, i) => {

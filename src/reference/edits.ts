@@ -34,9 +34,15 @@ function vignetteMask(width: number, height: number): Buffer {
   );
 }
 
-/** Posterize to four levels per channel (sharp has no posterize operation). */
-function posterize(img: RgbImage): RgbImage {
-  return { ...img, data: img.data.map((v) => Math.min(255, Math.floor(v / 64) * 85)) };
+/** Posterize to `levels` levels per channel (sharp has no posterize operation). */
+function posterize(img: RgbImage, levels: number): RgbImage {
+  const step = 256 / levels;
+  return { ...img, data: img.data.map((v) => Math.round((Math.floor(v / step) * 255) / (levels - 1))) };
+}
+
+/** Per-pixel mix of two images of the same size: a·(1 − t) + b·t. */
+function mix(a: RgbImage, b: RgbImage, t: number): RgbImage {
+  return { ...a, data: a.data.map((v, i) => Math.round(v * (1 - t) + b.data[i] * t)) };
 }
 
 /** Apply one named edit to an 8-bit RGB image; the result has the same size. */
@@ -51,14 +57,18 @@ export async function applyEdit(name: EditName, img: RgbImage): Promise<RgbImage
     case 'cool':
       return toRgb(raw(img).linear([0.82, 0.98, 1.15], [-8, 2, 14]));
     case 'sketch': {
-      // Pencil sketch: grey, edge magnitude (Laplacian), inverted so lines are dark on white paper.
-      const edges = await toRgb(raw(img).grayscale().convolve({ width: 3, height: 3, kernel: [-1, -1, -1, -1, 8, -1, -1, -1, -1], scale: 1, offset: 0 }).linear(3, 0));
-      return toRgb(raw(edges).negate());
+      // Pencil sketch: the grey image colour-dodged with its blurred negative, so edges turn into
+      // dark strokes on white while the shading of the face survives.
+      const grey = await toRgb(raw(img).grayscale());
+      const blurredNegative = await toRgb(raw(grey).negate().blur(3));
+      const data = grey.data.map((g, i) => Math.min(255, Math.round((g * 255) / Math.max(1, 255 - blurredNegative.data[i]))));
+      return toRgb(raw({ ...grey, data }).gamma(2.2, 1.6));
     }
     case 'popart':
-      return posterize(await toRgb(raw(img).modulate({ saturation: 2.2 }).linear(1.15, -12)));
+      return posterize(await toRgb(raw(img).modulate({ saturation: 1.9 })), 6);
     case 'soft-focus':
-      return toRgb(raw(img).blur(2));
+      // A soft glow: half the image, half a blurred copy.
+      return mix(img, await toRgb(raw(img).blur(2.5)), 0.5);
     case 'high-contrast':
       return toRgb(raw(img).linear(1.6, -0.6 * 128));
     case 'vignette':

@@ -56,7 +56,7 @@ export interface DenoiserSpec {
  *   w = softmax_i(log π_i + (√ᾱ x_t·x_i − ᾱ‖x_i‖²/2) / (1 − ᾱ))   (‖x_t − √ᾱ x_i‖² up to a constant in i)
  *   x̂0 = Σ w_i x_i,   ε = (x_t − √ᾱ x̂0) / √(1 − ᾱ),   v = √ᾱ ε − √(1 − ᾱ) x̂0.
  * The bank is the highest of Σ_tokens encoder_hidden_states + bankBias. ᾱ(t) for a fractional t
- * interpolates σ = √((1 − ᾱ)/ᾱ) linearly between integer timesteps, as diffusers' Euler schedulers do.
+ * (sigma schedulers) is interpolated linearly between the two integer timesteps.
  */
 export function denoiserGraph(spec: DenoiserSpec): Uint8Array {
   const { banks, channels: C, height: H, width: W } = spec;
@@ -94,24 +94,23 @@ export function denoiserGraph(spec: DenoiserSpec): Uint8Array {
   const items = b.op('Gather', [bankData, choice], { axis: 0 }); // [B, N, D]
   const itemNorms = b.op('Gather', [bankNorms, choice], { axis: 0 }); // [B, N]
 
-  // Noise level: σ(t) by linear interpolation of the training sigmas, then ᾱ = 1 / (1 + σ²).
-  const sigmas = Float32Array.from(spec.alphasCumprod, (a) => Math.sqrt((1 - a) / a));
+  // Noise level: ᾱ(t) and 1 − ᾱ(t), each interpolated linearly between integer timesteps (a table of
+  // 1 − ᾱ keeps precision near t = 0; ᾱ = 0 at a zero-SNR terminal step is fine).
   const tc = b.op('Clip', [timestep, c([0], [], 't_min'), c([T - 1], [], 't_max')]);
   const t0 = b.op('Floor', [tc]);
-  const frac = b.op('Sub', [tc, t0]);
+  const frac = b.op('Unsqueeze', [b.op('Sub', [tc, t0]), i64([1], 'frac_axis')]); // [B, 1]
   const i0 = b.op('Cast', [t0], { to: 7 });
   const i1 = b.op('Min', [b.op('Add', [i0, b.constant(int64([1]), [], 'one_i64')]), b.constant(int64([T - 1]), [], 'last_i64')]);
-  const table = b.initializer('train_sigmas', sigmas, [T]);
-  const s0 = b.op('Gather', [table, i0], { axis: 0 });
-  const s1 = b.op('Gather', [table, i1], { axis: 0 });
-  const sigma1 = b.op('Add', [s0, b.op('Mul', [frac, b.op('Sub', [s1, s0])])]);
-  const sigma = b.op('Max', [b.op('Unsqueeze', [sigma1, i64([1], 'col_axis')]), c([1e-6], [], 'sigma_floor')]); // [B, 1]
-  const sigma2 = b.op('Mul', [sigma, sigma]);
-  const onePlus = b.op('Add', [sigma2, c([1], [], 'one')]);
-  const abar = b.op('Reciprocal', [onePlus]);
+  const lerp = (name: string, values: Float32Array) => {
+    const table = b.initializer(name, values, [T]);
+    const v0 = b.op('Unsqueeze', [b.op('Gather', [table, i0], { axis: 0 }), i64([1], `${name}_axis0`)]);
+    const v1 = b.op('Unsqueeze', [b.op('Gather', [table, i1], { axis: 0 }), i64([1], `${name}_axis1`)]);
+    return b.op('Add', [v0, b.op('Mul', [frac, b.op('Sub', [v1, v0])])]); // [B, 1]
+  };
+  const abar = lerp('alphas_cumprod', spec.alphasCumprod);
+  const oneMinus = b.op('Max', [lerp('one_minus_alphas_cumprod', Float32Array.from(spec.alphasCumprod, (a) => 1 - a)), c([1e-12], [], 'noise_floor')]);
   const sqrtAbar = b.op('Sqrt', [abar]);
-  const oneMinus = b.op('Mul', [sigma2, abar]); // 1 − ᾱ without cancellation
-  const sqrtOneMinus = b.op('Mul', [sigma, sqrtAbar]);
+  const sqrtOneMinus = b.op('Sqrt', [oneMinus]);
 
   // Latents (and the image condition) as [B, D].
   const flatShape = i64([0, -1], 'flat_shape');

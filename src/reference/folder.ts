@@ -1,0 +1,114 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { ConfigReader, trainingSchedule } from '../teacher/schedulers/common.ts';
+import { ClipTokenizer } from '../teacher/tokenizer.ts';
+import type { Bank } from './bank.ts';
+import { denoiserGraph, textEncoderGraph, vaeDecoderGraph, vaeEncoderGraph } from './graphs.ts';
+import { trainTextTable, writeTokenizer, type LabelledText } from './text.ts';
+
+/**
+ * Writes one reference-teacher model folder in the diffusers ONNX layout:
+ *   model_index.json, scheduler/scheduler_config.json, tokenizer/, text_encoder/model.onnx,
+ *   unet/model.onnx (+ config.json), vae_encoder/, vae_decoder/ (+ config.json), reference.json.
+ * reference.json is ours: where the bank is and what the folder was built from (for ground truth).
+ */
+export const SCHEDULER_CONFIG = {
+  // Ancestral: fresh noise each step keeps the draw over bank items close to uniform. Deterministic
+  // samplers (DDIM, Euler) take the first steps toward the bank mean and the faces nearest it win.
+  _class_name: 'EulerAncestralDiscreteScheduler',
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  trained_betas: null,
+  steps_offset: 0,
+  timestep_spacing: 'trailing',
+  // Zero terminal SNR: the first step starts from pure noise (ᾱ = 0). With SD's leftover signal at
+  // t = 999 the bank items' norms weigh in and a few dark faces win most draws.
+  rescale_betas_zero_snr: true,
+  prediction_type: 'epsilon',
+};
+
+export interface ReferenceInfo {
+  /** The bank folder, relative to the model folder. */
+  bank: string;
+  banks: string[];
+  people: number;
+  /** null: text-to-image; a number: the instruct folder's image-prior strength. */
+  image_strength: number | null;
+}
+
+export interface FolderOptions {
+  bank: Bank;
+  bankDir: string;
+  /** Texts labelled with the bank they ask for (the naive Bayes training set). */
+  texts: LabelledText[];
+  /** null: a text-to-image folder; a number: an InstructPix2Pix-style folder with that prior strength. */
+  imageStrength: number | null;
+}
+
+const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
+
+/** Write the folder; returns the tokenizer and text table it wrote (to check the texts against). */
+export async function writeReferenceFolder(dir: string, opts: FolderOptions): Promise<{ tokenizer: ClipTokenizer; table: Float32Array }> {
+  const { bank } = opts;
+  const C = 3;
+  const K = bank.banks.length;
+  const sub = async (name: string, files: Record<string, Uint8Array | string>) => {
+    await mkdir(join(dir, name), { recursive: true });
+    for (const [f, data] of Object.entries(files)) await writeFile(join(dir, name, f), data);
+  };
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, 'model_index.json'),
+    json({
+      _class_name: opts.imageStrength === null ? 'OnnxStableDiffusionPipeline' : 'OnnxStableDiffusionInstructPix2PixPipeline',
+      _pairgen_reference: true,
+      scheduler: ['diffusers', 'DDIMScheduler'],
+      text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+      tokenizer: ['transformers', 'CLIPTokenizer'],
+      unet: ['diffusers', 'OnnxRuntimeModel'],
+      vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+      vae_encoder: ['diffusers', 'OnnxRuntimeModel'],
+      safety_checker: [null, null],
+      feature_extractor: [null, null],
+      requires_safety_checker: false,
+    }),
+  );
+  await sub('scheduler', { 'scheduler_config.json': json(SCHEDULER_CONFIG) });
+
+  await writeTokenizer(join(dir, 'tokenizer'), opts.texts.map((t) => t.text), bank.banks.slice(1));
+  const tokenizer = await ClipTokenizer.fromDir(join(dir, 'tokenizer'));
+  const vocabSize = Object.keys(JSON.parse(await readFile(join(dir, 'tokenizer', 'vocab.json'), 'utf8'))).length;
+  const table = trainTextTable(tokenizer, vocabSize, opts.texts, K);
+  await sub('text_encoder', {
+    'model.onnx': textEncoderGraph(table, vocabSize, K),
+    'config.json': json({ architectures: ['PairgenReferenceTextEncoder'], hidden_size: K, vocab_size: vocabSize, max_position_embeddings: 77 }),
+  });
+
+  const { alphasCumprod } = trainingSchedule(new ConfigReader(SCHEDULER_CONFIG, 'reference scheduler'), { rescale: true });
+  // Ties between banks (e.g. an empty prompt) go to bank 0, the unedited faces.
+  const bankBias = new Float32Array(K);
+  bankBias[0] = 1e-3;
+  const unet = denoiserGraph({
+    banks: bank.images,
+    channels: C,
+    height: bank.size,
+    width: bank.size,
+    alphasCumprod,
+    bankBias,
+    prediction: 'epsilon',
+    image: opts.imageStrength === null ? undefined : { strength: opts.imageStrength, sourceBank: 0 },
+  });
+  const inChannels = opts.imageStrength === null ? C : 2 * C;
+  await sub('unet', {
+    'model.onnx': unet,
+    'config.json': json({ _class_name: 'PairgenReferenceDenoiser', sample_size: bank.size, in_channels: inChannels, out_channels: C, cross_attention_dim: K }),
+  });
+  const vaeConfig = json({ _class_name: 'AutoencoderKL', in_channels: C, out_channels: C, latent_channels: C, block_out_channels: [C], sample_size: bank.size, scaling_factor: 1.0 });
+  await sub('vae_encoder', { 'model.onnx': vaeEncoderGraph(C), 'config.json': vaeConfig });
+  await sub('vae_decoder', { 'model.onnx': vaeDecoderGraph(C), 'config.json': vaeConfig });
+  const info: ReferenceInfo = { bank: relative(dir, opts.bankDir), banks: bank.banks, people: bank.people.length, image_strength: opts.imageStrength };
+  await writeFile(join(dir, 'reference.json'), json(info));
+  return { tokenizer, table };
+}
