@@ -10,6 +10,7 @@ import { DiffusionPipeline, type SampleItem, type SamplerSettings } from './pipe
 import { normalStream } from './random.ts';
 import { createScheduler } from './schedulers/index.ts';
 import { PromptEncoder } from './text.ts';
+import { GroundTruth } from '../reference/truth.ts';
 
 /**
  * The teacher side of a candidate pair, in the configured mode (see TeacherConfig.mode).
@@ -23,6 +24,7 @@ export class PairGenerator {
     private readonly sourceSettings: SamplerSettings,
     private readonly editSettings: SamplerSettings,
     private readonly portraits: SourcePortraits | null,
+    private readonly truth: GroundTruth | null,
   ) {}
 
   static async create(config: TeacherConfig, runtime: RuntimeConfig): Promise<PairGenerator> {
@@ -42,7 +44,9 @@ export class PairGenerator {
       const sourceSettings = samplerSettings(config, main, config.steps, size);
       const editSettings = samplerSettings(config, editModel, config.edit_steps ?? config.steps, size);
       const portraits = config.mode === 'img2img' ? await SourcePortraits.open(config.sources!) : null;
-      return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits);
+      // A reference teacher folder (src/reference) knows which bank item each image is: record it.
+      const truth = existsSync(join(editDir, 'reference.json')) ? await GroundTruth.open(editDir) : null;
+      return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits, truth);
     } catch (e) {
       for (const m of opened) await m.release();
       throw e;
@@ -62,7 +66,8 @@ export class PairGenerator {
   async generate(specs: CandidateSpec[]): Promise<GeneratedPair[]> {
     const out: GeneratedPair[] = [];
     for (let i = 0; i < specs.length; i += this.config.max_batch) out.push(...(await this.generateBatch(specs.slice(i, i + this.config.max_batch))));
-    return out;
+    const truth = this.truth;
+    return truth ? out.map((p) => ({ ...p, extra: { ...p.extra, ...truth.label(p.source, p.edited) } })) : out;
   }
 
   private async generateBatch(specs: CandidateSpec[]): Promise<GeneratedPair[]> {
