@@ -444,6 +444,10 @@ test('CLI: user errors exit 2 with one message and write nothing', () => {
   assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace');
   assert.ok(!existsSync(out));
 
+  r = pairgen('expand', DEMO, '--out', dir, '--count', '3');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /is a directory: expected a file path/);
+
   r = pairgen('expand', DEMO, '--out', out, '--count', 'many');
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--count must be a whole number/);

@@ -109,6 +109,7 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
       // already closed
     }
     rmSync(tmp, { force: true });
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw new UserError(`${outPath} is a directory: expected a file path for the prompt table`, { cause: e });
     if (e instanceof Error && !(e instanceof UserError) && 'code' in e) {
       throw new UserError(`${outPath}: writing the prompt table failed (${(e as NodeJS.ErrnoException).code})`, { cause: e });
     }
