@@ -5,6 +5,7 @@ import { registerRunVerbs } from './run.ts';
 import { registerSample } from './sample.ts';
 import { registerFaces } from './faces.ts';
 import { registerIdentity } from './identity.ts';
+import { registerPreview } from './preview.ts';
 
 /** Every verb of the CLI, in the order `pairgen --help` lists them. */
 export const VERBS: VerbRegistrar[] = [
@@ -14,7 +15,7 @@ export const VERBS: VerbRegistrar[] = [
   registerFaces,
   registerIdentity,
   (p) => notBuilt(p, 'check', 'validate a pipeline config and its model files', 'issue 5'),
-  (p) => notBuilt(p, 'preview', 'draw a contact sheet of a run', 'issue 5'),
+  registerPreview,
   (p) => notBuilt(p, 'query', 'SQL over a run\'s manifest and shards', 'issue 7'),
   (p) => notBuilt(p, 'refilter', 'a new run selected from recorded scores', 'issue 7'),
   (p) => notBuilt(p, 'regenerate', 'regenerate chosen pairs from their seeds', 'issue 7'),

@@ -1,0 +1,146 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { UserError } from '../errors.ts';
+import { MANIFEST_FILE } from '../run/layout.ts';
+import type { Store } from '../store/types.ts';
+
+/** What a contact sheet shows of one candidate (manifest columns; images are fetched separately). */
+export interface SheetRow {
+  pair_id: string;
+  index: number;
+  shard: number;
+  seed: number;
+  category: string;
+  instruction: string;
+  identity_similarity: number | null;
+  identity_threshold: number;
+  accepted: boolean;
+  reject_reason: string | null;
+  file: string;
+  file_row: number;
+}
+
+const COLUMNS = `pair_id, "index"::DOUBLE AS "index", shard::DOUBLE AS shard, seed::DOUBLE AS seed, category, instruction,
+  identity_similarity::DOUBLE AS identity_similarity, identity_threshold::DOUBLE AS identity_threshold,
+  accepted, reject_reason, file, file_row::DOUBLE AS file_row`;
+
+/**
+ * SQL over a run's manifest.parquet with DuckDB. The manifest is copied from the store to a temp file
+ * first (DuckDB reads s3:// only through an extension it would download), then read as the view `manifest`.
+ */
+export class ManifestQuery {
+  private constructor(
+    private readonly dir: string,
+    private readonly instance: DuckDBInstance,
+    private readonly db: DuckDBConnection,
+  ) {}
+
+  static async open(store: Store, runUri: string): Promise<ManifestQuery> {
+    const bytes = await store.getIfExists(MANIFEST_FILE);
+    if (!bytes) throw new UserError(`${store.uri}: the run has no ${MANIFEST_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
+    const dir = await mkdtemp(join(tmpdir(), 'pairgen-report-'));
+    try {
+      const file = join(dir, MANIFEST_FILE);
+      await writeFile(file, bytes);
+      const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
+      const db = await instance.connect();
+      try {
+        await db.run(`CREATE VIEW manifest AS SELECT * FROM read_parquet('${file.replace(/'/g, "''")}')`);
+      } catch (e) {
+        db.closeSync();
+        instance.closeSync();
+        throw new UserError(`${store.uri}/${MANIFEST_FILE}: not a readable Parquet file (${firstLine(e)})`);
+      }
+      return new ManifestQuery(dir, instance, db);
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** The manifest's column names, in file order. */
+  async columns(): Promise<string[]> {
+    const rows = (await this.db.runAndReadAll('SELECT column_name FROM (DESCRIBE manifest)')).getRowObjectsJS();
+    return rows.map((r) => String(r.column_name));
+  }
+
+  /**
+   * Candidates matching `predicate` (an SQL boolean expression over the manifest columns, or none),
+   * in candidate order, at most `limit`. A predicate DuckDB cannot bind or run is the user's mistake.
+   */
+  async select(predicate: string | undefined, limit: number): Promise<SheetRow[]> {
+    if (predicate !== undefined && predicate.trim() === '') throw new UserError('--where is empty: expected an SQL condition over the manifest columns, e.g. "category = \'style\' AND NOT accepted"');
+    // The predicate sits on lines of its own so that a trailing `-- comment` cannot swallow the rest.
+    const where = predicate === undefined ? '' : `WHERE (\n${predicate}\n)`;
+    const sql = `SELECT ${COLUMNS} FROM manifest ${where}\nORDER BY "index" LIMIT ${Math.floor(limit)}`;
+    try {
+      const stmt = await this.db.prepare(sql);
+      return toRows((await stmt.runAndReadAll()).getRowObjectsJS());
+    } catch (e) {
+      if (predicate === undefined) throw e;
+      throw new UserError(`--where ${JSON.stringify(predicate)}: ${firstLine(e)} (manifest columns: ${(await this.columns()).join(', ')})`);
+    }
+  }
+
+  /** Up to `accepted` accepted and `rejected` rejected candidates of each category (fewer of one kind → more of the other), in candidate order. */
+  async samplePerCategory(accepted: number, rejected: number): Promise<Map<string, SheetRow[]>> {
+    const total = accepted + rejected;
+    const sql = `
+      WITH ranked AS (
+        SELECT *, row_number() OVER (PARTITION BY category, accepted ORDER BY "index") AS k,
+               count(*) FILTER (WHERE accepted) OVER (PARTITION BY category) AS n_acc,
+               count(*) FILTER (WHERE NOT accepted) OVER (PARTITION BY category) AS n_rej
+        FROM manifest),
+      quota AS (
+        SELECT *, CASE WHEN accepted THEN ${total} - least(n_rej, ${rejected}) ELSE ${total} - least(n_acc, ${accepted}) END AS q FROM ranked)
+      SELECT ${COLUMNS} FROM quota WHERE k <= q ORDER BY category, "index"`;
+    const rows = toRows((await this.db.runAndReadAll(sql)).getRowObjectsJS());
+    const out = new Map<string, SheetRow[]>();
+    for (const row of rows) {
+      if (!out.has(row.category)) out.set(row.category, []);
+      out.get(row.category)!.push(row);
+    }
+    return out;
+  }
+
+  /** The identity thresholds each category was judged against (usually one per category). */
+  async thresholds(): Promise<Map<string, number[]>> {
+    const rows = (await this.db.runAndReadAll('SELECT DISTINCT category, identity_threshold::DOUBLE AS t FROM manifest ORDER BY 1, 2')).getRowObjectsJS();
+    const out = new Map<string, number[]>();
+    for (const r of rows) {
+      const c = String(r.category);
+      if (!out.has(c)) out.set(c, []);
+      out.get(c)!.push(Number(r.t));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.db.closeSync();
+    this.instance.closeSync();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function toRows(rows: Record<string, unknown>[]): SheetRow[] {
+  return rows.map((r) => ({
+    pair_id: String(r.pair_id),
+    index: Number(r.index),
+    shard: Number(r.shard),
+    seed: Number(r.seed),
+    category: String(r.category),
+    instruction: String(r.instruction),
+    identity_similarity: r.identity_similarity === null ? null : Number(r.identity_similarity),
+    identity_threshold: Number(r.identity_threshold),
+    accepted: r.accepted === true,
+    reject_reason: r.reject_reason === null ? null : String(r.reject_reason),
+    file: String(r.file),
+    file_row: Number(r.file_row),
+  }));
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}

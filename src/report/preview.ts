@@ -1,0 +1,113 @@
+import sharp from 'sharp';
+import { UserError } from '../errors.ts';
+import { readPlan } from '../run/plan.ts';
+import { STATS_FILE } from '../run/layout.ts';
+import type { DatasetStats } from '../shards/index.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import { renderHistogram } from './histogram.ts';
+import { renderReportHtml } from './html.ts';
+import { loadImages } from './images.ts';
+import { ManifestQuery, type SheetRow } from './manifest.ts';
+import { renderContactSheet, type SheetEntry } from './sheet.ts';
+
+export const PREVIEW_DIR = 'preview/';
+/** Rows per category sheet in preview/: this many accepted, then rejected (one kind short → more of the other). */
+export const SHEET_ACCEPTED = 9;
+export const SHEET_REJECTED = 3;
+export const MAX_SHEET_ROWS = 200;
+
+export interface PreviewOptions {
+  /** SQL boolean expression over the manifest columns. */
+  where?: string;
+  /** Most rows on the sheet (default 24, at most MAX_SHEET_ROWS). */
+  limit?: number;
+}
+
+async function openRun(runUri: string): Promise<{ store: Store; name: string; runId: string }> {
+  const plan = await readPlan(openStore(runUri));
+  return { store: openStore(runUri, plan.config.storage), name: plan.name, runId: plan.run_id };
+}
+
+/** `pairgen preview`: a contact sheet (PNG bytes) of the candidates matching `where`, in run order. */
+export async function previewRun(runUri: string, options: PreviewOptions = {}): Promise<{ png: Buffer; rows: number }> {
+  const limit = options.limit ?? 24;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SHEET_ROWS) throw new UserError(`--limit: expected a whole number from 1 to ${MAX_SHEET_ROWS}, got ${limit}`);
+  const { store, name, runId } = await openRun(runUri);
+  const query = await ManifestQuery.open(store, runUri);
+  let rows: SheetRow[];
+  try {
+    rows = await query.select(options.where, limit);
+  } finally {
+    await query.close();
+  }
+  if (rows.length === 0) throw new UserError(`--where ${JSON.stringify(options.where)} matches no candidate of ${store.uri}`);
+  const subtitle = `run ${runId} · ${options.where ? `where ${options.where}` : 'all candidates'} · first ${rows.length} in run order`;
+  const png = await renderContactSheet(await withImages(store, rows), { title: `${name}: ${rows.length} pair${rows.length === 1 ? '' : 's'}`, subtitle });
+  return { png, rows: rows.length };
+}
+
+/**
+ * Write `preview/` of a finalized run: a contact sheet per category (preview/sheet-<category>.png),
+ * the identity-similarity histograms (preview/identity-histogram.png) and preview/index.html linking
+ * them. Pictures first, the page last. A pure function of the run's files: running it again rewrites
+ * the same bytes. Returns the keys written.
+ */
+export async function writePreview(runUri: string): Promise<string[]> {
+  const { store, name, runId } = await openRun(runUri);
+  const statsBytes = await store.getIfExists(STATS_FILE);
+  if (!statsBytes) throw new UserError(`${store.uri}: the run has no ${STATS_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
+  const stats = JSON.parse(Buffer.from(statsBytes).toString('utf8')) as DatasetStats;
+  const query = await ManifestQuery.open(store, runUri);
+  let samples: Map<string, SheetRow[]>;
+  let thresholds: Map<string, number[]>;
+  try {
+    samples = await query.samplePerCategory(SHEET_ACCEPTED, SHEET_REJECTED);
+    thresholds = await query.thresholds();
+  } finally {
+    await query.close();
+  }
+  const files = new Map<string, Buffer>();
+  const sheets = new Map<string, string>();
+  for (const [category, rows] of samples) {
+    const file = uniqueName(`sheet-${category.replace(/[^A-Za-z0-9._-]+/g, '-')}`, new Set(sheets.values()));
+    const counts = stats.by_category[category];
+    const subtitle = `run ${runId} · ${counts ? `${counts.accepted} of ${counts.candidates} accepted · ` : ''}first ${rows.filter((r) => r.accepted).length} accepted and ${rows.filter((r) => !r.accepted).length} rejected in run order`;
+    files.set(file, await renderContactSheet(await withImages(store, rows), { title: `${name} · ${category}`, subtitle }));
+    sheets.set(category, file);
+  }
+  files.set('identity-histogram.png', await renderHistogram(stats, thresholds));
+  const html = renderReportHtml({ name, runId, stats, sheets, histogram: 'identity-histogram.png' });
+  const written: string[] = [];
+  for (const [file, png] of files) {
+    await store.put(PREVIEW_DIR + file, png, { contentType: 'image/png' });
+    written.push(PREVIEW_DIR + file);
+  }
+  await store.put(PREVIEW_DIR + 'index.html', html, { contentType: 'text/html; charset=utf-8' });
+  written.push(PREVIEW_DIR + 'index.html');
+  return written;
+}
+
+function uniqueName(stem: string, taken: Set<string>): string {
+  let name = `${stem}.png`;
+  for (let k = 2; taken.has(name); k++) name = `${stem}-${k}.png`;
+  return name;
+}
+
+async function withImages(store: Store, rows: SheetRow[]): Promise<SheetEntry[]> {
+  const images = await loadImages(store, rows);
+  const entries: SheetEntry[] = [];
+  for (const r of rows) {
+    const img = images.get(r.pair_id) ?? { source: null, edited: null };
+    for (const [which, bytes] of [['source', img.source], ['edited', img.edited]] as const) {
+      if (!bytes) continue;
+      try {
+        await sharp(bytes).metadata();
+      } catch (e) {
+        throw new UserError(`${store.uri}/${r.file}: the ${which} image of pair ${r.pair_id} is not a readable image (${(e as Error).message})`);
+      }
+    }
+    entries.push({ ...r, ...img });
+  }
+  return entries;
+}
