@@ -13,8 +13,8 @@ import { trainTextTable, writeTokenizer, type LabelledText } from './text.ts';
  * reference.json is ours: where the bank is and what the folder was built from (for ground truth).
  */
 export const SCHEDULER_CONFIG = {
-  // Ancestral: fresh noise each step keeps the draw over bank items close to uniform. Deterministic
-  // samplers (DDIM, Euler) take the first steps toward the bank mean and the faces nearest it win.
+  // Ancestral (fresh noise each step from the candidate's own stream); DDIM, Euler and DPM-Solver also
+  // converge to single bank items (test/reference-teacher.test.ts).
   _class_name: 'EulerAncestralDiscreteScheduler',
   num_train_timesteps: 1000,
   beta_start: 0.00085,
@@ -26,7 +26,8 @@ export const SCHEDULER_CONFIG = {
   // Zero terminal SNR: the first step starts from pure noise (ᾱ = 0). With SD's leftover signal at
   // t = 999 the bank items' norms weigh in and a few dark faces win most draws.
   rescale_betas_zero_snr: true,
-  prediction_type: 'epsilon',
+  // v, not ε: at ᾱ = 0 an ε output says nothing about the image (DDIM would divide 0 by 0); v = −x̂0 there.
+  prediction_type: 'v_prediction',
 };
 
 export interface ReferenceInfo {
@@ -97,7 +98,7 @@ export async function writeReferenceFolder(dir: string, opts: FolderOptions): Pr
     width: bank.size,
     alphasCumprod,
     bankBias,
-    prediction: 'epsilon',
+    prediction: 'v_prediction',
     image: opts.imageStrength === null ? undefined : { strength: opts.imageStrength, sourceBank: 0 },
   });
   const inChannels = opts.imageStrength === null ? C : 2 * C;

@@ -8,7 +8,8 @@ import { DEFAULT_RUNTIME, type RuntimeConfig } from '../onnx/session.ts';
 import { loadPromptSet } from '../prompts/index.ts';
 import { expandRows } from '../prompts/expand.ts';
 import type { ClipTokenizer } from '../teacher/tokenizer.ts';
-import { BANK_PHOTOS, loadBank, photoDir } from './bank.ts';
+import { BANK_PHOTOS, loadBank, photoDir, SOURCE_BANK } from './bank.ts';
+import { EDIT_NAMES } from './edits.ts';
 import { buildBank } from './crops.ts';
 import { writeReferenceFolder } from './folder.ts';
 import { categoryThreshold, scoreBank, type CategoryThreshold, type EditCalibration } from './calibrate.ts';
@@ -124,18 +125,25 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
   const stamp = await digest([REFERENCE_VERSION, String(strength), setBytes, ...photos, ...code]);
   const stampPath = join(root, 'stamp.json');
   if (!options.force && existsSync(stampPath)) {
-    const old = JSON.parse(await readFile(stampPath, 'utf8')) as { stamp?: string };
+    let old: { stamp?: string } = {};
+    try {
+      old = JSON.parse(await readFile(stampPath, 'utf8')) as { stamp?: string };
+    } catch {
+      // an unreadable stamp is a stale one
+    }
     if (old.stamp === stamp) return { ...paths, built: false };
   }
 
+  const { texts, categories } = labelledTexts(promptSet, [SOURCE_BANK, ...EDIT_NAMES]);
+
   // Build beside the cache and swap it in, so a crash never leaves a half-written teacher behind.
   const tmp = `${root}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
+  const removeTmp = () => rm(tmp, { recursive: true, force: true }).catch(() => undefined);
   try {
+    await removeTmp();
     say('cutting face crops and making the edited banks');
     await buildBank(join(tmp, 'bank'), options.runtime ?? DEFAULT_RUNTIME);
     const bank = await loadBank(join(tmp, 'bank'));
-    const { texts, categories } = labelledTexts(promptSet, bank.banks);
     say(`writing the text-to-image folder (${bank.people.length} people x ${bank.banks.length} banks)`);
     await writeReferenceFolder(join(tmp, 'text-to-image'), { bank, bankDir: join(tmp, 'bank'), texts, imageStrength: null });
     say(`writing the instruct folder (image strength ${strength})`);
@@ -150,9 +158,9 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
     await rm(root, { recursive: true, force: true });
     await rename(tmp, root);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    await removeTmp();
     if (e instanceof UserError) throw e;
-    if ((e as NodeJS.ErrnoException).code === 'EACCES' || (e as NodeJS.ErrnoException).code === 'EROFS') {
+    if (['EACCES', 'EROFS', 'ENOTDIR', 'EEXIST', 'EPERM'].includes((e as NodeJS.ErrnoException).code ?? '')) {
       throw new UserError(`cannot write the reference teacher to ${root} (set PAIRGEN_CACHE to a writable folder): ${(e as Error).message}`);
     }
     throw e;
