@@ -6,12 +6,12 @@
  *
  * Measures, in one run on the same images:
  *   encode   the floor: sharp JPEG encoding of the 2,000 images (encodeImage, q95 4:4:4)
- *   write    encodeShard + encodeRejects + buildMarker (sha256) + files on local disk (temp + rename)
+ *   write    encodeShard + encodeRejects + buildMarker (sha256) + store.put of the three files, marker last,
+ *            on a local store and on S3 (s3rver on loopback, test/helpers/s3server.ts)
  *   duckdb   the same records into DuckDB (appender) and COPY ... TO parquet with the same KV metadata
  * and writes bench/results/write.json and write.md.
- * TODO(store): add the S3 path (test/helpers/s3server.ts + openStore) once src/store is committed.
  */
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { DataType, type Field } from 'apache-arrow';
 import { DuckDBInstance, blobValue, listValue, structValue, type DuckDBValue } from '@duckdb/node-api';
 import sharp from 'sharp';
+import { openStore, type Store } from '../src/store/index.ts';
+import { startS3Server } from '../test/helpers/s3server.ts';
 import {
   buildMarker, encodeImage, encodeRejects, encodeShard, huggingfaceMetadata, markerJson, pairSchema, shardFileNames, toPairRecord,
   type PairRecord,
@@ -75,25 +77,38 @@ function record(i: number, images: { source: Uint8Array; edited: Uint8Array } | 
   return toPairRecord({ spec, runId: 'bench', shard: Math.floor(i / PER_SHARD), teacher, identity, codeVersion: 'bench', verdict, width: SIZE, height: SIZE, imageFormat: 'jpeg', images });
 }
 
-async function atomicWrite(path: string, bytes: Uint8Array | string): Promise<void> {
-  await writeFile(path + '.tmp', bytes);
-  await rename(path + '.tmp', path);
-}
-
-/** The product write path for one shard on local disk: data, rejects, then the marker last. */
-async function writeShard(root: string, shard: number, accepted: PairRecord[], rejected: PairRecord[]): Promise<number> {
+/** The product write path for one shard: data, rejects, then the marker last. */
+async function writeShard(store: Store, shard: number, accepted: PairRecord[], rejected: PairRecord[]): Promise<number> {
   const names = shardFileNames(shard);
   const data = encodeShard(accepted);
   const rejects = encodeRejects(rejected);
-  await atomicWrite(join(root, names.data), data);
-  await atomicWrite(join(root, names.rejects), rejects);
+  await store.put(names.data, data);
+  await store.put(names.rejects, rejects);
   const marker = buildMarker({
     shard, runId: 'bench', codeVersion: 'bench', timings: {},
     files: [{ name: names.data, bytes: data, rows: accepted.length }, { name: names.rejects, bytes: rejects, rows: rejected.length }],
     counts: { candidates: accepted.length + rejected.length, accepted: accepted.length, rejected: rejected.length },
   });
-  await atomicWrite(join(root, names.marker), markerJson(marker));
+  await store.put(names.marker, markerJson(marker));
   return data.length + rejects.length;
+}
+
+/** Median wall and CPU ms of writing every shard to `store`, after one untimed round. */
+async function timeWrites(store: Store, shards: PairRecord[][], rejects: PairRecord[]): Promise<{ wall: number[]; cpu: number[]; bytes: number }> {
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  let bytes = 0;
+  for (let r = -1; r < REPEAT; r++) {
+    const t0 = performance.now();
+    const c0 = cpuMs();
+    bytes = 0;
+    for (const [s, recs] of shards.entries()) bytes += await writeShard(store, s, recs, rejects.filter((_, k) => k % shards.length === s));
+    if (r >= 0) {
+      wall.push(performance.now() - t0);
+      cpu.push(cpuMs() - c0);
+    }
+  }
+  return { wall, cpu, bytes };
 }
 
 function duckType(f: Field<DataType>): string {
@@ -158,7 +173,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'pairgen-bench-write-'));
   try {
-    await mkdir(join(root, 'shards'));
     let encodeMs = 0;
     let encodeCpu = 0;
     const records: PairRecord[] = [];
@@ -180,17 +194,18 @@ async function main(): Promise<void> {
     for (let s = 0; s * PER_SHARD < PAIRS; s++) shards.push(records.slice(s * PER_SHARD, (s + 1) * PER_SHARD));
 
     // One untimed round of each writer first: JIT warm-up, DuckDB start-up, page cache.
-    const writeRuns: number[] = [];
-    const writeCpu: number[] = [];
-    let written = 0;
-    for (let r = -1; r < REPEAT; r++) {
-      const t0 = performance.now();
-      const c0 = cpuMs();
-      written = 0;
-      for (const [s, recs] of shards.entries()) written += await writeShard(root, s, recs, rejects.filter((_, k) => k % shards.length === s));
-      if (r >= 0) writeRuns.push(performance.now() - t0);
-      if (r >= 0) writeCpu.push(cpuMs() - c0);
+    const local = await timeWrites(openStore(join(root, 'local')), shards, rejects);
+    const s3server = await startS3Server();
+    Object.assign(process.env, s3server.env);
+    let s3: Awaited<ReturnType<typeof timeWrites>>;
+    try {
+      s3 = await timeWrites(openStore(`s3://${s3server.bucket}/bench`), shards, rejects);
+    } finally {
+      await s3server.stop();
     }
+    const writeRuns = local.wall;
+    const writeCpu = local.cpu;
+    const written = local.bytes;
     const duckRuns: number[] = [];
     const duckCpu: number[] = [];
     let duckBytes = 0;
@@ -214,6 +229,9 @@ async function main(): Promise<void> {
       hyparquet_write_cpu_ms: Math.round(median(writeCpu)),
       hyparquet_cpu_overhead_vs_encode: +(median(writeCpu) / encodeCpu).toFixed(3),
       hyparquet_file_mb: +(written / 1e6).toFixed(1),
+      s3_write_ms: { median: Math.round(median(s3.wall)), runs: s3.wall.map(Math.round) },
+      s3_overhead_vs_encode: +(median(s3.wall) / encodeMs).toFixed(3),
+      s3_write_cpu_ms: Math.round(median(s3.cpu)),
       duckdb_write_ms: { median: Math.round(duckMs), runs: duckRuns.map(Math.round) },
       duckdb_overhead_vs_encode: +(duckMs / encodeMs).toFixed(3),
       duckdb_write_cpu_ms: Math.round(median(duckCpu)),
@@ -231,7 +249,8 @@ async function main(): Promise<void> {
       `| step | wall ms (median of ${REPEAT}) | vs encode | CPU ms (all threads) | vs encode |`,
       '| --- | --- | --- | --- | --- |',
       `| sharp encode of ${2 * PAIRS} images (floor) | ${result.encode_floor_ms} | 100% | ${result.encode_floor_cpu_ms} | 100% |`,
-      `| pairgen write path (hyparquet-writer shards + rejects + markers, local disk) | ${result.hyparquet_write_ms.median} | ${(100 * result.hyparquet_overhead_vs_encode).toFixed(1)}% | ${result.hyparquet_write_cpu_ms} | ${(100 * result.hyparquet_cpu_overhead_vs_encode).toFixed(1)}% |`,
+      `| pairgen write path (hyparquet-writer shards + rejects + markers) to a local store | ${result.hyparquet_write_ms.median} | ${(100 * result.hyparquet_overhead_vs_encode).toFixed(1)}% | ${result.hyparquet_write_cpu_ms} | ${(100 * result.hyparquet_cpu_overhead_vs_encode).toFixed(1)}% |`,
+      `| the same write path to S3 (s3rver on loopback, its disk writes included) | ${result.s3_write_ms.median} | ${(100 * result.s3_overhead_vs_encode).toFixed(1)}% | ${result.s3_write_cpu_ms} | — |`,
       `| DuckDB appender + COPY TO parquet (same rows, same metadata) | ${result.duckdb_write_ms.median} | ${(100 * result.duckdb_overhead_vs_encode).toFixed(1)}% | ${result.duckdb_write_cpu_ms} | ${(100 * result.duckdb_cpu_overhead_vs_encode).toFixed(1)}% |`,
       '',
     ].join('\n');
