@@ -80,6 +80,10 @@ test('a run on a local folder and on S3 gives byte-identical shards; DuckDB read
   assert.equal(status.shards.committed, 3);
   assert.equal(status.pairs.accepted, stats.accepted);
   assert.equal(status.finalized, true);
+  const perCategory = Object.values(status.by_category);
+  assert.ok(perCategory.length >= 2);
+  assert.equal(perCategory.reduce((n, c) => n + c.accepted, 0), stats.accepted);
+  assert.equal(status.rejected_by_reason.identity_below_threshold, stats.rejected);
 });
 
 test('planning is idempotent; work skips committed shards; finalize is idempotent', async () => {

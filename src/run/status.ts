@@ -13,6 +13,7 @@ export interface RunStatus {
   shards: { total: number; committed: number; pending: number; invalid: number[] };
   pairs: { planned: number; done: number; accepted: number; rejected: number; acceptance: number | null };
   by_category: Record<string, { accepted: number; rejected: number; acceptance: number | null }>;
+  rejected_by_reason: Record<string, number>;
   /** Candidate pairs per second of worker time (sum of stage seconds over committed shards). */
   pairs_per_worker_second: number | null;
   /** Seconds of worker time still needed at that rate (divide by the number of workers). */
@@ -63,13 +64,14 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
   let rejected = 0;
   let seconds = 0;
   const byCategory: RunStatus['by_category'] = {};
+  const byReason: Record<string, number> = {};
   for (const m of markers.values()) {
     done += m.counts.candidates;
     accepted += m.counts.accepted;
     rejected += m.counts.rejected;
     for (const v of Object.values(m.timings)) seconds += v;
-    const perCategory = (m.counts as { by_category?: Record<string, { accepted: number; rejected: number }> }).by_category ?? {};
-    for (const [cat, c] of Object.entries(perCategory)) {
+    for (const [reason, n] of Object.entries(m.counts.by_reason ?? {})) byReason[reason] = (byReason[reason] ?? 0) + n;
+    for (const [cat, c] of Object.entries(m.counts.by_category ?? {})) {
       const t = (byCategory[cat] ??= { accepted: 0, rejected: 0, acceptance: null });
       t.accepted += c.accepted;
       t.rejected += c.rejected;
@@ -84,6 +86,7 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
     shards: { total: plan.shards, committed: markers.size, pending: plan.shards - markers.size, invalid },
     pairs: { planned: plan.pairs, done, accepted, rejected, acceptance: ratio(accepted, done) },
     by_category: Object.fromEntries(Object.keys(byCategory).sort().map((k) => [k, byCategory[k]])),
+    rejected_by_reason: Object.fromEntries(Object.entries(byReason).sort((a, b) => b[1] - a[1])),
     pairs_per_worker_second: rate,
     eta_worker_seconds: rate ? (plan.pairs - done) / rate : null,
     finalized: (await store.head('manifest.parquet')) !== null,
@@ -108,6 +111,8 @@ export function formatStatus(s: RunStatus): string {
     const width = Math.max(...cats.map(([c]) => c.length));
     for (const [cat, c] of cats) lines.push(`  ${cat.padEnd(width)}  ${String(c.accepted).padStart(7)} accepted  ${String(c.rejected).padStart(7)} rejected  ${pct(c.acceptance).padStart(6)}`);
   }
+  const reasons = Object.entries(s.rejected_by_reason);
+  if (reasons.length) lines.push(`rejected because: ${reasons.map(([r, n]) => `${r} ${n}`).join(', ')}`);
   if (s.pairs_per_worker_second !== null) {
     lines.push(`rate: ${s.pairs_per_worker_second.toFixed(2)} pairs per worker-second; ETA ${formatSeconds(s.eta_worker_seconds ?? 0)} of worker time (divide by your worker count)`);
   }

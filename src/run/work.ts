@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { UserError } from '../errors.ts';
 import { readPromptRows, type PromptRow } from '../prompts/index.ts';
-import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, toPairRecord, type PairRecord, type ShardMarker } from '../shards/index.ts';
+import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, toPairRecord, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
@@ -190,11 +190,26 @@ async function processShard(ctx: ShardContext): Promise<{ accepted: number; reje
     runId: plan.run_id,
     codeVersion: plan.code_version,
     files,
-    counts: { candidates: done.length, accepted: accepted.length, rejected: rejected.length },
+    counts: { candidates: done.length, accepted: accepted.length, rejected: rejected.length, ...breakdown(done) },
     timings: { ...timings },
   });
   await store.put(shardMarkerKey(shard), markerJson(marker), { contentType: 'application/json' });
   return { accepted: accepted.length, rejected: rejected.length, timings, marker };
+}
+
+function breakdown(records: PairRecord[]): Pick<ShardCounts, 'by_category' | 'by_reason'> {
+  const byCategory: Record<string, { accepted: number; rejected: number }> = {};
+  const byReason: Record<string, number> = {};
+  for (const r of records) {
+    const c = (byCategory[r.category] ??= { accepted: 0, rejected: 0 });
+    if (r.accepted) c.accepted++;
+    else {
+      c.rejected++;
+      const reason = r.reject_reason ?? 'unspecified';
+      byReason[reason] = (byReason[reason] ?? 0) + 1;
+    }
+  }
+  return { by_category: byCategory, by_reason: byReason };
 }
 
 /** The candidate specs of a shard: prompt rows by candidate index, ids and seeds from the run seed. */

@@ -18,6 +18,10 @@ export interface ShardCounts {
   candidates: number;
   accepted: number;
   rejected: number;
+  /** Per category, so `pairgen status` can report acceptance without reading the data files. */
+  by_category?: Record<string, { accepted: number; rejected: number }>;
+  /** Rejected candidates per reject reason. */
+  by_reason?: Record<string, number>;
 }
 
 export interface ShardMarker {
@@ -56,9 +60,19 @@ export function buildMarker(m: MarkerInput): ShardMarker {
     run_id: m.runId,
     code_version: m.codeVersion,
     files: m.files.map((f) => ({ name: f.name, size: f.bytes.length, sha256: sha256Hex(f.bytes), rows: f.rows })),
-    counts: { ...m.counts },
+    counts: {
+      candidates: m.counts.candidates,
+      accepted: m.counts.accepted,
+      rejected: m.counts.rejected,
+      ...(m.counts.by_category ? { by_category: sortKeys(m.counts.by_category) } : {}),
+      ...(m.counts.by_reason ? { by_reason: sortKeys(m.counts.by_reason) } : {}),
+    },
     timings: Object.fromEntries(Object.keys(m.timings).sort().map((k) => [k, m.timings[k]])),
   };
+}
+
+function sortKeys<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
 }
 
 export interface MarkerCheck {
