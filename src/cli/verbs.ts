@@ -6,6 +6,7 @@ import { registerSample } from './sample.ts';
 import { registerFaces } from './faces.ts';
 import { registerIdentity } from './identity.ts';
 import { registerPreview } from './preview.ts';
+import { registerCheck } from './check.ts';
 
 /** Every verb of the CLI, in the order `pairgen --help` lists them. */
 export const VERBS: VerbRegistrar[] = [
@@ -14,7 +15,7 @@ export const VERBS: VerbRegistrar[] = [
   registerSample,
   registerFaces,
   registerIdentity,
-  (p) => notBuilt(p, 'check', 'validate a pipeline config and its model files', 'issue 5'),
+  registerCheck,
   registerPreview,
   (p) => notBuilt(p, 'query', 'SQL over a run\'s manifest and shards', 'issue 7'),
   (p) => notBuilt(p, 'refilter', 'a new run selected from recorded scores', 'issue 7'),

@@ -4,3 +4,4 @@
  * See docs/preview.md.
  */
 export { previewRun, writePreview, PREVIEW_DIR, MAX_SHEET_ROWS, type PreviewOptions } from './preview.ts';
+export { checkPipeline, formatCheckReport, type CheckReport } from './check.ts';
