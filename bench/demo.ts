@@ -1,0 +1,109 @@
+/**
+ * Demo benchmark: `pairgen run pipelines/demo.yaml` end to end (plan, sample, score, encode, write,
+ * finalize) in a child process, as `make demo` runs it. Reports demo pairs per second, the stage
+ * timings the shard markers record, and the share of wall time spent inside ONNX model sessions
+ * (teacher worker thread and main-thread identity models), plus the identity filter's precision and
+ * recall against the reference teacher's ground truth.
+ *
+ *   node --import tsx bench/demo.ts [--pairs 240]      → bench/results/demo.json
+ *
+ * Session time is measured by a small preload (`--import`) in the child that wraps
+ * InferenceSession.prototype.run in every thread (workers inherit the preload) and keeps a per-thread
+ * total. Nothing in src/ knows about it.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { ensureReferenceTeacher, precisionRecall } from '../src/reference/index.ts';
+
+/**
+ * The preload (plain JS: worker threads inherit `--import` but not tsx's hooks for it). It wraps
+ * InferenceSession.prototype.run of the same onnxruntime-node module the app loads, and keeps this
+ * thread's total in PAIRGEN_BENCH_SESSIONS/<pid>-<thread>.json.
+ */
+function preloadSource(): string {
+  const ort = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
+  return `import ort from ${JSON.stringify(ort)};
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+const proto = ort.InferenceSession.prototype;
+const run = proto.run;
+const file = join(process.env.PAIRGEN_BENCH_SESSIONS, process.pid + '-' + threadId + '.json');
+let ms = 0, calls = 0;
+proto.run = async function (...args) {
+  const t0 = performance.now();
+  try { return await run.apply(this, args); }
+  finally { ms += performance.now() - t0; calls++; writeFileSync(file, JSON.stringify({ thread: threadId, ms, calls })); }
+};
+`;
+}
+
+await main();
+
+async function main(): Promise<void> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const i = process.argv.indexOf('--pairs');
+  const pairs = i > 0 ? Number(process.argv[i + 1]) : 240;
+
+  await ensureReferenceTeacher();
+  const tmp = mkdtempSync(join(tmpdir(), 'pairgen-bench-demo-'));
+  try {
+    const out = join(tmp, 'run');
+    const sessions = join(tmp, 'sessions');
+    mkdirSync(sessions);
+    const preload = join(tmp, 'session-timer.mjs');
+    writeFileSync(preload, preloadSource());
+    const started = performance.now();
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--import', preload, join(here, '../bin/pairgen.js'), 'run', join(here, '../pipelines/demo.yaml'), '--out', out, '--pairs', String(pairs)],
+      { env: { ...process.env, PAIRGEN_BENCH_SESSIONS: sessions }, stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    const wall = (performance.now() - started) / 1000;
+    if (r.status !== 0) throw new Error(`pairgen run failed (${r.status ?? r.signal})`);
+
+    const threads = readdirSync(sessions).map((f) => JSON.parse(readFileSync(join(sessions, f), 'utf8')) as { thread: number; ms: number; calls: number });
+    const main = threads.filter((t) => t.thread === 0);
+    const workers = threads.filter((t) => t.thread !== 0);
+    const sum = (ts: { ms: number }[]) => ts.reduce((a, t) => a + t.ms, 0) / 1000;
+    const timings: Record<string, number> = {};
+    for (const f of readdirSync(join(out, 'shards')).filter((f) => /^shard-\d+\.json$/.test(f))) {
+      const marker = JSON.parse(readFileSync(join(out, 'shards', f), 'utf8')) as { timings: Record<string, number> };
+      for (const [k, v] of Object.entries(marker.timings)) timings[k] = (timings[k] ?? 0) + v;
+    }
+    const db = await DuckDBInstance.create(':memory:');
+    const rows = (await (await db.connect()).runAndReadAll(`select accepted, extra from read_parquet('${join(out, 'manifest.parquet')}')`)).getRowObjectsJS();
+    const labelled = rows.map((row) => ({ accepted: row.accepted as boolean, identity_kept: (JSON.parse(String(row.extra)) as { identity_kept?: boolean }).identity_kept }));
+    const pr = precisionRecall(labelled);
+    const round = (x: number, d = 3) => Number(x.toFixed(d));
+    const result = {
+      command: `node --import tsx bench/demo.ts --pairs ${pairs}`,
+      pairs,
+      accepted: labelled.filter((l) => l.accepted).length,
+      wall_s: round(wall, 1),
+      pairs_per_s: round(pairs / wall),
+      inside_sessions: {
+        teacher_worker_s: round(sum(workers), 1),
+        teacher_calls: workers.reduce((a, t) => a + t.calls, 0),
+        main_thread_s: round(sum(main), 1),
+        main_thread_calls: main.reduce((a, t) => a + t.calls, 0),
+        share_of_wall: round((sum(workers) + sum(main)) / wall),
+        teacher_share_of_wall: round(sum(workers) / wall),
+        main_thread_share_of_wall: round(sum(main) / wall),
+      },
+      shard_timings_s: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v, 1)])),
+      identity_vs_ground_truth: { precision: pr.precision && round(pr.precision), recall: pr.recall && round(pr.recall), kept_share: round(labelled.filter((l) => l.identity_kept).length / labelled.length) },
+      note: 'Stages overlap (the teacher samples the next batch while pairs are scored), so session shares can sum past the wall time. Shared 2-core machine: compare ratios, not absolute times.',
+    };
+    mkdirSync(join(here, 'results'), { recursive: true });
+    writeFileSync(join(here, 'results', 'demo.json'), JSON.stringify(result, null, 2) + '\n');
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    if (existsSync(tmp)) rmSync(tmp, { recursive: true, force: true });
+  }
+}
