@@ -91,8 +91,12 @@ interface WorkCliOptions {
   index?: number;
   count?: number;
   force?: boolean;
+  retryFailed?: boolean;
   grace: number;
 }
+
+/** `work` exits with this when it finished but some shards of its share failed or were held back. */
+export const EXIT_SHARDS_FAILED = 3;
 
 async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
   const plan = await readPlan(openStore(runUri));
@@ -112,6 +116,7 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
     const summary = await workRun(runUri, {
       shards,
       force: opts.force,
+      retryFailed: opts.retryFailed,
       signal: controller.signal,
       onShard: (e) => {
         done++;
@@ -121,6 +126,14 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
     });
     bar.stop();
     log.info(`work done: ${summary.committed.length} shards committed, ${summary.skipped.length} already committed`, { accepted: summary.accepted, rejected: summary.rejected });
+    const incomplete = [...summary.failed, ...summary.held].sort((a, b) => a - b);
+    if (incomplete.length) {
+      log.error(
+        `${summary.failed.length} shard(s) failed and ${summary.held.length} were skipped after an earlier failure (${incomplete.slice(0, 8).join(', ')}${incomplete.length > 8 ? ', ...' : ''}); ` +
+          `see \`pairgen status ${runUri}\`, then run \`pairgen work ${runUri} --retry-failed\``,
+      );
+      process.exitCode = EXIT_SHARDS_FAILED;
+    }
   } catch (e) {
     bar.stop();
     if (e instanceof WorkAborted) {
@@ -161,12 +174,13 @@ export function registerRunVerbs(program: Command): void {
 
   program
     .command('work')
-    .description('process shards of a planned run; committed shards are skipped, so it can be re-run any number of times')
+    .description('process shards of a planned run; committed shards are skipped, so it can be re-run any number of times. Exit codes: 0 every shard of this share is committed, 2 user error, 3 some shards failed (the others were done), 130/143 stopped by SIGINT/SIGTERM')
     .argument('<run-uri>', 'run location')
     .option('--shards <list>', 'shards to process: N, A-B or a comma list', parseShardList)
     .option('--index <i>', 'this worker\'s index in an array job (default: JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID / AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
     .option('--count <n>', 'number of workers in the array job; worker i takes shards s with s mod n = i', positiveInt('--count'))
     .option('--force', 're-run committed shards too (they are rewritten byte for byte)')
+    .option('--retry-failed', 'also run shards whose earlier attempt failed (by default they are skipped and reported; exit code 3 while any remain)')
     .addOption(new Option('--grace <seconds>', 'after SIGINT/SIGTERM, exit at the latest after this many seconds').default(25).argParser(nonNegativeInt('--grace')))
     .action(action(doWork));
 

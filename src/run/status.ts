@@ -3,14 +3,15 @@ import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/inde
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { markerProblems } from './commit.ts';
-import { markerShard, SHARDS_PREFIX } from './layout.ts';
+import { failureShard, readFailure, type FailureRecord } from './failures.ts';
+import { markerShard, SHARDS_PREFIX, shardName } from './layout.ts';
 import { readPlan, type RunPlan } from './plan.ts';
 
 export interface RunStatus {
   uri: string;
   name: string;
   run_id: string;
-  shards: { total: number; committed: number; pending: number; invalid: number[] };
+  shards: { total: number; committed: number; pending: number; invalid: number[]; failed: FailedShard[] };
   pairs: { planned: number; done: number; accepted: number; rejected: number; acceptance: number | null };
   by_category: Record<string, { accepted: number; rejected: number; acceptance: number | null }>;
   rejected_by_reason: Record<string, number>;
@@ -21,14 +22,28 @@ export interface RunStatus {
   finalized: boolean;
 }
 
-/** Committed markers of a run, keyed by shard, with the ones whose files do not match listed apart. */
-export async function scanShards(store: Store, plan: RunPlan, verify = false): Promise<{ markers: Map<number, ShardMarker>; invalid: number[] }> {
+/** A pending shard whose last attempt failed (it has a failure record). */
+export interface FailedShard {
+  shard: number;
+  attempts: number;
+  error: string;
+  time: string;
+}
+
+/**
+ * Committed markers of a run, keyed by shard, with the ones whose files do not match listed apart, and
+ * the shards that have a failure record (committed or not).
+ */
+export async function scanShards(store: Store, plan: RunPlan, verify = false): Promise<{ markers: Map<number, ShardMarker>; invalid: number[]; failureRecords: number[] }> {
   const sizes = new Map<string, number>();
   const markerKeys: [number, string][] = [];
+  const failureRecords: number[] = [];
   for await (const entry of store.list(SHARDS_PREFIX)) {
     sizes.set(entry.key, entry.size);
     const shard = markerShard(entry.key);
     if (shard !== null && shard < plan.shards) markerKeys.push([shard, entry.key]);
+    const failed = failureShard(entry.key);
+    if (failed !== null && failed < plan.shards) failureRecords.push(failed);
   }
   const markers = new Map<number, ShardMarker>();
   const invalid: number[] = [];
@@ -52,13 +67,24 @@ export async function scanShards(store: Store, plan: RunPlan, verify = false): P
     ),
   );
   invalid.sort((a, b) => a - b);
-  return { markers, invalid };
+  return { markers, invalid, failureRecords };
+}
+
+/** The failure records of shards that are not committed, in shard order. */
+async function failedShards(store: Store, shards: number[], markers: Map<number, ShardMarker>): Promise<FailedShard[]> {
+  const limit = pLimit(16);
+  const records = await Promise.all(shards.filter((s) => !markers.has(s)).map((s) => limit(() => readFailure(store, s))));
+  return records
+    .filter((r): r is FailureRecord => r !== null)
+    .map((r) => ({ shard: r.shard, attempts: r.attempts, error: r.error, time: r.time }))
+    .sort((a, b) => a.shard - b.shard);
 }
 
 export async function runStatus(runUri: string, options: { verify?: boolean } = {}): Promise<RunStatus> {
   const plan = await readPlan(openStore(runUri));
   const store = openStore(runUri, plan.config.storage);
-  const { markers, invalid } = await scanShards(store, plan, options.verify);
+  const { markers, invalid, failureRecords } = await scanShards(store, plan, options.verify);
+  const failed = await failedShards(store, failureRecords, markers);
   let done = 0;
   let accepted = 0;
   let rejected = 0;
@@ -83,7 +109,7 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
     uri: store.uri,
     name: plan.name,
     run_id: plan.run_id,
-    shards: { total: plan.shards, committed: markers.size, pending: plan.shards - markers.size, invalid },
+    shards: { total: plan.shards, committed: markers.size, pending: plan.shards - markers.size, invalid, failed },
     pairs: { planned: plan.pairs, done, accepted, rejected, acceptance: ratio(accepted, done) },
     by_category: Object.fromEntries(Object.keys(byCategory).sort().map((k) => [k, byCategory[k]])),
     rejected_by_reason: Object.fromEntries(Object.entries(byReason).sort((a, b) => b[1] - a[1])),
@@ -105,6 +131,11 @@ export function formatStatus(s: RunStatus): string {
     `shards: ${s.shards.committed}/${s.shards.total} committed, ${s.shards.pending} pending${s.shards.invalid.length ? `, ${s.shards.invalid.length} with a marker that does not match its files (${s.shards.invalid.slice(0, 10).join(', ')}${s.shards.invalid.length > 10 ? ', ...' : ''})` : ''}`,
     `pairs: ${s.pairs.done}/${s.pairs.planned} candidates done, ${s.pairs.accepted} accepted, ${s.pairs.rejected} rejected (acceptance ${pct(s.pairs.acceptance)})`,
   ];
+  if (s.shards.failed.length) {
+    lines.push(`failed: ${s.shards.failed.length} pending shards whose last attempt failed (\`pairgen work --retry-failed\` tries them again):`);
+    for (const f of s.shards.failed.slice(0, 10)) lines.push(`  ${shardName(f.shard)}  ${f.attempts} attempt${f.attempts === 1 ? '' : 's'}, last ${f.time}: ${f.error.length > 160 ? f.error.slice(0, 157) + '...' : f.error}`);
+    if (s.shards.failed.length > 10) lines.push(`  ... and ${s.shards.failed.length - 10} more (\`pairgen status --json\` lists them all)`);
+  }
   const cats = Object.entries(s.by_category);
   if (cats.length) {
     lines.push('by category:');

@@ -2,18 +2,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { UserError } from '../errors.ts';
+import { isUserError, UserError } from '../errors.ts';
 import { readPromptRows, type PromptRow } from '../prompts/index.ts';
 import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, toPairRecord, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
-import { openStore } from '../store/index.ts';
+import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
-import { digestFiles } from './digest.ts';
-import { PROMPTS_FILE, shardDataKey, shardMarkerKey, shardName, shardRange, shardRejectsKey } from './layout.ts';
+import { digestFiles, sha256Hex } from './digest.ts';
+import { clearFailure, readFailure, recordFailure } from './failures.ts';
+import { PROMPTS_FILE, RUN_FILE, shardDataKey, shardMarkerKey, shardName, shardRange, shardRejectsKey } from './layout.ts';
 import { readPlan, type RunPlan } from './plan.ts';
 import { candidateSlot, pairId, pairSeed } from './seeds.ts';
 import { isCommitted } from './commit.ts';
+import { readCandidateSpecs } from './candidates.ts';
 
 export interface WorkOptions {
   /** Shards to process; default: all shards of the run. */
@@ -22,7 +24,9 @@ export interface WorkOptions {
   signal?: AbortSignal;
   /** Re-run shards even when committed (they are rewritten with identical bytes). */
   force?: boolean;
-  /** Called after each shard is committed or skipped. */
+  /** Also run shards whose previous attempt failed (they have a failure record); default: skip them. */
+  retryFailed?: boolean;
+  /** Called after each shard is committed, skipped or failed. */
   onShard?: (event: ShardEvent) => void;
   /**
    * Programmatic injection for tests of the spine only; the CLI never sets these. Default: the teacher
@@ -30,19 +34,29 @@ export interface WorkOptions {
    */
   teacherFactory?: (plan: RunPlan) => Promise<Teacher>;
   scorerFactory?: (plan: RunPlan) => Promise<IdentityScorer | null>;
+  /** Internal S3 knobs (socket timeout, backoff steps) for tests and benchmarks; the CLI never sets them. */
+  storeTuning?: S3Tuning;
 }
 
 export interface ShardEvent {
   shard: number;
-  status: 'committed' | 'skipped';
+  /** skipped: already committed; held: an earlier attempt failed and retryFailed is off; failed: this attempt failed. */
+  status: 'committed' | 'skipped' | 'held' | 'failed';
   accepted: number;
   rejected: number;
   seconds: number;
+  /** For failed and held shards: the error and the failed attempts so far. */
+  error?: string;
+  attempts?: number;
 }
 
 export interface WorkSummary {
   committed: number[];
   skipped: number[];
+  /** Shards whose attempt failed in this run (recorded in shards/shard-NNNNN.failed.json); the others went on. */
+  failed: number[];
+  /** Shards not tried because an earlier attempt failed (run with retryFailed to try them). */
+  held: number[];
   accepted: number;
   rejected: number;
   timings: Timings;
@@ -66,18 +80,26 @@ export class WorkAborted extends Error {
 export async function workRun(runUri: string, options: WorkOptions = {}): Promise<WorkSummary> {
   const probe = openStore(runUri);
   const plan = await readPlan(probe);
-  const store = openStore(runUri, plan.config.storage);
+  const store = openStore(runUri, plan.config.storage, options.storeTuning);
   const shards = options.shards ?? Array.from({ length: plan.shards }, (_, i) => i);
   for (const s of shards) {
     if (!Number.isInteger(s) || s < 0 || s >= plan.shards) throw new UserError(`shard ${s} is not in this run (it has shards 0-${plan.shards - 1})`);
   }
-  const summary: WorkSummary = { committed: [], skipped: [], accepted: 0, rejected: 0, timings: { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 } };
+  const summary: WorkSummary = { committed: [], skipped: [], failed: [], held: [], accepted: 0, rejected: 0, timings: { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 } };
 
   const todo: number[] = [];
+  const hadFailure = new Set<number>();
   for (const s of shards) {
     if (!options.force && (await isCommitted(store, s))) {
       summary.skipped.push(s);
       options.onShard?.({ shard: s, status: 'skipped', accepted: 0, rejected: 0, seconds: 0 });
+      continue;
+    }
+    const failure = await readFailure(store, s);
+    if (failure) hadFailure.add(s);
+    if (failure && !options.retryFailed) {
+      summary.held.push(s);
+      options.onShard?.({ shard: s, status: 'held', accepted: 0, rejected: 0, seconds: 0, error: failure.error, attempts: failure.attempts });
     } else todo.push(s);
   }
   if (todo.length === 0) return summary;
@@ -85,7 +107,7 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   await checkModels(plan);
   const tmp = mkdtempSync(join(tmpdir(), 'pairgen-work-'));
   const promptPath = join(tmp, PROMPTS_FILE);
-  writeFileSync(promptPath, await store.get(PROMPTS_FILE));
+  writeFileSync(promptPath, await readPrompts(store, plan));
   const teacher = await (options.teacherFactory ?? defaultTeacher)(plan);
   let scorer: IdentityScorer | null = null;
   try {
@@ -93,7 +115,18 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
     for (const shard of todo) {
       if (options.signal?.aborted) throw new WorkAborted();
       const started = performance.now();
-      const result = await processShard({ plan, store, shard, promptPath, teacher, scorer, signal: options.signal });
+      let result: Awaited<ReturnType<typeof processShard>>;
+      try {
+        result = await processShard({ plan, store, shard, promptPath, teacher, scorer, signal: options.signal });
+      } catch (e) {
+        // User errors (config, credentials, models) hold for every shard: stop. Anything else fails this shard only.
+        if (isUserError(e) || e instanceof WorkAborted || options.signal?.aborted) throw e;
+        const record = await recordFailure(store, shard, plan.run_id, e);
+        summary.failed.push(shard);
+        options.onShard?.({ shard, status: 'failed', accepted: 0, rejected: 0, seconds: (performance.now() - started) / 1000, error: record.error, attempts: record.attempts });
+        continue;
+      }
+      if (hadFailure.has(shard)) await clearFailure(store, shard);
       summary.committed.push(shard);
       summary.accepted += result.accepted;
       summary.rejected += result.rejected;
@@ -118,6 +151,18 @@ async function defaultScorer(plan: RunPlan): Promise<IdentityScorer | null> {
   if (!plan.config.identity.enabled) return null;
   const { createIdentityScorer } = await import('../identity/index.ts');
   return createIdentityScorer(plan.config.identity, plan.config.runtime);
+}
+
+/**
+ * prompts.parquet, checked against the digest in run.json: a transfer that went wrong (or a file
+ * replaced under the run) must not silently change which prompts the shards are made from.
+ */
+async function readPrompts(store: Store, plan: RunPlan): Promise<Uint8Array> {
+  for (let attempt = 1; ; attempt++) {
+    const bytes = await store.get(PROMPTS_FILE);
+    if (sha256Hex(bytes) === plan.prompts.sha256) return bytes;
+    if (attempt === 3) throw new UserError(`${store.uri}/${PROMPTS_FILE}: its sha256 differs from the one in ${RUN_FILE} (read ${attempt} times); the run's prompt table was replaced or is damaged: plan a new run`);
+  }
 }
 
 /** The model files must be the ones the run was planned with, or the shards would not be reproducible. */
@@ -148,7 +193,7 @@ interface ShardContext {
 async function processShard(ctx: ShardContext): Promise<{ accepted: number; rejected: number; timings: Timings; marker: ShardMarker }> {
   const { plan, store, shard } = ctx;
   const timings: Timings = { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 };
-  const specs = await shardSpecs(plan, shard, ctx.promptPath);
+  const specs = await shardSpecs(plan, shard, ctx.promptPath, store);
   const batchSize = plan.config.runtime.batch_size;
   const limit = pLimit(plan.config.runtime.concurrency);
   const records: Promise<PairRecord>[] = [];
@@ -212,9 +257,13 @@ function breakdown(records: PairRecord[]): Pick<ShardCounts, 'by_category' | 'by
   return { by_category: byCategory, by_reason: byReason };
 }
 
-/** The candidate specs of a shard: prompt rows by candidate index, ids and seeds from the run seed. */
-async function shardSpecs(plan: RunPlan, shard: number, promptPath: string): Promise<CandidateSpec[]> {
+/**
+ * The candidate specs of a shard: prompt rows by candidate index, ids and seeds from the run seed; or,
+ * in a derived run, the rows of its candidate table.
+ */
+async function shardSpecs(plan: RunPlan, shard: number, promptPath: string, store: Store): Promise<CandidateSpec[]> {
   const { start, end } = shardRange(shard, plan.shard_size, plan.pairs);
+  if (plan.candidates) return readCandidateSpecs(store, plan, start, end);
   const rowsNeeded = new Map<number, PromptRow | null>();
   for (let i = start; i < end; i++) rowsNeeded.set(candidateSlot(i, plan.prompts.train_rows).row, null);
   // Needed rows form at most a few contiguous runs; read each run once.
@@ -288,5 +337,7 @@ export function shareOf(totalShards: number, index: number, count: number): numb
 
 export function logShard(e: ShardEvent): void {
   if (e.status === 'skipped') log.info(`${shardName(e.shard)} already committed, skipped`);
+  else if (e.status === 'held') log.warn(`${shardName(e.shard)} skipped: an earlier attempt failed (run with --retry-failed to try it again)`, { attempts: e.attempts, error: e.error });
+  else if (e.status === 'failed') log.error(`${shardName(e.shard)} failed; going on with the other shards`, { attempts: e.attempts, error: e.error });
   else log.info(`${shardName(e.shard)} committed`, { accepted: e.accepted, rejected: e.rejected, seconds: Number(e.seconds.toFixed(2)) });
 }

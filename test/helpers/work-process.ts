@@ -1,12 +1,24 @@
 /**
  * A real worker process for the spine's kill tests: `pairgen work` with the test-only teacher and scorer
- * injected (the CLI can never reach them). Usage: node --import tsx work-process.ts <run-uri> [delayMs]
- * delayMs slows every teacher batch so a test can kill the process in the middle of a shard.
+ * injected (the CLI can never reach them).
+ *
+ *   node --import tsx work-process.ts <run-uri> [delayMs] [--index I --count N] [--retry-failed]
+ *
+ * delayMs slows every teacher batch so a test can kill the process in the middle of a shard. It prints
+ * one JSON line per shard event, then {"done":true,...}, and exits like `pairgen work`: 0 when every
+ * shard of its share is committed, 3 when some failed or were held back.
  */
-import { workRun } from '../../src/run/work.ts';
+import { parseArgs } from 'node:util';
+import { shareOf, workRun } from '../../src/run/work.ts';
+import { readPlan } from '../../src/run/plan.ts';
+import { openStore } from '../../src/store/index.ts';
 import { TestScorer, TestTeacher } from './test-teacher.ts';
 
-const [runUri, delay = '0'] = process.argv.slice(2);
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { index: { type: 'string' }, count: { type: 'string' }, 'retry-failed': { type: 'boolean' } },
+});
+const [runUri, delay = '0'] = positionals;
 const delayMs = Number(delay);
 
 class SlowTeacher extends TestTeacher {
@@ -16,9 +28,18 @@ class SlowTeacher extends TestTeacher {
   }
 }
 
+let shards: number[] | undefined;
+if (values.count !== undefined) {
+  const plan = await readPlan(openStore(runUri));
+  shards = shareOf(plan.shards, Number(values.index ?? 0), Number(values.count));
+}
+
 const summary = await workRun(runUri, {
+  shards,
+  retryFailed: values['retry-failed'],
   teacherFactory: async () => new SlowTeacher(),
   scorerFactory: async () => new TestScorer(),
   onShard: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
 });
-process.stdout.write(JSON.stringify({ done: true, committed: summary.committed.length }) + '\n');
+process.stdout.write(JSON.stringify({ done: true, committed: summary.committed.length, failed: summary.failed, held: summary.held }) + '\n');
+if (summary.failed.length || summary.held.length) process.exitCode = 3;
