@@ -6,6 +6,7 @@ import type { Store } from '../store/types.ts';
 import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from './layout.ts';
 import { readPlan, type RunPlan } from './plan.ts';
 import { scanShards } from './status.ts';
+import { checkSplits, splitOf, SPLIT_NAMES } from '../research/splits.ts';
 
 export interface FinalizeResult {
   uri: string;
@@ -32,8 +33,13 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
     );
   }
   const stats = new StatsAccumulator();
+  const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
+  const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
   let rows = 0;
   const manifestRows = manifestRowsOf(store, plan, markers, (row) => {
+    row.split = splitOf(row.pair_id, fractions);
+    splitCounts[row.split].candidates++;
+    if (row.accepted) splitCounts[row.split].accepted++;
     stats.add(row);
     rows++;
   });
@@ -42,13 +48,15 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
   await Promise.all([writeManifest(pass, manifestRows), upload]);
   for (let s = 0; s < plan.shards; s++) stats.addMarker(markers.get(s)!);
   const result = stats.result();
-  await store.put(STATS_FILE, JSON.stringify({ run_id: plan.run_id, name: plan.name, ...result }, null, 2) + '\n', { contentType: 'application/json' });
+  const splits = { fractions, counts: splitCounts };
+  await store.put(STATS_FILE, JSON.stringify({ run_id: plan.run_id, name: plan.name, ...result, splits }, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({
     name: plan.name,
     runUri: store.uri,
     stats: result,
     codeVersion: plan.code_version,
     configSummary: configSummary(plan),
+    splits,
   });
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
   return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows };

@@ -29,6 +29,15 @@ export interface RunPlan {
     teacher: { digest: string; files: FileDigest[] };
     identity: { digest: string; files: FileDigest[] };
   };
+  /**
+   * A derived run (regenerate) draws its candidates from an explicit table instead of the prompt table:
+   * candidates.parquet (src/run/candidates.ts), `rows` candidates, chosen from `parent_run`.
+   */
+  candidates?: { file: string; sha256: string; rows: number; parent_run: string; parent_run_id: string };
+  /** A run made from another one's recorded results (refilter): where from and what was overridden. */
+  derived_from?: { kind: 'refilter'; parent_run: string; parent_run_id: string; sets: string[] };
+  /** Split fractions (train / validation / test by a hash of pair_id); default DEFAULT_SPLITS in src/research/splits.ts. */
+  splits?: Record<string, number>;
 }
 
 export interface PlanOptions {
@@ -58,9 +67,6 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
   const trainRows = table.rows - table.evalRows;
   if (trainRows < 1) throw new UserError(`${config.prompts.set}: expanded to no training prompts`);
 
-  const { teacherModelFiles } = await import('../teacher/index.ts');
-  const teacherFiles = teacherModelFiles(config.teacher);
-  const identityFiles = config.identity.enabled ? (await import('../identity/index.ts')).identityModelFiles(config.identity) : [];
   const plan: RunPlan = {
     format: RUN_FORMAT,
     run_id: '',
@@ -72,10 +78,22 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
     shard_size: config.shard_size,
     shards: Math.ceil(config.pairs / config.shard_size),
     prompts: { file: PROMPTS_FILE, sha256: sha256Hex(promptBytes), train_rows: trainRows, eval_rows: table.evalRows, per_category: table.perCategory },
-    models: { teacher: await digestFiles(teacherFiles), identity: await digestFiles(identityFiles) },
+    models: await modelDigests(config),
   };
-  plan.run_id = sha256Hex(JSON.stringify({ ...plan, run_id: undefined })).slice(0, 16);
+  plan.run_id = planId(plan);
   return { plan, promptBytes };
+}
+
+/** Digests of the teacher's and identity scorer's model files (what workers check before sampling). */
+export async function modelDigests(config: PipelineConfig): Promise<RunPlan['models']> {
+  const { teacherModelFiles } = await import('../teacher/index.ts');
+  const identityFiles = config.identity.enabled ? (await import('../identity/index.ts')).identityModelFiles(config.identity) : [];
+  return { teacher: await digestFiles(teacherModelFiles(config.teacher)), identity: await digestFiles(identityFiles) };
+}
+
+/** run_id: sha256 (16 hex digits) of the plan's content without run_id. */
+export function planId(plan: RunPlan): string {
+  return sha256Hex(JSON.stringify({ ...plan, run_id: undefined })).slice(0, 16);
 }
 
 /**

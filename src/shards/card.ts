@@ -22,6 +22,8 @@ export interface CardInput {
   description?: string;
   /** SPDX id or "other"; omitted from the front matter when not given. */
   license?: string;
+  /** The split fractions and the candidates / accepted pairs in each split (manifest column `split`). */
+  splits?: { fractions: Record<string, number>; counts: Record<string, { candidates: number; accepted: number }> };
 }
 
 function sizeCategory(n: number): string {
@@ -45,6 +47,18 @@ function typeName(f: Field<DataType>): string {
   if (isJsonField(f)) return 'string (JSON)';
   if (DataType.isStruct(f.type)) return 'Image';
   return String(f.type).replace(/<Float32>/, '<float32>').toLowerCase();
+}
+
+function splitSection(splits: NonNullable<CardInput['splits']>): string[] {
+  return [
+    '## Splits',
+    '',
+    'Each pair\'s split is fixed by a hash of its `pair_id` (see `split` in `manifest.parquet`), so it keeps its split as',
+    'the dataset grows. Export one split with `pairgen export <run> --format webdataset --where "split = \'test\'" --out DIR`.',
+    '',
+    table(['split', 'fraction', 'candidates', 'accepted pairs'], Object.entries(splits.counts).map(([k, n]) => [k, splits.fractions[k] ?? 0, n.candidates, n.accepted])),
+    '',
+  ];
 }
 
 export function renderDatasetCard(c: CardInput): string {
@@ -90,6 +104,7 @@ export function renderDatasetCard(c: CardInput): string {
     '',
     reasons.length ? table(['reason', 'count'], reasons) : '_None._',
     '',
+    ...(c.splits ? splitSection(c.splits) : []),
     '## Columns',
     '',
     table(['column', 'type', 'meaning'], pairSchema.fields.map((f) => [`\`${f.name}\``, typeName(f), columnDescriptions[f.name] ?? ''])),

@@ -54,7 +54,20 @@ export interface PairRecord {
   accepted: boolean;
   reject_reason: string | null;
   extra: Record<string, string | number | boolean | null>;
+  /** Derived runs (regenerate): the pair this one was made from; null in ordinary runs. */
+  parent_pair_id: string | null;
+  /** Derived runs: the settings that differ from the parent's, {"key.path": {from, to}}; {} otherwise. */
+  changes: Record<string, unknown>;
 }
+
+/** Where a regenerated pair came from (src/run/candidates.ts). */
+export interface Lineage {
+  parentPairId: string | null;
+  changes: Record<string, unknown>;
+}
+
+/** A candidate read from a candidate table carries its lineage into its record. */
+export type LineageSpec = CandidateSpec & { lineage?: Lineage };
 
 /** Field metadata key marking a utf8 column that holds canonical JSON (an object in PairRecord). */
 export const JSON_FIELD = 'pairgen:json';
@@ -110,6 +123,8 @@ export const pairSchema = new Schema([
   new Field('accepted', new Bool(), false),
   utf8('reject_reason', true),
   jsonText('extra'),
+  utf8('parent_pair_id', true),
+  jsonText('changes'),
 ]);
 
 /** Every column but the image bytes: the rejects files. */
@@ -121,12 +136,15 @@ export type ManifestRow = Omit<PairRecord, 'source_image' | 'edited_image'> & {
   file: string;
   /** The row's position in that file (0-based). */
   file_row: number;
+  /** train / validation / test by a hash of pair_id (src/research/splits.ts); set by finalize. */
+  split?: string;
 };
 
 export const manifestSchema = new Schema([
   ...rejectsSchema.fields,
   utf8('file'),
   int64('file_row'),
+  utf8('split', true),
 ]);
 
 export function isJsonField(f: Field<DataType>): boolean {
@@ -147,7 +165,7 @@ function faceColumns(face: FaceDetection | null) {
 }
 
 export interface RecordParts {
-  spec: CandidateSpec;
+  spec: LineageSpec;
   runId: string;
   shard: number;
   teacher: StageInfo;
@@ -205,6 +223,8 @@ export function toPairRecord(p: RecordParts): PairRecord {
     accepted: p.verdict.accepted,
     reject_reason: p.verdict.rejectReason,
     extra: p.extra ?? {},
+    parent_pair_id: p.spec.lineage?.parentPairId ?? null,
+    changes: p.spec.lineage?.changes ?? {},
   };
 }
 
@@ -249,4 +269,7 @@ export const columnDescriptions: Record<string, string> = {
   extra: 'JSON object: teacher-specific facts recorded with the pair.',
   file: 'Manifest only: the data file holding the row, relative to the run root.',
   file_row: 'Manifest only: the row\'s position in that file (0-based).',
+  parent_pair_id: 'Regenerated pairs: the pair_id of the pair this one was regenerated from; null in ordinary runs.',
+  changes: 'JSON object: regenerated pairs: the settings that differ from the parent run, {"key.path": {"from": old, "to": new}}; {} otherwise.',
+  split: 'Manifest only: train, validation or test, by a hash of pair_id (stable as the dataset grows; fractions in run.json `splits` or the defaults).',
 };
