@@ -38,7 +38,8 @@ function config(name: string, identity: boolean, pairs: number): string {
       `pairs: ${pairs}`,
       'shard_size: 3',
       `prompts: { set: ${join(REPO, 'prompts/demo.yaml')} }`,
-      `teacher: { model: ${join(FIXTURES, 'tiny-sd')}, steps: 1 }`,
+      // instruct mode: the edit comes from another model, so source and edited images differ clearly
+      `teacher: { model: ${join(FIXTURES, 'tiny-sd')}, edit_model: ${join(FIXTURES, 'tiny-sd-ip2p')}, mode: instruct, steps: 2 }`,
       `identity: { enabled: ${identity} }`,
       'output: { image_format: png }',
     ].join('\n'),
@@ -57,7 +58,7 @@ before(async () => {
   savedEnv = { ...process.env };
   Object.assign(process.env, s3.env);
   await makeRun(config('accepted', false, 6), accepted);
-  await makeRun(config('rejected', true, 3), rejected);
+  await makeRun(config('rejected', true, 6), rejected);
   await planRun(config('accepted', false, 6), planned);
 });
 after(async () => {
@@ -125,6 +126,33 @@ test('rejected pairs are framed in red and their images are grey "not stored" ti
     assert.deepEqual(sheet.at(4, top + 60), [0xc0, 0, 0], `row ${r} has no red frame`);
     assert.deepEqual(sheet.at(12, top + 12), [0xd0, 0xd0, 0xd0], `row ${r} source tile is not the grey placeholder`);
     assert.deepEqual(sheet.at(10 + TILE + 12, top + 12), [0xd0, 0xd0, 0xd0], `row ${r} edited tile is not the grey placeholder`);
+  }
+});
+
+test('--regenerate draws rejected pairs again from their seeds: the same pixels the run made', async () => {
+  // Both runs have the same seed, prompts and teacher; only the identity filter differs, so the pairs
+  // rejected in one run are stored, with the same pair ids, in the other.
+  const stored = new Map((await manifestRows(accepted)).map((r) => [String(r.pair_id), r]));
+  const pick = (await manifestRows(rejected)).filter((r) => stored.has(String(r.pair_id))).slice(0, 2);
+  assert.equal(pick.length, 2);
+  const where = `pair_id IN (${pick.map((r) => `'${r.pair_id}'`).join(', ')})`;
+  const sheet = await rgb((await previewRun(rejected, { where, regenerate: true })).png);
+  const grey = await rgb((await previewRun(rejected, { where })).png);
+  for (const [r, row] of pick.entries()) {
+    const s = stored.get(String(row.pair_id))!;
+    const cells = await sql(`SELECT source_image.bytes AS s, edited_image.bytes AS e FROM read_parquet('${accepted}/${s.file}') WHERE pair_id = '${row.pair_id}'`);
+    const [a, b] = await Promise.all([cells[0].s, cells[0].e].map((x) => sharp(Buffer.from(x as Uint8Array)).raw().toBuffer()));
+    assert.ok(a.reduce((sum, v, i) => sum + Math.abs(v - b[i]), 0) / a.length > 5, 'source and edited should differ for this test to tell them apart');
+    for (const [col, blob] of [[0, cells[0].s], [1, cells[0].e]] as const) {
+      const expected = await rgb(await sharp(Buffer.from(blob as Uint8Array)).resize(TILE, TILE, { fit: 'contain', background: '#f4f4f4' }).png().toBuffer());
+      const left = 10 + col * (TILE + 10);
+      const top = HEADER + r * ROW + 10;
+      let diff = 0;
+      for (let y = 0; y < TILE; y++) for (let x = 0; x < TILE; x++) diff = Math.max(diff, ...sheet.at(left + x, top + y).map((v, c) => Math.abs(v - expected.at(x, y)[c])));
+      assert.ok(diff <= 2, `regenerated tile ${col} of ${row.pair_id} differs from the stored image by ${diff}`);
+      assert.deepEqual(grey.at(left + 2, top + 2), [0xd0, 0xd0, 0xd0]);
+    }
+    assert.deepEqual(sheet.at(4, HEADER + r * ROW + 60), [0xc0, 0, 0], 'a regenerated reject keeps its red frame');
   }
 });
 

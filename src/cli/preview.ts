@@ -21,19 +21,20 @@ export function registerPreview(program: Command): void {
     .option('--where <sql>', 'SQL condition over the manifest columns, e.g. "category = \'style\' AND identity_similarity < 0.5"')
     .option('--limit <n>', `most pairs on the sheet, first in run order (1-${MAX_SHEET_ROWS})`, limitArg, 24)
     .option('--out <file.png>', 'where to write the sheet', 'sheet.png')
+    .option('--regenerate', 'draw rejected pairs again from their seeds with the run\'s teacher (its model files must be on this machine); default: grey "not stored" tiles')
     .option('--all', 'instead: write the run\'s preview/ folder (a sheet per category, identity histogram, index.html), as finalize does')
     .action(
-      action(async (runUri: string, opts: { where?: string; limit: number; out: string; all?: boolean }) => {
+      action(async (runUri: string, opts: { where?: string; limit: number; out: string; all?: boolean; regenerate?: boolean }) => {
         if (opts.all) {
           if (opts.where !== undefined) throw new UserError('--all draws fixed per-category sheets; it takes no --where');
-          const keys = await writePreview(runUri);
+          const keys = await writePreview(runUri, { regenerate: opts.regenerate });
           log.info(`wrote ${keys.length} files under ${runUri.replace(/\/$/, '')}/preview/ (open preview/index.html)`);
           return;
         }
         const out = resolve(opts.out);
         if (!out.toLowerCase().endsWith('.png')) throw new UserError(`--out ${opts.out}: expected a .png file name`);
         if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory()) throw new UserError(`--out ${opts.out}: folder ${dirname(out)} does not exist`);
-        const { png, rows } = await previewRun(runUri, { where: opts.where, limit: opts.limit });
+        const { png, rows } = await previewRun(runUri, { where: opts.where, limit: opts.limit, regenerate: opts.regenerate });
         // Written whole under a temp name, then renamed: an interrupted write never leaves a torn PNG.
         const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
         await writeFile(tmp, png);

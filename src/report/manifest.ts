@@ -20,11 +20,18 @@ export interface SheetRow {
   reject_reason: string | null;
   file: string;
   file_row: number;
+  /** What a teacher needs to draw the pair again (rejected pairs keep no images). */
+  prompt_id: string;
+  sample_index: number;
+  source_prompt: string;
+  target_prompt: string;
+  attributes: Record<string, string>;
 }
 
 const COLUMNS = `pair_id, "index"::DOUBLE AS "index", shard::DOUBLE AS shard, seed::DOUBLE AS seed, category, instruction,
   identity_similarity::DOUBLE AS identity_similarity, identity_threshold::DOUBLE AS identity_threshold,
-  accepted, reject_reason, file, file_row::DOUBLE AS file_row`;
+  accepted, reject_reason, file, file_row::DOUBLE AS file_row,
+  prompt_id, sample_index::DOUBLE AS sample_index, source_prompt, target_prompt, attributes`;
 
 /**
  * SQL over a run's manifest.parquet with DuckDB. The manifest is copied from the store to a temp file
@@ -138,6 +145,11 @@ function toRows(rows: Record<string, unknown>[]): SheetRow[] {
     reject_reason: r.reject_reason === null ? null : String(r.reject_reason),
     file: String(r.file),
     file_row: Number(r.file_row),
+    prompt_id: String(r.prompt_id),
+    sample_index: Number(r.sample_index),
+    source_prompt: String(r.source_prompt),
+    target_prompt: String(r.target_prompt),
+    attributes: JSON.parse(String(r.attributes)) as Record<string, string>,
   }));
 }
 

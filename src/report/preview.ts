@@ -1,10 +1,11 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
-import { readPlan } from '../run/plan.ts';
+import { readPlan, type RunPlan } from '../run/plan.ts';
 import { STATS_FILE } from '../run/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
+import type { CandidateSpec, RgbImage } from '../types.ts';
 import { renderHistogram } from './histogram.ts';
 import { renderReportHtml } from './html.ts';
 import { loadImages } from './images.ts';
@@ -22,18 +23,20 @@ export interface PreviewOptions {
   where?: string;
   /** Most rows on the sheet (default 24, at most MAX_SHEET_ROWS). */
   limit?: number;
+  /** Draw rejected pairs again from their seeds with the run's teacher (its model files must be here). */
+  regenerate?: boolean;
 }
 
-async function openRun(runUri: string): Promise<{ store: Store; name: string; runId: string }> {
+async function openRun(runUri: string): Promise<{ store: Store; name: string; runId: string; plan: RunPlan }> {
   const plan = await readPlan(openStore(runUri));
-  return { store: openStore(runUri, plan.config.storage), name: plan.name, runId: plan.run_id };
+  return { store: openStore(runUri, plan.config.storage), name: plan.name, runId: plan.run_id, plan };
 }
 
 /** `pairgen preview`: a contact sheet (PNG bytes) of the candidates matching `where`, in run order. */
 export async function previewRun(runUri: string, options: PreviewOptions = {}): Promise<{ png: Buffer; rows: number }> {
   const limit = options.limit ?? 24;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SHEET_ROWS) throw new UserError(`--limit: expected a whole number from 1 to ${MAX_SHEET_ROWS}, got ${limit}`);
-  const { store, name, runId } = await openRun(runUri);
+  const { store, name, runId, plan } = await openRun(runUri);
   const query = await ManifestQuery.open(store, runUri);
   let rows: SheetRow[];
   try {
@@ -43,7 +46,7 @@ export async function previewRun(runUri: string, options: PreviewOptions = {}): 
   }
   if (rows.length === 0) throw new UserError(`--where ${JSON.stringify(options.where)} matches no candidate of ${store.uri}`);
   const subtitle = `run ${runId} · ${options.where ? `where ${options.where}` : 'all candidates'} · first ${rows.length} in run order`;
-  const png = await renderContactSheet(await withImages(store, rows), { title: `${name}: ${rows.length} pair${rows.length === 1 ? '' : 's'}`, subtitle });
+  const png = await renderContactSheet(await withImages(store, plan, rows, options.regenerate ?? false), { title: `${name}: ${rows.length} pair${rows.length === 1 ? '' : 's'}`, subtitle });
   return { png, rows: rows.length };
 }
 
@@ -53,8 +56,8 @@ export async function previewRun(runUri: string, options: PreviewOptions = {}): 
  * them. Pictures first, the page last. A pure function of the run's files: running it again rewrites
  * the same bytes. Returns the keys written.
  */
-export async function writePreview(runUri: string): Promise<string[]> {
-  const { store, name, runId } = await openRun(runUri);
+export async function writePreview(runUri: string, options: { regenerate?: boolean } = {}): Promise<string[]> {
+  const { store, name, runId, plan } = await openRun(runUri);
   const statsBytes = await store.getIfExists(STATS_FILE);
   if (!statsBytes) throw new UserError(`${store.uri}: the run has no ${STATS_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
   const stats = JSON.parse(Buffer.from(statsBytes).toString('utf8')) as DatasetStats;
@@ -73,7 +76,7 @@ export async function writePreview(runUri: string): Promise<string[]> {
     const file = uniqueName(`sheet-${category.replace(/[^A-Za-z0-9._-]+/g, '-')}`, new Set(sheets.values()));
     const counts = stats.by_category[category];
     const subtitle = `run ${runId} · ${counts ? `${counts.accepted} of ${counts.candidates} accepted · ` : ''}first ${rows.filter((r) => r.accepted).length} accepted and ${rows.filter((r) => !r.accepted).length} rejected in run order`;
-    files.set(file, await renderContactSheet(await withImages(store, rows), { title: `${name} · ${category}`, subtitle }));
+    files.set(file, await renderContactSheet(await withImages(store, plan, rows, options.regenerate ?? false), { title: `${name} · ${category}`, subtitle }));
     sheets.set(category, file);
   }
   files.set('identity-histogram.png', await renderHistogram(stats, thresholds));
@@ -94,8 +97,12 @@ function uniqueName(stem: string, taken: Set<string>): string {
   return name;
 }
 
-async function withImages(store: Store, rows: SheetRow[]): Promise<SheetEntry[]> {
+async function withImages(store: Store, plan: RunPlan, rows: SheetRow[], regenerate: boolean): Promise<SheetEntry[]> {
   const images = await loadImages(store, rows);
+  if (regenerate) {
+    const missing = rows.filter((r) => !r.accepted && !images.get(r.pair_id)?.source);
+    for (const [pairId, img] of await regenerateImages(plan, missing)) images.set(pairId, img);
+  }
   const entries: SheetEntry[] = [];
   for (const r of rows) {
     const img = images.get(r.pair_id) ?? { source: null, edited: null };
@@ -107,7 +114,47 @@ async function withImages(store: Store, rows: SheetRow[]): Promise<SheetEntry[]>
         throw new UserError(`${store.uri}/${r.file}: the ${which} image of pair ${r.pair_id} is not a readable image (${(e as Error).message})`);
       }
     }
-    entries.push({ ...r, ...img });
+    entries.push({ ...r, ...img, regenerated: regenerate && !r.accepted && img.source !== null });
   }
   return entries;
+}
+
+/**
+ * Rejected pairs drawn again by the run's teacher from the recorded seeds and prompts (the teacher is a
+ * pure function of the spec, so these are the images the run scored, up to the last bits when the
+ * batch composition differs). Encoded as PNG for the sheet only; nothing is written to the run.
+ */
+async function regenerateImages(plan: RunPlan, rows: SheetRow[]): Promise<Map<string, { source: Uint8Array; edited: Uint8Array }>> {
+  const out = new Map<string, { source: Uint8Array; edited: Uint8Array }>();
+  if (rows.length === 0) return out;
+  const { createTeacher } = await import('../teacher/index.ts');
+  const teacher = await createTeacher(plan.config.teacher, plan.config.runtime);
+  try {
+    const specs: CandidateSpec[] = rows.map((r) => ({
+      pairId: r.pair_id,
+      index: r.index,
+      seed: r.seed,
+      promptId: r.prompt_id,
+      sampleIndex: r.sample_index,
+      category: r.category,
+      sourcePrompt: r.source_prompt,
+      instruction: r.instruction,
+      targetPrompt: r.target_prompt,
+      identityThreshold: r.identity_threshold,
+      attributes: r.attributes,
+    }));
+    const batch = plan.config.runtime.batch_size;
+    for (let i = 0; i < specs.length; i += batch) {
+      const part = specs.slice(i, i + batch);
+      const pairs = await teacher.generate(part);
+      for (const [k, pair] of pairs.entries()) out.set(part[k].pairId, { source: await png(pair.source), edited: await png(pair.edited) });
+    }
+  } finally {
+    await teacher.close();
+  }
+  return out;
+}
+
+function png(image: RgbImage): Promise<Buffer> {
+  return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
 }

@@ -6,6 +6,8 @@ import { ensureFonts, markup, textImage } from './text.ts';
 export interface SheetEntry extends SheetRow {
   source: Uint8Array | null;
   edited: Uint8Array | null;
+  /** The images were drawn again from the pair's seed for this sheet (they are not in the run). */
+  regenerated?: boolean;
 }
 
 export const TILE = 160;
@@ -63,6 +65,7 @@ function rowMarkup(e: SheetEntry): string {
     `<b>${markup(instruction)}</b>`,
     `${markup(e.category)} · ${score}`,
     verdict,
+    ...(e.regenerated ? ['<span foreground="#666666" size="small"><i>images regenerated from the seed for this sheet (not stored in the run)</i></span>'] : []),
     `<span foreground="#666666" size="small">#${e.index} · pair ${markup(e.pair_id)} · seed ${e.seed} · shard ${e.shard}</span>`,
   ].join('\n');
 }
