@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,9 @@ const EDITS: [string, string][] = [
   ['make it pop art', 'popart'],
   ['add a vignette', 'vignette'],
   ['increase the contrast', 'high-contrast'],
+  ['make the colors warmer', 'warm'],
+  ['give the image a cold blue tint', 'cool'],
+  ['soften the focus', 'soft-focus'],
 ];
 
 function specs(n: number): CandidateSpec[] {
@@ -44,11 +48,11 @@ test('the cache is reused: a second ensure builds nothing', async () => {
 for (const [scheduler, steps] of [[null, 20], ['DDIMScheduler', 8], ['EulerDiscreteScheduler', 6]] as const) {
   test(`the sampler converges to bank items of the asked edit (${scheduler ?? 'folder scheduler'}, ${steps} steps)`, async () => {
     const teacher = await createTeacher(
-      withDefaults({ model: ref.model, edit_model: ref.editModel, mode: 'instruct', steps, guidance_scale: 1, scheduler, max_batch: 6 }),
+      withDefaults({ model: ref.model, edit_model: ref.editModel, mode: 'instruct', steps, guidance_scale: 1, scheduler, max_batch: 9 }),
       DEFAULT_RUNTIME,
     );
     try {
-      const list = specs(6);
+      const list = specs(9);
       const pairs = await teacher.generate(list);
       pairs.forEach((p, i) => {
         const x = p.extra!;
@@ -95,6 +99,15 @@ test('precisionRecall counts the identity filter against the ground truth', () =
   assert.equal(pr.recall, 2 / 3);
   assert.deepEqual([pr.truePositives, pr.falsePositives, pr.falseNegatives, pr.trueNegatives, pr.unlabelled], [2, 1, 1, 1, 1]);
   assert.deepEqual(precisionRecall([]), { precision: null, recall: null, truePositives: 0, falsePositives: 0, falseNegatives: 0, trueNegatives: 0, unlabelled: 0 });
+});
+
+test('setup script: a bad --image-strength is a user error (exit 2)', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL('../scripts/setup-reference.ts', import.meta.url).pathname, '--image-strength', 'lots'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^error: --image-strength must be a number >= 0, got lots/m);
+  const fresh = spawnSync(process.execPath, ['--import', 'tsx', new URL('../scripts/setup-reference.ts', import.meta.url).pathname], { encoding: 'utf8' });
+  assert.equal(fresh.status, 0, fresh.stderr);
+  assert.match(fresh.stdout, /^fresh reference teacher in .*\n[\s\S]*teacher\.edit_model: .*instruct[\s\S]*style: 0\.\d+/m);
 });
 
 test('bad inputs: a missing prompt set, an edit the bank lacks, a bad strength, an unwritable cache', async () => {
