@@ -20,7 +20,7 @@ import { startS3Server, type S3Server } from './helpers/s3server.ts';
 import { BIN, FIXTURES, REPO, tempDir } from './helpers/run-fixture.ts';
 
 const TILE = 160;
-const HEADER = 58;
+const HEADER = 78;
 const ROW = TILE + 20;
 const dir = tempDir('pairgen-report-');
 const accepted = join(dir, 'accepted');

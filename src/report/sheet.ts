@@ -13,7 +13,7 @@ export interface SheetEntry extends SheetRow {
 export const TILE = 160;
 const PAD = 10;
 const TEXT_WIDTH = 440;
-const HEADER = 58;
+const HEADER = 78;
 const ROW = TILE + 2 * PAD;
 const WIDTH = PAD + TILE + PAD + TILE + PAD + TEXT_WIDTH + PAD;
 const MAX_INSTRUCTION = 200;
@@ -38,6 +38,9 @@ export async function renderContactSheet(entries: SheetEntry[], header: { title:
 
   await text(`<b>${markup(header.title)}</b>`, PAD, 8, WIDTH - 2 * PAD, 22, 12);
   await text(`<span foreground="#555555">${markup(header.subtitle)}</span>`, PAD, 32, WIDTH - 2 * PAD, 20, 9);
+  for (const [caption, left] of [['source', PAD], ['edited', 2 * PAD + TILE], ['instruction · category · identity score · verdict', 3 * PAD + 2 * TILE]] as const) {
+    await text(`<b>${caption}</b>`, left, 56, WIDTH - left - PAD, 18, 9);
+  }
   const shapes: string[] = [];
   for (const [i, e] of entries.entries()) {
     const top = HEADER + i * ROW;
