@@ -9,15 +9,31 @@ import { parseArgs } from 'node:util';
 import { isUserError, UserError } from '../src/errors.ts';
 import { DEFAULT_IMAGE_STRENGTH, ensureReferenceTeacher } from '../src/reference/index.ts';
 
+const USAGE = `usage: node --import tsx scripts/setup-reference.ts [--force] [--prompts <set.yaml>] [--image-strength <s>]
+  Builds the reference teacher (face bank, text-to-image and instruct model folders, identity calibration)
+  into $PAIRGEN_CACHE/reference-teacher (default .cache/reference-teacher); reuses it when fresh.
+  --force               rebuild even when the cache is fresh
+  --prompts <set.yaml>  prompt set whose texts the text encoder learns (default prompts/demo.yaml)
+  --image-strength <s>  instruct prior strength, >= 0 (default ${DEFAULT_IMAGE_STRENGTH}); see docs/reference-teacher.md`;
 const started = Date.now();
 try {
-  const { values } = parseArgs({
-    options: {
-      force: { type: 'boolean', default: false },
-      prompts: { type: 'string' },
-      'image-strength': { type: 'string', default: String(DEFAULT_IMAGE_STRENGTH) },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        force: { type: 'boolean', default: false },
+        prompts: { type: 'string' },
+        'image-strength': { type: 'string', default: String(DEFAULT_IMAGE_STRENGTH) },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UserError(`${(e as Error).message} (see --help)`);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const strength = Number(values['image-strength']);
   if (!Number.isFinite(strength) || strength < 0) throw new UserError(`--image-strength must be a number >= 0, got ${values['image-strength']}`);
   const ref = await ensureReferenceTeacher({ force: values.force, promptSet: values.prompts, imageStrength: strength, onStep: (m) => console.log(m) });
