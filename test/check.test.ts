@@ -14,6 +14,7 @@ import { readOnnxHeader } from '../src/report/onnx-header.ts';
 import { OnnxBuilder } from '../src/onnx/builder.ts';
 import { openSession } from '../src/onnx/session.ts';
 import { isUserError } from '../src/errors.ts';
+import sharp from 'sharp';
 import { BIN, FIXTURES, REPO, tempDir } from './helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-check-');
@@ -78,7 +79,7 @@ test('missing files are listed one by one, with their paths, and the config\'s n
   assert.deepEqual(r.problems, [
     `teacher.model: missing ${join(model, 'tokenizer/merges.txt')}`,
     `teacher.model: missing ${join(model, 'unet/model.onnx')}`,
-    `teacher.sources.path: ${join(dir, 'no-portraits')} does not exist`,
+    `teacher.sources.path: ${join(dir, 'no-portraits')} does not exist (expected a folder of images or a .parquet file)`,
   ]);
   // img2img with a separate edit model: the source folder needs no vae_encoder, so its absence is fine.
   assert.equal(r.howToGetModels, 'How to get the models: copy them from the fixtures.');
@@ -157,6 +158,28 @@ test('mode rules: the UNet channels must fit the mode; img2img needs sources; a 
   assert.equal(d.problems.length, 1);
   assert.match(d.problems[0], /^prompts\.set: .*missing-prompts\.yaml: cannot read the prompt set \(no such file\)$/);
   await assert.rejects(checkPipeline(config(`{ model: ${sd}, stepz: 3 }`)), (e) => isUserError(e) && /teacher\.stepz: unknown key/.test(e.message));
+});
+
+test('img2img sources, image size against the VAE scale factor, per-category thresholds against the prompt set', async () => {
+  const sd = join(FIXTURES, 'tiny-sd');
+  const portraits = tempDir('pairgen-check-portraits-');
+  const empty = tempDir('pairgen-check-empty-');
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toFile(join(portraits, 'a.png'));
+  ok(await checkPipeline(config(`{ model: ${sd}, mode: img2img, strength: 0.6, sources: { path: ${portraits} }, height: 64 }`)));
+  const r = await checkPipeline(
+    config(`{ model: ${sd}, mode: img2img, strength: 0.6, sources: { path: ${empty} }, height: 63, width: 65 }`, '{ category_thresholds: { colour_grade: 0.5, style: 0.4 } }'),
+  );
+  assert.deepEqual(r.problems, [
+    `teacher.sources.path: ${empty} holds no .png/.jpg/.jpeg/.webp images`,
+    'teacher.height: 63 is not a multiple of 2, the VAE scale factor of teacher.model (latents are 2x smaller than the image)',
+    'teacher.width: 65 is not a multiple of 2, the VAE scale factor of teacher.model (latents are 2x smaller than the image)',
+    'identity.category_thresholds.colour_grade: the prompt set has no category "colour_grade" (it has: color_grade, style, lighting)',
+  ]);
+  const vocab = copyFixture('tiny-sd');
+  writeFileSync(join(vocab, 'tokenizer/vocab.json'), '<html>rate limited</html>');
+  const v = await checkPipeline(config(`{ model: ${vocab} }`));
+  assert.equal(v.problems.length, 1);
+  assert.match(v.problems[0], /tokenizer\/vocab\.json: not valid JSON/);
 });
 
 test('the ready pipelines/ configs: "download this" while the weights are absent; ok with the fixture folders swapped in', async () => {

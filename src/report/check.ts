@@ -5,6 +5,7 @@ import { isUserError } from '../errors.ts';
 import { createIdentityScorer } from '../identity/index.ts';
 import { loadPromptSet } from '../prompts/index.ts';
 import type { TeacherConfig } from '../teacher/config.ts';
+import { SourcePortraits } from '../teacher/images.ts';
 import { readOnnxHeader, type OnnxHeader, type OnnxIo } from './onnx-header.ts';
 
 export interface CheckReport {
@@ -26,20 +27,24 @@ export interface CheckReport {
 export async function checkPipeline(file: string, sets: string[] = []): Promise<CheckReport> {
   const { config, file: abs } = loadPipelineConfig(file, sets);
   const report: CheckReport = { file: abs, problems: [], summary: [], howToGetModels: null };
-  checkPrompts(config, report);
-  const teacherMissing = checkTeacher(config.teacher, report);
-  const identityMissing = await checkIdentity(config, report);
+  const categories = checkPrompts(config, report);
+  const teacherMissing = await checkTeacher(config.teacher, report);
+  const identityMissing = await checkIdentity(config, categories, report);
   if (teacherMissing || identityMissing) report.howToGetModels = leadingComment(abs);
   return report;
 }
 
-function checkPrompts(config: PipelineConfig, report: CheckReport): void {
+/** The prompt set's category names, or null when it does not load. */
+function checkPrompts(config: PipelineConfig, report: CheckReport): string[] | null {
   try {
     const set = loadPromptSet(config.prompts.set);
-    report.summary.push(`prompts: ${set.name} (${set.categories.length} categories: ${set.categories.map((c) => c.name).join(', ')})`);
+    const names = set.categories.map((c) => c.name);
+    report.summary.push(`prompts: ${set.name} (${names.length} categories: ${names.join(', ')})`);
+    return names;
   } catch (e) {
     if (!isUserError(e)) throw e;
     report.problems.push(`prompts.set: ${e.message}`);
+    return null;
   }
 }
 
@@ -54,11 +59,13 @@ interface FolderFacts {
   /** Channels of the UNet's `sample` input when the folder has a readable UNet with a fixed channel dim. */
   unetChannels: number | null;
   latentChannels: number;
+  /** Pixels per latent cell (from the VAE config), null when unknown. */
+  scaleFactor: number | null;
   unetType: string | null;
 }
 
 /** Returns true when a model file or folder is missing (the config's download notes then help). */
-function checkTeacher(t: TeacherConfig, report: CheckReport): boolean {
+async function checkTeacher(t: TeacherConfig, report: CheckReport): Promise<boolean> {
   const needsEncoder = t.mode !== 'prompt-pair' || t.strength !== null;
   const edit = t.edit_model && t.edit_model !== t.model ? t.edit_model : null;
   const before = report.problems.length;
@@ -82,9 +89,21 @@ function checkTeacher(t: TeacherConfig, report: CheckReport): boolean {
   if (t.mode === 'img2img') {
     if (isInstruct(editFacts) === false && t.strength === null) report.problems.push('teacher.strength: mode "img2img" with a text-to-image edit model needs a strength in (0, 1]');
     if (!t.sources) report.problems.push('teacher.sources: mode "img2img" edits real portraits: set sources.path to a folder of images or a Parquet table');
-    else if (!existsSync(t.sources.path)) {
-      report.problems.push(`teacher.sources.path: ${t.sources.path} does not exist`);
-      missing = true;
+    else {
+      missing ||= !existsSync(t.sources.path);
+      try {
+        await SourcePortraits.open(t.sources);
+      } catch (e) {
+        if (!isUserError(e)) throw e;
+        report.problems.push(e.message);
+      }
+    }
+  }
+  for (const [key, f] of [['teacher.model', source], ['teacher.edit_model', edit ? editFacts : null]] as const) {
+    if (!f?.scaleFactor) continue;
+    for (const side of ['height', 'width'] as const) {
+      const v = t[side];
+      if (v !== null && v % f.scaleFactor !== 0) report.problems.push(`teacher.${side}: ${v} is not a multiple of ${f.scaleFactor}, the VAE scale factor of ${key} (latents are ${f.scaleFactor}x smaller than the image)`);
     }
   }
   if (t.mode === 'prompt-pair' && edit && t.strength === null) {
@@ -144,15 +163,18 @@ function checkModelFolder(key: string, dir: string, vaeEncoder: boolean): { prob
   const kind: Kind = existsSync(join(dir, 'text_encoder_2')) || /XL/.test(className) ? 'sdxl' : 'sd';
   readJson(dir, 'scheduler/scheduler_config.json', problems, lack);
   for (const tok of kind === 'sdxl' ? ['tokenizer', 'tokenizer_2'] : ['tokenizer']) {
-    for (const f of ['vocab.json', 'merges.txt']) if (!existsSync(join(dir, tok, f))) lack(`${tok}/${f}`);
+    readJson(dir, `${tok}/vocab.json`, problems, lack);
+    if (!existsSync(join(dir, tok, 'merges.txt'))) lack(`${tok}/merges.txt`);
   }
   const vaeConfigRel = ['vae_decoder/config.json', 'vae_encoder/config.json', 'vae/config.json'].find((r) => existsSync(join(dir, r)));
   let latentChannels = 4;
+  let scaleFactor: number | null = null;
   if (!vaeConfigRel) lack('vae_decoder/config.json', ' (the VAE scale and scaling factor are read from it)');
   else {
     const vae = readJson(dir, vaeConfigRel, problems, lack);
     if (vae) {
       if (!Array.isArray(vae.block_out_channels) || vae.block_out_channels.length === 0) problems.push(`${join(dir, vaeConfigRel)}: block_out_channels must be a non-empty list`);
+      else scaleFactor = 2 ** (vae.block_out_channels.length - 1);
       if (typeof vae.scaling_factor !== 'number') problems.push(`${join(dir, vaeConfigRel)}: scaling_factor must be a number`);
       if (typeof vae.latent_channels === 'number') latentChannels = vae.latent_channels;
     }
@@ -194,7 +216,7 @@ function checkModelFolder(key: string, dir: string, vaeEncoder: boolean): { prob
   return {
     problems,
     missing,
-    facts: { kind, latentChannels, unetChannels: typeof channels === 'number' ? channels : null, unetType: sample?.type ?? null },
+    facts: { kind, latentChannels, scaleFactor, unetChannels: typeof channels === 'number' ? channels : null, unetType: sample?.type ?? null },
   };
 }
 
@@ -218,11 +240,15 @@ function readJson(dir: string, rel: string, problems: string[], lack: (rel: stri
 
 // ---------------------------------------------------------------- identity
 
-async function checkIdentity(config: PipelineConfig, report: CheckReport): Promise<boolean> {
+async function checkIdentity(config: PipelineConfig, categories: string[] | null, report: CheckReport): Promise<boolean> {
   const id = config.identity;
   if (!id.enabled) {
     report.summary.push('identity: disabled (every pair is kept)');
     return false;
+  }
+  // A threshold for a category the prompt set does not have is silently unused by a run: a typo, most likely.
+  for (const c of Object.keys(id.category_thresholds)) {
+    if (categories && !categories.includes(c)) report.problems.push(`identity.category_thresholds.${c}: the prompt set has no category "${c}" (it has: ${categories.join(', ')})`);
   }
   let missing = false;
   for (const [key, kind, path, wanted] of [
@@ -236,7 +262,7 @@ async function checkIdentity(config: PipelineConfig, report: CheckReport): Promi
       missing = true;
     }
   }
-  if (report.problems.some((p) => p.startsWith('identity.'))) return missing;
+  if (report.problems.some((p) => p.startsWith('identity.') && !p.startsWith('identity.category_thresholds'))) return missing;
   // The identity models are small: open them as a run would (their own checks say what is wrong).
   try {
     const scorer = await createIdentityScorer(id, config.runtime);
