@@ -39,18 +39,17 @@ export function markup(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
+// libvips crops rendered text to its ink, so a block starting "acorn" would sit lower than one starting
+// "Acorn". An invisible tall-and-deep glyph pair at the end of the first line gives every block the same top.
+// (Each line of the markup must be balanced: the strut goes before the first newline.)
+const STRUT = '<span alpha="1">Åg</span>';
+
 /** Pango markup rendered as an RGBA PNG, word-wrapped at `width` pixels. */
 export async function textImage(markupText: string, options: { width: number; size?: number; align?: 'left' | 'centre' }): Promise<{ png: Buffer; width: number; height: number }> {
+  const nl = markupText.indexOf('\n');
+  const text = options.align === 'centre' ? markupText : nl < 0 ? markupText + STRUT : markupText.slice(0, nl) + STRUT + markupText.slice(nl);
   const { data, info } = await sharp({
-    text: {
-      text: markupText,
-      font: `${FONT_FAMILY} ${options.size ?? 11}`,
-      width: options.width,
-      wrap: 'word-char',
-      align: options.align ?? 'left',
-      rgba: true,
-      dpi: DPI,
-    },
+    text: { text, font: `${FONT_FAMILY} ${options.size ?? 11}`, width: options.width, wrap: 'word-char', align: options.align ?? 'left', rgba: true, dpi: DPI },
   })
     .png()
     .toBuffer({ resolveWithObject: true });
