@@ -1,5 +1,8 @@
 import type { VerbRegistrar } from './common.ts';
 import { notBuilt } from './not-built.ts';
+import { registerQuery } from './query.ts';
+import { registerRefilter } from './refilter.ts';
+import { registerRegenerate } from './regenerate.ts';
 import { registerExpand } from './expand.ts';
 import { registerRunVerbs } from './run.ts';
 import { registerSample } from './sample.ts';
@@ -17,9 +20,9 @@ export const VERBS: VerbRegistrar[] = [
   registerIdentity,
   registerCheck,
   registerPreview,
-  (p) => notBuilt(p, 'query', 'SQL over a run\'s manifest and shards', 'issue 7'),
-  (p) => notBuilt(p, 'refilter', 'a new run selected from recorded scores', 'issue 7'),
-  (p) => notBuilt(p, 'regenerate', 'regenerate chosen pairs from their seeds', 'issue 7'),
+  registerQuery,
+  registerRefilter,
+  registerRegenerate,
   (p) => notBuilt(p, 'report', 'HTML report and plots of a run', 'issue 7'),
   (p) => notBuilt(p, 'emit', 'write Kubernetes / Slurm / AWS Batch array-job files', 'issue 6'),
 ];

@@ -1,0 +1,20 @@
+import type { Command } from 'commander';
+import { refilterRun } from '../research/index.ts';
+import { log } from '../util/log.ts';
+import { action, collectSet } from './common.ts';
+
+/** `pairgen refilter <run> --set identity.threshold=0.5 --out <new>`: a new selection from recorded scores. */
+export function registerRefilter(program: Command): void {
+  program
+    .command('refilter')
+    .description('a new run whose selection comes from the recorded identity scores judged against new thresholds; stored images are copied, only newly accepted pairs are regenerated (from their seeds), nothing is scored again')
+    .argument('<run-uri>', 'the finished run to refilter (all shards committed)')
+    .requiredOption('--set <key.path=value>', 'identity.threshold=X or identity.category_thresholds.<category>=X (repeatable)', collectSet, [])
+    .requiredOption('--out <uri>', 'where to write the new run (a new folder or s3:// prefix)')
+    .action(
+      action(async (runUri: string, opts: { set: string[]; out: string }) => {
+        const r = await refilterRun(runUri, opts.out, { sets: opts.set, onShard: (e) => e.status === 'skipped' && log.info(`shard ${e.shard} already written, skipped`) });
+        log.info(`refiltered into ${r.uri}: ${r.accepted} accepted, ${r.rejected} rejected; images copied for ${r.copied} pairs, regenerated for ${r.regenerated} newly accepted pairs; ${r.dropped} no longer accepted`, { copied: r.copied, regenerated: r.regenerated, dropped: r.dropped });
+      }),
+    );
+}

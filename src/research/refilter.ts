@@ -1,0 +1,228 @@
+import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
+import { UserError } from '../errors.ts';
+import { CANDIDATES_FILE } from '../run/candidates.ts';
+import { isCommitted } from '../run/commit.ts';
+import { finalizeRun } from '../run/finalize.ts';
+import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../run/layout.ts';
+import { readPlan, type RunPlan } from '../run/plan.ts';
+import { scanShards } from '../run/status.ts';
+import { CODE_VERSION } from '../run/version.ts';
+import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import type { CandidateSpec, Teacher } from '../types.ts';
+import { RunDb } from './db.ts';
+import { deriveConfig, writeDerivedRun } from './derive.ts';
+
+export interface RefilterOptions {
+  /** identity.threshold=… and identity.category_thresholds.<category>=… overrides. */
+  sets: string[];
+  /** Called after each shard of the new run is written or found already written. */
+  onShard?: (e: { shard: number; status: 'written' | 'skipped'; copied: number; regenerated: number }) => void;
+}
+
+export interface RefilterResult {
+  uri: string;
+  /** Accepted before and after: images copied from the parent's shards, nothing recomputed. */
+  copied: number;
+  /** Newly accepted: rejects keep no images, so these were regenerated from their seeds. */
+  regenerated: number;
+  /** Accepted before, rejected now (their images are dropped). */
+  dropped: number;
+  accepted: number;
+  rejected: number;
+  created: boolean;
+}
+
+const ALLOWED = [/^identity\.threshold$/, /^identity\.category_thresholds(\.[^.]+)?$/];
+
+/**
+ * `pairgen refilter`: a new run whose selection comes from the parent's recorded scores judged against
+ * new identity thresholds. Pairs accepted in both keep their stored images (copied); pairs that become
+ * accepted were rejects, which keep no images, so only they are regenerated from their seeds with the
+ * parent's teacher settings; no pair is scored again. The new run has the parent's shard layout and is
+ * what a fresh run with the new thresholds would write (the same pairs, verdicts and image bytes).
+ */
+export async function refilterRun(parentUri: string, outUri: string, options: RefilterOptions): Promise<RefilterResult> {
+  if (options.sets.length === 0) throw new UserError('refilter needs at least one --set, e.g. --set identity.threshold=0.5');
+  for (const s of options.sets) {
+    const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
+    if (!ALLOWED.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold and identity.category_thresholds.<category>; use \`pairgen regenerate\` for other settings`);
+  }
+  const parent = await readPlan(openStore(parentUri));
+  const parentStore = openStore(parentUri, parent.config.storage);
+  if (!parent.config.identity.enabled) throw new UserError(`${parentStore.uri}: the run was made with identity.enabled false, so it recorded no identity scores to refilter; regenerate it with --set identity.enabled=true instead`);
+  const config = deriveConfig(parent, parentStore.uri, options.sets);
+  const { markers } = await scanShards(parentStore, parent);
+  if (markers.size < parent.shards) throw new UserError(`${parentStore.uri}: ${parent.shards - markers.size} of ${parent.shards} shards are not committed; finish the run first`);
+  const promptThresholds = await categoryThresholds(parentUri);
+
+  const plan: RunPlan = { ...parent, run_id: '', code_version: CODE_VERSION, config, derived_from: { kind: 'refilter', parent_run: parentStore.uri, parent_run_id: parent.run_id, sets: options.sets } };
+  const extra = parent.candidates ? [{ key: CANDIDATES_FILE, bytes: await parentStore.get(CANDIDATES_FILE) }] : [];
+  const { store, created } = await writeDerivedRun(plan, parentStore, outUri, { files: extra });
+
+  const result: RefilterResult = { uri: store.uri, copied: 0, regenerated: 0, dropped: 0, accepted: 0, rejected: 0, created };
+  let teacher: Teacher | null = null;
+  try {
+    for (let shard = 0; shard < plan.shards; shard++) {
+      if (await isCommitted(store, shard)) {
+        options.onShard?.({ shard, status: 'skipped', copied: 0, regenerated: 0 });
+        continue;
+      }
+      const counts = await refilterShard({ plan, parentStore, store, shard, promptThresholds, teacher: async () => (teacher ??= await createTeacherFor(plan)) });
+      result.copied += counts.copied;
+      result.regenerated += counts.regenerated;
+      result.dropped += counts.dropped;
+      options.onShard?.({ shard, status: 'written', copied: counts.copied, regenerated: counts.regenerated });
+    }
+  } finally {
+    await (teacher as Teacher | null)?.close();
+  }
+  const done = await finalizeRun(outUri);
+  result.accepted = done.accepted;
+  result.rejected = done.rejected;
+  return result;
+}
+
+async function createTeacherFor(plan: RunPlan): Promise<Teacher> {
+  const { createTeacher } = await import('../teacher/index.ts');
+  return createTeacher(plan.config.teacher, plan.config.runtime);
+}
+
+/** The prompt set's per-category thresholds, from the parent's prompt table (null: none set). */
+async function categoryThresholds(parentUri: string): Promise<Map<string, number | null>> {
+  const run = await RunDb.open(parentUri, { views: ['prompts'] });
+  try {
+    const rows = (await run.db.runAndReadAll('SELECT category, min(identity_threshold) AS lo, max(identity_threshold) AS hi FROM prompts GROUP BY category')).getRowObjectsJS();
+    const out = new Map<string, number | null>();
+    for (const r of rows) {
+      if (r.lo !== r.hi) throw new Error(`prompt table: category ${r.category} has several identity thresholds`);
+      out.set(String(r.category), r.lo === null ? null : Number(r.lo));
+    }
+    return out;
+  } finally {
+    await run.close();
+  }
+}
+
+interface ShardJob {
+  plan: RunPlan;
+  parentStore: Store;
+  store: Store;
+  shard: number;
+  promptThresholds: Map<string, number | null>;
+  teacher: () => Promise<Teacher>;
+}
+
+async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerated: number; dropped: number }> {
+  const { plan, shard } = job;
+  const identity = plan.config.identity;
+  const dataBytes = await job.parentStore.get(shardDataKey(shard));
+  const rows = [
+    ...(await readShardMetadataRows(dataBytes, shardDataKey(shard))),
+    ...(await readShardMetadataRows(await job.parentStore.get(shardRejectsKey(shard)), shardRejectsKey(shard))),
+  ].sort((a, b) => a.index - b.index);
+  const images = await readImages(dataBytes);
+
+  const records: PairRecord[] = [];
+  const missing: PairRecord[] = [];
+  let copied = 0;
+  let dropped = 0;
+  for (const row of rows) {
+    const threshold = identity.category_thresholds[row.category] ?? job.promptThresholds.get(row.category) ?? identity.threshold;
+    const judged = row.reject_reason === null || row.reject_reason === 'identity_below_threshold';
+    const accepted = judged ? row.identity_similarity !== null && row.identity_similarity >= threshold : false;
+    const record: PairRecord = {
+      ...withoutManifestColumns(row),
+      run_id: plan.run_id,
+      identity_threshold: threshold,
+      identity_settings: withThresholds(row.identity_settings, identity),
+      accepted,
+      reject_reason: accepted ? null : judged ? 'identity_below_threshold' : row.reject_reason,
+      source_image: null,
+      edited_image: null,
+    };
+    if (accepted) {
+      const stored = images.get(row.pair_id);
+      if (stored) {
+        Object.assign(record, stored);
+        copied++;
+      } else missing.push(record);
+    } else if (row.accepted) dropped++;
+    records.push(record);
+  }
+  if (missing.length) await regenerateImages(job, missing);
+
+  const accepted = records.filter((r) => r.accepted);
+  const rejected = records.filter((r) => !r.accepted);
+  const files = [
+    { name: shardDataKey(shard), bytes: encodeShard(accepted, { rowGroupRows: plan.config.output.row_group_rows }), rows: accepted.length },
+    { name: shardRejectsKey(shard), bytes: encodeRejects(rejected), rows: rejected.length },
+  ];
+  for (const f of files) await job.store.put(f.name, f.bytes);
+  const byCategory: Record<string, { accepted: number; rejected: number }> = {};
+  const byReason: Record<string, number> = {};
+  for (const r of records) {
+    const c = (byCategory[r.category] ??= { accepted: 0, rejected: 0 });
+    if (r.accepted) c.accepted++;
+    else {
+      c.rejected++;
+      byReason[r.reject_reason ?? 'unspecified'] = (byReason[r.reject_reason ?? 'unspecified'] ?? 0) + 1;
+    }
+  }
+  const marker = buildMarker({
+    shard,
+    runId: plan.run_id,
+    codeVersion: plan.code_version,
+    files,
+    counts: { candidates: records.length, accepted: accepted.length, rejected: rejected.length, by_category: byCategory, by_reason: byReason },
+    timings: {},
+  });
+  await job.store.put(shardMarkerKey(shard), markerJson(marker), { contentType: 'application/json' });
+  return { copied, regenerated: missing.length, dropped };
+}
+
+/** Newly accepted pairs: sample them again from their seeds (same teacher, settings, threads) and encode. */
+async function regenerateImages(job: ShardJob, records: PairRecord[]): Promise<void> {
+  const teacher = await job.teacher();
+  const specs: CandidateSpec[] = records.map((r) => ({
+    pairId: r.pair_id, index: r.index, seed: r.seed, promptId: r.prompt_id, sampleIndex: r.sample_index, category: r.category,
+    sourcePrompt: r.source_prompt, instruction: r.instruction, targetPrompt: r.target_prompt,
+    identityThreshold: job.promptThresholds.get(r.category) ?? null, attributes: r.attributes,
+  }));
+  const batch = job.plan.config.runtime.batch_size;
+  const encoding = { format: job.plan.config.output.image_format, quality: job.plan.config.output.quality };
+  for (let i = 0; i < specs.length; i += batch) {
+    const pairs = await teacher.generate(specs.slice(i, i + batch));
+    for (let k = 0; k < pairs.length; k++) {
+      const r = records[i + k];
+      const [source, edited] = await Promise.all([encodeImage(pairs[k].source, encoding), encodeImage(pairs[k].edited, encoding)]);
+      const ext = r.image_format === 'jpeg' ? 'jpg' : r.image_format;
+      r.source_image = { bytes: source, path: `${r.pair_id}_source.${ext}` };
+      r.edited_image = { bytes: edited, path: `${r.pair_id}_edited.${ext}` };
+    }
+  }
+}
+
+function withoutManifestColumns(row: ManifestRow): Omit<PairRecord, 'source_image' | 'edited_image'> {
+  const { file: _file, file_row: _row, split: _split, ...rest } = row;
+  return rest;
+}
+
+/** The scorer records its thresholds in identity_settings; keep them true for the new run. */
+function withThresholds(settings: Record<string, unknown>, identity: RunPlan['config']['identity']): Record<string, unknown> {
+  const out = { ...settings };
+  if ('threshold' in out) out.threshold = identity.threshold;
+  if ('category_thresholds' in out) out.category_thresholds = identity.category_thresholds;
+  return out;
+}
+
+/** The stored image cells of a shard data file, by pair_id. */
+async function readImages(bytes: Uint8Array): Promise<Map<string, Pick<PairRecord, 'source_image' | 'edited_image'>>> {
+  const file: AsyncBuffer = { byteLength: bytes.byteLength, slice: (s, e) => bytes.buffer.slice(bytes.byteOffset + s, bytes.byteOffset + (e ?? bytes.byteLength)) as ArrayBuffer };
+  const metadata = await parquetMetadataAsync(file);
+  const cells = await parquetReadObjects({ file, metadata, columns: ['pair_id', 'source_image', 'edited_image'], utf8: false });
+  const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
+  const cell = (v: { bytes: Uint8Array; path: unknown }) => ({ bytes: v.bytes, path: v.path === null || v.path === undefined ? null : text(v.path) });
+  return new Map(cells.map((c) => [text(c.pair_id), { source_image: cell(c.source_image), edited_image: cell(c.edited_image) }]));
+}
