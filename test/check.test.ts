@@ -4,7 +4,7 @@
  * pipelines/ configs fail with the "download this" notes while their weights are absent, and pass with
  * the fixture folders swapped in by --set.
  */
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -17,12 +17,21 @@ import { isUserError } from '../src/errors.ts';
 import sharp from 'sharp';
 import { BIN, FIXTURES, REPO, tempDir } from './helpers/run-fixture.ts';
 
-const dir = tempDir('pairgen-check-');
+const made: string[] = [];
+function scratch(prefix: string): string {
+  const d = tempDir(prefix);
+  made.push(d);
+  return d;
+}
+const dir = scratch('pairgen-check-');
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 const demoPrompts = join(REPO, 'prompts/demo.yaml');
 
 /** A config in a fresh folder; `teacher` and `identity` are YAML flow mappings. */
 function config(teacher: string, identity = '{ enabled: false }', extra = ''): string {
-  const sub = tempDir('pairgen-check-cfg-');
+  const sub = scratch('pairgen-check-cfg-');
   const file = join(sub, 'pipeline.yaml');
   writeFileSync(file, `# How to get the models: copy them from the fixtures.\nprompts: { set: ${demoPrompts} }\nteacher: ${teacher}\nidentity: ${identity}\n${extra}`);
   return file;
@@ -30,7 +39,7 @@ function config(teacher: string, identity = '{ enabled: false }', extra = ''): s
 
 /** A writable copy of a fixture folder (the fixtures are read-only). */
 function copyFixture(name: string): string {
-  const target = join(tempDir('pairgen-check-model-'), name);
+  const target = join(scratch('pairgen-check-model-'), name);
   cpSync(join(FIXTURES, name), target, { recursive: true });
   const walk = (p: string) => {
     chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644);
@@ -162,8 +171,8 @@ test('mode rules: the UNet channels must fit the mode; img2img needs sources; a 
 
 test('img2img sources, image size against the VAE scale factor, per-category thresholds against the prompt set', async () => {
   const sd = join(FIXTURES, 'tiny-sd');
-  const portraits = tempDir('pairgen-check-portraits-');
-  const empty = tempDir('pairgen-check-empty-');
+  const portraits = scratch('pairgen-check-portraits-');
+  const empty = scratch('pairgen-check-empty-');
   await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toFile(join(portraits, 'a.png'));
   ok(await checkPipeline(config(`{ model: ${sd}, mode: img2img, strength: 0.6, sources: { path: ${portraits} }, height: 64 }`)));
   const r = await checkPipeline(

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import sharp from 'sharp';
@@ -64,6 +64,7 @@ before(async () => {
 after(async () => {
   process.env = savedEnv;
   await s3.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function rgb(png: Buffer) {
