@@ -27,8 +27,19 @@ models: $(NODE_STAMP)
 test: setup
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
 
+## demo: build the reference teacher (cached), then the whole job on pipelines/demo.yaml into runs/demo
+DEMO_OUT ?= runs/demo
+REFERENCE := $(if $(PAIRGEN_CACHE),$(PAIRGEN_CACHE)/reference-teacher,.cache/reference-teacher)
 demo: setup
-	@echo "make demo: not built yet (issue 5)"; exit 1
+	node --import tsx scripts/setup-reference.ts
+	rm -rf $(DEMO_OUT)
+	$(PAIRGEN) run pipelines/demo.yaml --out $(DEMO_OUT) \
+	  --set teacher.model=$(abspath $(REFERENCE))/text-to-image --set teacher.edit_model=$(abspath $(REFERENCE))/instruct
+	@echo
+	@echo "Look at: $(DEMO_OUT)/preview/index.html (contact sheets per category, identity histogram),"
+	@echo "         $(DEMO_OUT)/README.md (dataset card) and $(DEMO_OUT)/stats.json."
+	@echo "More:    node bin/pairgen.js status $(DEMO_OUT)"
+	@echo "         node bin/pairgen.js preview $(DEMO_OUT) --where 'not accepted' --regenerate --out rejects.png"
 
 bench: setup
 	node --import tsx bench/run.ts

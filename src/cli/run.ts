@@ -7,6 +7,7 @@ import { planRun } from '../run/plan.ts';
 import { runStatus, formatStatus } from '../run/status.ts';
 import { logShard, shareOf, workRun, WorkAborted } from '../run/work.ts';
 import { readPlan } from '../run/plan.ts';
+import { formatRunSummary } from '../run/summary.ts';
 import { openStore } from '../store/index.ts';
 import { log, logFormat, progress } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
@@ -120,8 +121,9 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
       signal: controller.signal,
       onShard: (e) => {
         done++;
+        // On a terminal the bar shows progress; elsewhere one line per shard does.
         if (logFormat() === 'json' || !process.stderr.isTTY) logShard(e);
-        bar.update(done);
+        else bar.update(done);
       },
     });
     bar.stop();
@@ -159,8 +161,9 @@ async function runWorkers(runUri: string, workers: number, grace: number): Promi
   if (failed > 0) throw new UserError(`${failed} of ${workers} workers failed (exit codes ${codes.join(', ')}); run \`pairgen work ${runUri}\` again to finish the missing shards`);
 }
 
-function printFinalize(result: FinalizeResult): void {
-  log.info(`finalized ${result.uri}: ${result.accepted} accepted, ${result.rejected} rejected in ${result.shards} shards`, { manifest_rows: result.manifestRows });
+function printFinalize(result: FinalizeResult, wallSeconds: number | null = null): void {
+  if (logFormat() === 'json') log.info('finalized', { uri: result.uri, accepted: result.accepted, rejected: result.rejected, shards: result.shards, wall_seconds: wallSeconds, stats: result.stats });
+  else process.stdout.write(formatRunSummary(result, wallSeconds));
 }
 
 export function registerRunVerbs(program: Command): void {
@@ -194,13 +197,14 @@ export function registerRunVerbs(program: Command): void {
       .addOption(new Option('--grace <seconds>', 'after SIGINT/SIGTERM, exit at the latest after this many seconds').default(25).argParser(nonNegativeInt('--grace'))),
   ).action(
     action(async (config: string, opts: PlanCliOptions & { workers: number; grace: number }) => {
+      const started = performance.now();
       await doPlan(config, opts);
       if (opts.workers > 1) await runWorkers(opts.out, opts.workers, opts.grace);
       else {
         await doWork(opts.out, { grace: opts.grace });
         if (process.exitCode) return;
       }
-      printFinalize(await finalizeRun(opts.out));
+      printFinalize(await finalizeRun(opts.out), (performance.now() - started) / 1000);
     }),
   );
 

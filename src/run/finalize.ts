@@ -1,6 +1,8 @@
 import { PassThrough } from 'node:stream';
 import { UserError } from '../errors.ts';
-import { readShardMetadataRows, renderDatasetCard, StatsAccumulator, writeManifest, type ManifestRow, type ShardMarker } from '../shards/index.ts';
+import { precisionRecall, type PrecisionRecall } from '../reference/truth.ts';
+import { writePreview } from '../report/index.ts';
+import { readShardMetadataRows, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from './layout.ts';
@@ -14,7 +16,18 @@ export interface FinalizeResult {
   accepted: number;
   rejected: number;
   manifestRows: number;
+  stats: RunStats;
+  /** Files written under preview/ (contact sheets, histogram, index.html). */
+  preview: string[];
 }
+
+/** stats.json: the shard module's dataset stats plus the identity filter against ground truth, when the teacher records one. */
+export type RunStats = DatasetStats & {
+  run_id: string;
+  name: string;
+  splits: { fractions: Record<string, number>; counts: Record<string, { candidates: number; accepted: number }> };
+  identity_vs_ground_truth: PrecisionRecall | null;
+};
 
 /**
  * `pairgen finalize`: once every shard is committed, write manifest.parquet (one row per candidate,
@@ -35,8 +48,12 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
   const stats = new StatsAccumulator();
   const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
   const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
+  const truth: { accepted: boolean; identity_kept: boolean | undefined }[] = [];
   let rows = 0;
   const manifestRows = manifestRowsOf(store, plan, markers, (row) => {
+    // The reference teacher records whether the edited image really shows the source's person.
+    const kept = (row.extra as Record<string, unknown>).identity_kept;
+    if (typeof kept === 'boolean') truth.push({ accepted: row.accepted, identity_kept: kept });
     row.split = splitOf(row.pair_id, fractions);
     splitCounts[row.split].candidates++;
     if (row.accepted) splitCounts[row.split].accepted++;
@@ -47,9 +64,15 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
   const upload = store.putStream(MANIFEST_FILE, pass);
   await Promise.all([writeManifest(pass, manifestRows), upload]);
   for (let s = 0; s < plan.shards; s++) stats.addMarker(markers.get(s)!);
-  const result = stats.result();
   const splits = { fractions, counts: splitCounts };
-  await store.put(STATS_FILE, JSON.stringify({ run_id: plan.run_id, name: plan.name, ...result, splits }, null, 2) + '\n', { contentType: 'application/json' });
+  const result: RunStats = {
+    run_id: plan.run_id,
+    name: plan.name,
+    ...stats.result(),
+    splits,
+    identity_vs_ground_truth: truth.length ? precisionRecall(truth) : null,
+  };
+  await store.put(STATS_FILE, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({
     name: plan.name,
     runUri: store.uri,
@@ -59,7 +82,8 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
     splits,
   });
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
-  return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows };
+  const preview = await writePreview(runUri);
+  return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows, stats: result, preview };
 }
 
 /** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */
