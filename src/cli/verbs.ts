@@ -10,6 +10,7 @@ import { registerFaces } from './faces.ts';
 import { registerIdentity } from './identity.ts';
 import { registerPreview } from './preview.ts';
 import { registerCheck } from './check.ts';
+import { registerEmit } from './emit.ts';
 
 /** Every verb of the CLI, in the order `pairgen --help` lists them. */
 export const VERBS: VerbRegistrar[] = [
@@ -24,5 +25,5 @@ export const VERBS: VerbRegistrar[] = [
   registerRefilter,
   registerRegenerate,
   (p) => notBuilt(p, 'report', 'HTML report and plots of a run', 'issue 7'),
-  (p) => notBuilt(p, 'emit', 'write Kubernetes / Slurm / AWS Batch array-job files', 'issue 6'),
+  registerEmit,
 ];

@@ -1,0 +1,88 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { UserError } from '../errors.ts';
+import { emitJob, ENGINES, launchHint, type Engine } from '../run/emit.ts';
+import { readPlan } from '../run/plan.ts';
+import { openStore } from '../store/index.ts';
+import { log } from '../util/log.ts';
+import { action, collectSet } from './common.ts';
+
+function int(name: string, min: number) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}`);
+    return Number(v);
+  };
+}
+
+interface EmitCliOptions {
+  out?: string;
+  workers?: number;
+  parallelism?: number;
+  image?: string;
+  command?: string;
+  gpus?: number;
+  cpus?: number;
+  memory?: string;
+  grace?: number;
+  retries?: number;
+  maxFailedIndexes?: number;
+  name?: string;
+  namespace?: string;
+  secret?: string;
+  env: string[];
+  time?: string;
+  partition?: string;
+  account?: string;
+  queue?: string;
+  jobRoleArn?: string;
+}
+
+async function doEmit(engine: Engine, runUri: string, opts: EmitCliOptions): Promise<void> {
+  const store = openStore(runUri);
+  const plan = await readPlan(store);
+  const files = emitJob(engine, plan, { ...opts, runUri: store.uri });
+  if (!opts.out) {
+    if (files.length > 1) throw new UserError(`emit ${engine} writes ${files.length} files (${files.map((f) => f.name).join(', ')}): give --out <dir>`);
+    process.stdout.write(files[0].text);
+    return;
+  }
+  mkdirSync(opts.out, { recursive: true });
+  const paths = files.map((f) => join(opts.out!, f.name));
+  // Each file appears whole or not at all.
+  files.forEach((f, i) => {
+    const tmp = `${paths[i]}.tmp-${process.pid}`;
+    writeFileSync(tmp, f.text, { mode: engine === 'slurm' ? 0o755 : 0o644 });
+    renameSync(tmp, paths[i]);
+  });
+  log.info(`wrote ${paths.join(', ')}; launch with: ${launchHint(engine, paths)}; watch with: pairgen status ${runUri}`);
+}
+
+export function registerEmit(program: Command): void {
+  program
+    .command('emit')
+    .description('write the files that run a planned run as an array job: a Kubernetes Indexed Job (k8s), an sbatch array script (slurm) or an AWS Batch job definition + submit-job input (batch)')
+    .addArgument(program.createArgument('<engine>', 'k8s, slurm or batch').choices(ENGINES))
+    .argument('<run-uri>', 'a planned run (pairgen plan)')
+    .option('--out <dir>', 'write the file(s) into this folder (batch needs it: it writes two files); default: print to stdout')
+    .option('--workers <n>', 'array size: tasks in the job; task i does shards s with s mod n = i (default: min(shards, 100))', int('--workers', 1))
+    .option('--parallelism <p>', 'tasks running at once (k8s, slurm; default: all)', int('--parallelism', 1))
+    .option('--image <image>', 'container image with pairgen on its PATH (k8s, batch)')
+    .option('--command <cmd>', 'how the nodes run pairgen (default: pairgen)')
+    .option('--gpus <g>', 'GPUs per task (default 1; 0 for CPU-only)', int('--gpus', 0))
+    .option('--cpus <c>', 'CPUs per task (default 4)', int('--cpus', 1))
+    .option('--memory <m>', 'memory per task, e.g. 16Gi (default 16Gi)')
+    .addOption(new Option('--grace <seconds>', 'the worker\'s --grace: seconds it takes to stop after SIGTERM (default 25)').argParser(int('--grace', 0)))
+    .option('--retries <r>', 'retries of one task (k8s backoffLimitPerIndex, batch attempts - 1; default 3)', int('--retries', 0))
+    .option('--max-failed-indexes <f>', 'k8s: fail the whole job once this many indexes failed (default: a tenth of --workers, at least 1)', int('--max-failed-indexes', 0))
+    .option('--name <name>', 'job name (default: pairgen-<run name>-<run id>)')
+    .option('--namespace <ns>', 'k8s namespace')
+    .option('--secret <name>', 'k8s Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3... (default pairgen-s3)')
+    .option('--env <NAME=VALUE>', 'a plain environment variable for every task (repeatable; no secrets)', collectSet, [])
+    .option('--time <limit>', 'slurm time limit (default 24:00:00)')
+    .option('--partition <p>', 'slurm partition')
+    .option('--account <a>', 'slurm account')
+    .option('--queue <queue>', 'batch: job queue (required for batch)')
+    .option('--job-role-arn <arn>', 'batch: IAM role of the container (S3 access)')
+    .action(action(doEmit));
+}
