@@ -13,7 +13,9 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { planRun, type RunPlan } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
-import { derivedPairId, queryRun, refilterRun, regenerateRun, splitOf } from '../src/research/index.ts';
+import tar from 'tar-stream';
+import { derivedPairId, exportRun, parseSplits, queryRun, refilterRun, regenerateRun, reportRun, splitOf } from '../src/research/index.ts';
+import sharp from 'sharp';
 import type { CandidateSpec, RgbImage } from '../src/types.ts';
 import { TestScorer } from './helpers/test-teacher.ts';
 import { BIN, FIXTURES, REPO, readTree, tempDir } from './helpers/run-fixture.ts';
@@ -192,4 +194,83 @@ test('bad input: invalid SQL, an unknown column, a missing run, a disallowed ove
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     if (out) assert.equal(existsSync(out), false, `${out} was written`);
   }
+});
+
+/** Members of a tar file, in order. */
+async function untar(bytes: Buffer): Promise<[string, Buffer][]> {
+  const extract = tar.extract();
+  const out: [string, Buffer][] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
+      stream.on('end', () => {
+        out.push([header.name, Buffer.concat(chunks)]);
+        next();
+      });
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  extract.end(bytes);
+  await done;
+  return out;
+}
+
+test('export: WebDataset tar shards of the chosen accepted pairs, the stored bytes, same bytes twice', async () => {
+  const out = join(dir, 'wds');
+  const r = await exportRun(scored, out, { format: 'webdataset', where: "category <> 'style'", shardSize: 3 });
+  const expected = await sql(`SELECT pair_id FROM '${scored}/manifest.parquet' WHERE accepted AND category <> 'style' ORDER BY "index"`);
+  assert.equal(r.pairs, expected.length);
+  assert.equal(r.files.length, Math.ceil(expected.length / 3));
+  const stored = await images(scored);
+  const members: [string, Buffer][] = [];
+  for (const f of r.files) members.push(...(await untar(readFileSync(join(out, f)))));
+  assert.deepEqual(members.map(([n]) => n), expected.flatMap((x) => [`${x.pair_id}.source.png`, `${x.pair_id}.edited.png`, `${x.pair_id}.json`]));
+  for (let i = 0; i < members.length; i += 3) {
+    const meta = JSON.parse(members[i + 2][1].toString('utf8'));
+    assert.ok(members[i][1].equals(stored.get(meta.pair_id)![0]) && members[i + 1][1].equals(stored.get(meta.pair_id)![1]));
+    assert.equal(meta.split, splitOf(meta.pair_id));
+    assert.equal(typeof meta.sampler, 'object');
+    assert.notEqual(meta.category, 'style');
+  }
+  const again = join(dir, 'wds2');
+  await exportRun(scored, again, { format: 'webdataset', where: "category <> 'style'", shardSize: 3 });
+  for (const f of r.files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs between two exports`);
+  await assert.rejects(exportRun(scored, out, { format: 'webdataset' }), /already holds an export/);
+});
+
+test('splits: a hash of pair_id, stable under growth, fractions checked', () => {
+  const ids = Array.from({ length: 20000 }, (_, i) => i.toString(16).padStart(16, '0'));
+  const counts: Record<string, number> = { train: 0, validation: 0, test: 0 };
+  for (const id of ids) counts[splitOf(id, { train: 0.8, validation: 0.1, test: 0.1 })]++;
+  assert.ok(Math.abs(counts.validation / ids.length - 0.1) < 0.01 && Math.abs(counts.test / ids.length - 0.1) < 0.01, JSON.stringify(counts));
+  // Growing the validation share only moves pairs out of train, never between the other two.
+  for (const id of ids.slice(0, 2000)) {
+    const a = splitOf(id, { train: 0.9, validation: 0.05, test: 0.05 });
+    const b = splitOf(id, { train: 0.85, validation: 0.1, test: 0.05 });
+    if (a !== b) assert.equal(a, 'train');
+  }
+  assert.deepEqual(parseSplits('train=0.9,validation=0.1'), { train: 0.9, validation: 0.1, test: 0 });
+  assert.throws(() => parseSplits('train=0.9,test=0.2'), /sum to 1/);
+  assert.throws(() => parseSplits('train=1,dev=0'), /unknown split "dev"/);
+});
+
+test('report: index.html with acceptance, identity distributions and a threshold sweep that agrees with the manifest', async () => {
+  const out = join(dir, 'report');
+  const r = await reportRun(scored, { out });
+  assert.deepEqual(r.files.sort(), ['acceptance.png', 'identity-histogram.png', 'index.html', 'sweep.json', 'threshold-sweep.png']);
+  for (const f of r.files.filter((f) => f.endsWith('.png'))) assert.equal((await sharp(join(out, f)).metadata()).format, 'png');
+  const html = readFileSync(join(out, 'index.html'), 'utf8');
+  for (const img of ['acceptance.png', 'identity-histogram.png', 'threshold-sweep.png']) assert.match(html, new RegExp(`src="${img}"`));
+  const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  for (const t of [-1, 0.97, 0.99]) {
+    const n = Number((await sql(`SELECT count(*) AS n FROM '${scored}/manifest.parquet' WHERE floor(identity_similarity * 100) >= ${Math.round(t * 100)}`))[0].n);
+    assert.equal(sweep.kept.all[Math.round((t + 1) * 100)], n, `kept at ${t}`);
+  }
+  assert.equal(sweep.kept.all[0], 12);
+  // Same run → same files.
+  const again = join(dir, 'report2');
+  await reportRun(scored, { out: again });
+  for (const f of r.files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs`);
 });

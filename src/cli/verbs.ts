@@ -3,6 +3,8 @@ import { notBuilt } from './not-built.ts';
 import { registerQuery } from './query.ts';
 import { registerRefilter } from './refilter.ts';
 import { registerRegenerate } from './regenerate.ts';
+import { registerReport } from './report.ts';
+import { registerExport } from './export.ts';
 import { registerExpand } from './expand.ts';
 import { registerRunVerbs } from './run.ts';
 import { registerSample } from './sample.ts';
@@ -24,6 +26,7 @@ export const VERBS: VerbRegistrar[] = [
   registerQuery,
   registerRefilter,
   registerRegenerate,
-  (p) => notBuilt(p, 'report', 'HTML report and plots of a run', 'issue 7'),
+  registerReport,
+  registerExport,
   registerEmit,
 ];

@@ -8,3 +8,5 @@ export { refilterRun, type RefilterOptions, type RefilterResult } from './refilt
 export { regenerateRun, type RegenerateOptions, type RegenerateResult } from './regenerate.ts';
 export { splitOf, parseSplits, DEFAULT_SPLITS, SPLIT_NAMES, type SplitFractions } from './splits.ts';
 export { derivedPairId } from './derive.ts';
+export { exportRun, EXPORT_FORMATS, type ExportFormat, type ExportOptions, type ExportResult } from './export.ts';
+export { reportRun, REPORT_DIR, type ReportOptions, type ThresholdSweep } from './report.ts';
