@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { UserError } from '../errors.ts';
 import { precisionRecall, type PrecisionRecall } from '../reference/truth.ts';
 import { writePreview } from '../report/index.ts';
-import { readShardMetadataRows, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
+import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from './layout.ts';
@@ -34,7 +34,7 @@ export type RunStats = DatasetStats & {
  * accepted and rejected, no image bytes), stats.json and the README.md dataset card. Idempotent: the
  * outputs are a pure function of the committed shards.
  */
-export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
+export async function finalizeRun(runUri: string, options: { rangeReadBytes?: number } = {}): Promise<FinalizeResult> {
   const plan = await readPlan(openStore(runUri));
   const store = openStore(runUri, plan.config.storage);
   const { markers, invalid } = await scanShards(store, plan);
@@ -50,7 +50,7 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
   const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
   const truth: { accepted: boolean; identity_kept: boolean | undefined }[] = [];
   let rows = 0;
-  const manifestRows = manifestRowsOf(store, plan, markers, (row) => {
+  const manifestRows = manifestRowsOf(store, plan, markers, options.rangeReadBytes ?? RANGE_READ_BYTES, (row) => {
     // The reference teacher records whether the edited image really shows the source's person.
     const kept = (row.extra as Record<string, unknown>).identity_kept;
     if (typeof kept === 'boolean') truth.push({ accepted: row.accepted, identity_kept: kept });
@@ -87,17 +87,35 @@ export async function finalizeRun(runUri: string): Promise<FinalizeResult> {
 }
 
 /** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */
-async function* manifestRowsOf(store: Store, plan: RunPlan, markers: Map<number, ShardMarker>, onRow: (row: ManifestRow) => void): AsyncGenerator<ManifestRow> {
+async function* manifestRowsOf(store: Store, plan: RunPlan, markers: Map<number, ShardMarker>, rangeReadBytes: number, onRow: (row: ManifestRow) => void): AsyncGenerator<ManifestRow> {
   for (let s = 0; s < plan.shards; s++) {
     const marker = markers.get(s)!;
     const rows: ManifestRow[] = [];
-    for (const f of marker.files) rows.push(...(await readShardMetadataRows(await store.get(f.name), f.name)));
+    for (const f of marker.files) rows.push(...(await readShardMetadataRows(await metadataSource(store, f, rangeReadBytes), f.name)));
     rows.sort((a, b) => a.index - b.index);
     for (const row of rows) {
       onRow(row);
       yield row;
     }
   }
+}
+
+/**
+ * Shard files above this size are read by ranges: the footer and the metadata column chunks, never the
+ * image bytes (a 1,000-pair shard of 512 px pairs is ~1 GB; its metadata a few hundred KB). Smaller
+ * files are read whole, in one request.
+ */
+const RANGE_READ_BYTES = 8 * 2 ** 20;
+
+async function metadataSource(store: Store, f: { name: string; size: number }, rangeReadBytes: number): Promise<ParquetSource> {
+  if (f.size <= rangeReadBytes) return store.get(f.name);
+  return {
+    byteLength: f.size,
+    slice: async (start: number, end?: number) => {
+      const bytes = await store.getRange(f.name, start, end ?? f.size);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    },
+  };
 }
 
 function configSummary(plan: RunPlan): Record<string, unknown> {

@@ -15,6 +15,11 @@ export function checkPrefix(prefix: string): string {
   return prefix;
 }
 
+/** A byte range [start, end) for getRange; built by code, so a bad one is a bug. */
+export function checkRange(start: number, end: number): void {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end <= start) throw new Error(`invalid byte range [${start}, ${end})`);
+}
+
 /** S3 and our listings order keys by their UTF-8 bytes. */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));

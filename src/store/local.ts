@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../errors.ts';
 import { NotFoundError } from './errors.ts';
-import { checkKey, checkPrefix, compareKeys } from './keys.ts';
+import { checkKey, checkPrefix, checkRange, compareKeys } from './keys.ts';
 import type { Store, StoreEntry } from './types.ts';
 
 /** Temp files carry this marker; list() never shows them. */
@@ -89,6 +89,25 @@ export class LocalStore implements Store {
     const body = await this.getIfExists(key);
     if (body === null) throw new NotFoundError(this.uri, key);
     return body;
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+    checkRange(start, end);
+    let file;
+    try {
+      file = await open(this.path(key), 'r');
+    } catch (e) {
+      if (isMissing(e)) throw new NotFoundError(this.uri, key);
+      throw e;
+    }
+    try {
+      const out = new Uint8Array(end - start);
+      const { bytesRead } = await file.read(out, 0, out.length, start);
+      if (bytesRead !== out.length) throw new Error(`${this.uri}: range ${start}-${end} of '${key}' is past its end (${start + bytesRead})`);
+      return out;
+    } finally {
+      await file.close();
+    }
   }
 
   async getIfExists(key: string): Promise<Uint8Array | null> {

@@ -16,7 +16,7 @@ import { UserError } from '../errors.ts';
 import { log } from '../util/log.ts';
 import type { StorageConfig } from './config.ts';
 import { NotFoundError } from './errors.ts';
-import { checkKey, checkPrefix } from './keys.ts';
+import { checkKey, checkPrefix, checkRange } from './keys.ts';
 import { backoffDelay, JitterRetryStrategy, type RetryPolicy } from './retry.ts';
 import type { Store, StoreEntry } from './types.ts';
 
@@ -239,6 +239,25 @@ class S3Store implements Store {
       } catch (e) {
         if (attempt >= this.s.policy.maxAttempts) {
           throw new Error(`${this.uri}: reading '${key}' failed after ${attempt} attempts: ${(e as Error).message}`, { cause: e });
+        }
+        await sleep(backoffDelay(this.s.policy, attempt));
+      }
+    }
+  }
+
+  /** A ranged GET; a body that breaks off or comes short is read again, like getIfExists. */
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+    checkRange(start, end);
+    for (let attempt = 1; ; attempt++) {
+      const response = await this.call('read', key, () => this.s.client.send(new GetObjectCommand({ ...this.params(key), Range: `bytes=${start}-${end - 1}` })));
+      try {
+        if (!response.Body) throw new Error('response has no body');
+        const bytes = await response.Body.transformToByteArray();
+        if (bytes.byteLength !== end - start) throw new Error(`short range: received ${bytes.byteLength} of ${end - start} bytes`);
+        return bytes;
+      } catch (e) {
+        if (attempt >= this.s.policy.maxAttempts) {
+          throw new Error(`${this.uri}: reading bytes ${start}-${end} of '${key}' failed after ${attempt} attempts: ${(e as Error).message}`, { cause: e });
         }
         await sleep(backoffDelay(this.s.policy, attempt));
       }

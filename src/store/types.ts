@@ -19,6 +19,12 @@ export interface Store {
   putStream(key: string, body: Readable, options?: { contentType?: string }): Promise<void>;
   /** The whole object; throws NotFoundError when missing. */
   get(key: string): Promise<Uint8Array>;
+  /**
+   * Bytes [start, end) of an object (a ranged GET on S3), so readers of big files fetch only what they
+   * need, e.g. a Parquet footer and some column chunks. Throws NotFoundError when missing; a range past
+   * the end is an error.
+   */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   /** The object, or null when it does not exist. */
   getIfExists(key: string): Promise<Uint8Array | null>;
   /** Size of the object, or null when it does not exist. */
