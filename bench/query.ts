@@ -1,0 +1,146 @@
+/**
+ * Researcher-workflow benchmark.
+ *
+ *   node --import tsx bench/query.ts [--rows 1000000] [--pairs 24]
+ *
+ * 1. Query latency over a synthesized manifest of --rows candidates (written with src/shards
+ *    writeManifest into a planned run): each query through queryRun (open the run, DuckDB views, run,
+ *    render), repeated 3 times, median reported; plus one `pairgen query` through the CLI (process start
+ *    included).
+ * 2. Regenerate throughput beside the original run's: a run of --pairs candidates with the tiny diffusers
+ *    fixture teacher (64 px, 4 steps, identity off), then `regenerate --where true` over it (an exact
+ *    replay of every pair, plan + work + finalize).
+ * Writes bench/results/query.json and query.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { queryRun, regenerateRun } from '../src/research/index.ts';
+import { finalizeRun } from '../src/run/finalize.ts';
+import { planRun } from '../src/run/plan.ts';
+import { workRun } from '../src/run/work.ts';
+import { writeManifest, type ManifestRow } from '../src/shards/index.ts';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const ROWS = arg('rows', 1_000_000);
+const PAIRS = arg('pairs', 24);
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'pairgen-bench-query-'));
+
+function config(name: string, pairs: number): string {
+  const file = join(tmp, `${name}.yaml`);
+  writeFileSync(file, [
+    'seed: 3', `pairs: ${pairs}`, 'shard_size: 8',
+    `prompts: { set: ${join(repo, 'prompts/demo.yaml')} }`,
+    `teacher: { model: ${join(repo, '../shared/fixtures/diffusers/tiny-sd')}, steps: 4 }`,
+    'identity: { enabled: false }', 'output: { image_format: png }',
+  ].join('\n'));
+  return file;
+}
+
+function syntheticId(i: number): string {
+  return ((BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn).toString(16).padStart(16, '0');
+}
+
+/** A deterministic synthetic manifest: realistic columns and value spreads, no images. */
+function* syntheticRows(n: number): Generator<ManifestRow> {
+  const categories = ['color_grade', 'style', 'lighting', 'hair', 'expression', 'age', 'makeup', 'accessories'];
+  let x = 0x9e3779b9;
+  const rand = () => ((x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  for (let i = 0; i < n; i++) {
+    const category = categories[i % categories.length];
+    const noFace = rand() < 0.03;
+    const similarity = noFace ? null : Math.min(1, Math.max(-1, 0.78 + 0.15 * (rand() + rand() + rand() - 1.5)));
+    const threshold = category === 'style' ? 0.45 : 0.65;
+    const accepted = similarity !== null && similarity >= threshold;
+    const pairId = syntheticId(i);
+    yield {
+      pair_id: pairId, run_id: 'bench', shard: Math.floor(i / 1000), index: i, prompt_id: `p${(i % 50000).toString(16)}`, sample_index: Math.floor(i / 50000),
+      category, source_prompt: 'a close-up portrait photo of a young woman with curly red hair, in a park',
+      instruction: 'make the photo black and white', target_prompt: 'a black and white portrait photo of a young woman with curly red hair, in a park',
+      attributes: { edit: 'grayscale' }, seed: Math.floor(rand() * 2 ** 53), teacher: 'diffusers:sd15', teacher_digest: 'ab'.repeat(32),
+      sampler: { scheduler: 'EulerDiscreteScheduler', steps: 25, guidance_scale: 7.5 }, identity_model: 'identity:scrfd+arcface', identity_digest: 'cd'.repeat(32),
+      identity_settings: { threshold: 0.65 }, code_version: '0.1.0', width: 512, height: 512, image_format: 'jpeg',
+      identity_similarity: similarity, identity_threshold: threshold, source_faces: noFace ? 0 : 1, edited_faces: noFace ? 0 : 1,
+      source_face_box: noFace ? null : [120, 100, 380, 400], source_face_score: noFace ? null : 0.98, source_face_keypoints: noFace ? null : [180, 220, 320, 220, 250, 290, 200, 340, 300, 340],
+      edited_face_box: noFace ? null : [122, 101, 381, 402], edited_face_score: noFace ? null : 0.97, edited_face_keypoints: noFace ? null : [181, 221, 321, 221, 251, 291, 201, 341, 301, 341],
+      accepted, reject_reason: accepted ? null : noFace ? 'no_face_edited' : 'identity_below_threshold', extra: {},
+      parent_pair_id: null, changes: {}, file: `shards/shard-${String(Math.floor(i / 1000)).padStart(5, '0')}.${accepted ? '' : 'rejects.'}parquet`, file_row: i % 1000, split: 'train',
+    };
+  }
+}
+
+// 1. Query latency.
+const big = join(tmp, 'big');
+await planRun(config('big', 8), big);
+let t = performance.now();
+await writeManifest(createWriteStream(join(big, 'manifest.parquet')), syntheticRows(ROWS));
+const manifestSeconds = (performance.now() - t) / 1000;
+const QUERIES: Record<string, string> = {
+  count: 'SELECT count(*) FROM manifest',
+  acceptance_by_category: 'SELECT category, count(*) AS n, avg(accepted::INT) AS acceptance, avg(identity_similarity) AS mean_identity FROM manifest GROUP BY 1 ORDER BY 1',
+  reject_reasons: 'SELECT reject_reason, count(*) FROM manifest WHERE NOT accepted GROUP BY 1 ORDER BY 2 DESC',
+  threshold_what_if: 'SELECT category, count(*) FILTER (WHERE identity_similarity >= 0.5) AS kept_at_05, count(*) FILTER (WHERE identity_similarity >= 0.7) AS kept_at_07 FROM manifest GROUP BY 1 ORDER BY 1',
+  quantiles_by_category: 'SELECT category, quantile_cont(identity_similarity, [0.1, 0.5, 0.9]) FROM manifest GROUP BY 1 ORDER BY 1',
+  point_lookup: `SELECT * FROM manifest WHERE pair_id = '${syntheticId(ROWS >> 1)}'`,
+};
+const latency: Record<string, number> = {};
+for (const [name, sql] of Object.entries(QUERIES)) {
+  const times: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    t = performance.now();
+    const r = await queryRun(big, sql);
+    times.push(performance.now() - t);
+    if (r.rows < 1) throw new Error(`${name}: no rows`);
+  }
+  latency[name] = Math.round(times.sort((a, b) => a - b)[1]);
+  console.error(`${name}: ${latency[name]} ms`);
+}
+t = performance.now();
+const cli = spawnSync(process.execPath, [join(repo, 'bin/pairgen.js'), 'query', big, QUERIES.acceptance_by_category], { encoding: 'utf8' });
+const cliMs = Math.round(performance.now() - t);
+if (cli.status !== 0) throw new Error(cli.stderr);
+
+// 2. Regenerate throughput beside the original run's.
+const original = join(tmp, 'original');
+await planRun(config('original', PAIRS), original);
+t = performance.now();
+await workRun(original);
+const workSeconds = (performance.now() - t) / 1000;
+await finalizeRun(original);
+t = performance.now();
+const regen = await regenerateRun(original, join(tmp, 'regen'), { where: 'true' });
+const regenSeconds = (performance.now() - t) / 1000;
+
+const result = {
+  date: new Date().toISOString(),
+  command: `node --import tsx bench/query.ts --rows ${ROWS} --pairs ${PAIRS}`,
+  machine: { cpus: cpus().length, node: process.version, note: 'shared 2-core machine; other jobs were running' },
+  manifest: { rows: ROWS, mib: Number((statSync(join(big, 'manifest.parquet')).size / 2 ** 20).toFixed(1)), write_seconds: Number(manifestSeconds.toFixed(1)) },
+  query_ms_median_of_3: latency,
+  cli_query_ms_with_process_start: cliMs,
+  regenerate: {
+    teacher: 'tiny-sd fixture, 64 px, 4 steps, guidance 7.5, identity off',
+    pairs: PAIRS,
+    original_work_seconds: Number(workSeconds.toFixed(2)),
+    original_pairs_per_s: Number((PAIRS / workSeconds).toFixed(2)),
+    regenerate_seconds_incl_plan_and_finalize: Number(regenSeconds.toFixed(2)),
+    regenerate_pairs_per_s: Number((regen.pairs / regenSeconds).toFixed(2)),
+  },
+};
+rmSync(tmp, { recursive: true, force: true });
+writeFileSync(join(here, 'results/query.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(
+  join(here, 'results/query.md'),
+  `# Research benchmark\n\n\`${result.command}\` on ${result.date} (${result.machine.cpus} cpus, Node ${result.machine.node}; ${result.machine.note}).\n\n` +
+    `Manifest: ${ROWS.toLocaleString('en-US')} rows, ${result.manifest.mib} MiB (written in ${result.manifest.write_seconds} s).\n\n` +
+    `| query | ms (median of 3, in process) |\n|---|---|\n${Object.entries(latency).map(([k, v]) => `| ${k} | ${v} |`).join('\n')}\n| \`pairgen query\` acceptance_by_category, CLI incl. process start | ${cliMs} |\n\n` +
+    `| ${result.regenerate.teacher} | pairs | seconds | pairs/s |\n|---|---|---|---|\n| original run (work) | ${PAIRS} | ${result.regenerate.original_work_seconds} | ${result.regenerate.original_pairs_per_s} |\n| regenerate --where true (plan + work + finalize) | ${regen.pairs} | ${result.regenerate.regenerate_seconds_incl_plan_and_finalize} | ${result.regenerate.regenerate_pairs_per_s} |\n`,
+);
+console.log(JSON.stringify(result, null, 2));
