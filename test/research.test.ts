@@ -18,6 +18,8 @@ import { derivedPairId, exportRun, parseSplits, queryRun, refilterRun, regenerat
 import sharp from 'sharp';
 import type { CandidateSpec, RgbImage } from '../src/types.ts';
 import { TestScorer } from './helpers/test-teacher.ts';
+import { startS3Server } from './helpers/s3server.ts';
+import { openStore } from '../src/store/index.ts';
 import { BIN, FIXTURES, REPO, readTree, tempDir } from './helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-research-');
@@ -273,4 +275,26 @@ test('report: index.html with acceptance, identity distributions and a threshold
   const again = join(dir, 'report2');
   await reportRun(scored, { out: again });
   for (const f of r.files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs`);
+});
+
+test('an s3:// run: query downloads only the files it names; regenerate replays pairs from it', async () => {
+  const s3 = await startS3Server();
+  const saved = { ...process.env };
+  Object.assign(process.env, s3.env);
+  try {
+    const uri = `s3://${s3.bucket}/runs/plain`;
+    const store = openStore(uri);
+    for (const [key, bytes] of readTree(plain)) await store.put(key, bytes);
+    const q = await queryRun(uri, 'SELECT count(*) AS n, sum(octet_length(source_image.bytes)) AS b FROM pairs', { format: 'json' });
+    const local = await queryRun(plain, 'SELECT count(*) AS n, sum(octet_length(source_image.bytes)) AS b FROM pairs', { format: 'json' });
+    assert.equal(q.text, local.text);
+    const out = join(dir, 'from-s3');
+    const r = await regenerateRun(uri, out, { where: '"index" IN (1, 6)' });
+    assert.equal(r.pairs, 2);
+    const parent = await images(plain);
+    for (const [id, [src, edt]] of await images(out)) assert.ok(src.equals(parent.get(id)![0]) && edt.equals(parent.get(id)![1]));
+  } finally {
+    process.env = saved;
+    await s3.stop();
+  }
 });
