@@ -134,3 +134,18 @@ test('finalize refuses a run with pending shards and writes nothing', async () =
   assert.equal(existsSync(join(out, 'manifest.parquet')), false);
   assert.equal(existsSync(join(out, 'stats.json')), false);
 });
+
+test('output.splits in the config reaches run.json, the manifest and stats.json; bad fractions are user errors', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'run');
+  const config = writeConfig(dir, { pairs: 12, shardSize: 6 });
+  const { plan } = await planRun(config, out, { sets: ['output.splits={train: 0.5, validation: 0.25, test: 0.25}'] });
+  assert.deepEqual(plan.splits, { train: 0.5, validation: 0.25, test: 0.25 });
+  await workRun(out, inject);
+  const { stats } = await finalizeRun(out);
+  assert.deepEqual(stats.splits.fractions, plan.splits);
+  const total = Object.values(stats.splits.counts).reduce((n, c) => n + c.candidates, 0);
+  assert.equal(total, 12);
+  await assert.rejects(planRun(config, join(dir, 'bad'), { sets: ['output.splits={train: 0.5, test: 0.25}'] }), /output\.splits: the fractions must sum to 1/);
+  assert.equal(existsSync(join(dir, 'bad')), false);
+});

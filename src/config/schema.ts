@@ -26,6 +26,7 @@ export interface OutputConfig {
   image_format: 'jpeg' | 'png' | 'webp';
   quality: number;
   row_group_rows: number;
+  splits: { train?: number; validation?: number; test?: number } | null;
 }
 
 const runtimeSchema = {
@@ -56,6 +57,17 @@ const outputSchema = {
     image_format: { enum: ['jpeg', 'png', 'webp'], default: 'jpeg', description: 'Image codec for source_image / edited_image (encoded by sharp).' },
     quality: { type: 'integer', minimum: 1, maximum: 100, default: 92, description: 'JPEG / WebP quality (PNG is lossless and ignores it).' },
     row_group_rows: { type: 'integer', minimum: 1, maximum: 100000, default: 64, description: 'Rows per Parquet row group in shard files (images make rows large: keep groups to tens of MB).' },
+    splits: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      default: null,
+      description: 'Fractions of pairs in each split, assigned by a hash of pair_id (stable as the dataset grows); they must sum to 1. null: train 0.98, validation 0.01, test 0.01.',
+      properties: {
+        train: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of pairs in the train split.' },
+        validation: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of pairs in the validation split.' },
+        test: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of pairs in the test split.' },
+      },
+    },
   },
 } as const;
 

@@ -5,3 +5,4 @@
  */
 export { previewRun, writePreview, PREVIEW_DIR, MAX_SHEET_ROWS, type PreviewOptions } from './preview.ts';
 export { checkPipeline, formatCheckReport, type CheckReport } from './check.ts';
+export { renderHistogram } from './histogram.ts';

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
 // The identity histograms are the preview's own drawing (src/report); the report adds the research plots.
-import { renderHistogram } from '../report/histogram.ts';
+import { renderHistogram } from '../report/index.ts';
 import { PREVIEW_DIR } from '../report/index.ts';
 import { STATS_FILE } from '../run/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';

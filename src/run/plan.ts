@@ -9,6 +9,7 @@ import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from './digest.ts';
 import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
 import { CODE_VERSION } from './version.ts';
+import { checkSplits } from '../research/splits.ts';
 
 export const RUN_FORMAT = 'pairgen-run/1';
 
@@ -80,6 +81,7 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
     prompts: { file: PROMPTS_FILE, sha256: sha256Hex(promptBytes), train_rows: trainRows, eval_rows: table.evalRows, per_category: table.perCategory },
     models: await modelDigests(config),
   };
+  if (config.output.splits) plan.splits = checkSplits(config.output.splits, `${configFile}: output.splits`);
   plan.run_id = planId(plan);
   return { plan, promptBytes };
 }
