@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { planRun } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
@@ -15,7 +16,7 @@ import { openStore } from '../src/store/index.ts';
 import { startS3Server, type S3Server } from './helpers/s3server.ts';
 import { INTERNAL, SLOWDOWN, startFaultProxy, type Fault, type FaultProxy, type ProxyRequest } from './helpers/fault-proxy.ts';
 import { TestScorer, TestTeacher } from './helpers/test-teacher.ts';
-import { readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
+import { BIN, readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
 
 const inject = { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() };
 let s3: S3Server;
@@ -194,4 +195,40 @@ test('getRange reads [start, end) on both backends; a ranged body cut short is r
   assert.equal(proxy.faults.length, 2);
   assert.equal(proxy.requests.length, 3, 'two truncated answers, then a whole one');
   proxy.reset();
+});
+
+test('CLI: `pairgen work` exits 3 when a shard failed, after doing the others; status names it; --retry-failed finishes (real teacher)', async () => {
+  const dir = tempDir();
+  const config = writeConfig(dir, { pairs: 2, shardSize: 1, extra: 'storage:\n  max_attempts: 2\n' });
+  const uri = `s3://${s3.bucket}/cli-failing`;
+  await planRun(config, uri);
+  const env = { ...process.env };
+  // Asynchronous: the proxy lives in this process and must keep answering while the CLI runs.
+  const pairgen = (args: string[]) =>
+    new Promise<{ code: number | null; stderr: string; stdout: string }>((res) => {
+      const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => res({ code, stdout, stderr }));
+    });
+  proxy.reset();
+  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('shard-00000.parquet') ? INTERNAL : null));
+  const first = await pairgen(['work', uri]);
+  assert.equal(first.code, 3, first.stderr);
+  assert.match(first.stderr, /shard-00000 failed; going on with the other shards/);
+  assert.match(first.stderr, /1 shard\(s\) failed and 0 were skipped after an earlier failure \(0\); see `pairgen status .*`, then run `pairgen work .* --retry-failed`/);
+  assert.doesNotMatch(first.stderr, /\n\s+at /, 'no stack trace');
+  const status = await pairgen(['status', uri]);
+  assert.equal(status.code, 0);
+  assert.match(status.stdout, /shards: 1\/2 committed, 1 pending/);
+  assert.match(status.stdout, /shard-00000  1 attempt/);
+  proxy.reset();
+  const held = await pairgen(['work', uri]);
+  assert.equal(held.code, 3, 'held back by default');
+  assert.match(held.stderr, /shard-00000 skipped: an earlier attempt failed/);
+  const retried = await pairgen(['work', uri, '--retry-failed']);
+  assert.equal(retried.code, 0, retried.stderr);
+  assert.equal(JSON.parse((await pairgen(['status', uri, '--json'])).stdout).shards.committed, 2);
 });

@@ -158,6 +158,11 @@ async function runWorkers(runUri: string, workers: number, grace: number): Promi
   process.off('SIGINT', forward);
   process.off('SIGTERM', forward);
   const failed = codes.filter((c) => c !== 0).length;
+  if (failed > 0 && codes.every((c) => c === 0 || c === EXIT_SHARDS_FAILED)) {
+    log.error(`${failed} of ${workers} workers finished with failed shards; see \`pairgen status ${runUri}\`, then run \`pairgen work ${runUri} --retry-failed\``);
+    process.exitCode = EXIT_SHARDS_FAILED;
+    return;
+  }
   if (failed > 0) throw new UserError(`${failed} of ${workers} workers failed (exit codes ${codes.join(', ')}); run \`pairgen work ${runUri}\` again to finish the missing shards`);
 }
 
@@ -199,8 +204,10 @@ export function registerRunVerbs(program: Command): void {
     action(async (config: string, opts: PlanCliOptions & { workers: number; grace: number }) => {
       const started = performance.now();
       await doPlan(config, opts);
-      if (opts.workers > 1) await runWorkers(opts.out, opts.workers, opts.grace);
-      else {
+      if (opts.workers > 1) {
+        await runWorkers(opts.out, opts.workers, opts.grace);
+        if (process.exitCode) return;
+      } else {
         await doWork(opts.out, { grace: opts.grace });
         if (process.exitCode) return;
       }
