@@ -88,11 +88,22 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
 
 /** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */
 async function* manifestRowsOf(store: Store, plan: RunPlan, markers: Map<number, ShardMarker>, rangeReadBytes: number, onRow: (row: ManifestRow) => void): AsyncGenerator<ManifestRow> {
-  for (let s = 0; s < plan.shards; s++) {
-    const marker = markers.get(s)!;
+  const load = async (s: number) => {
     const rows: ManifestRow[] = [];
-    for (const f of marker.files) rows.push(...(await readShardMetadataRows(await metadataSource(store, f, rangeReadBytes), f.name)));
-    rows.sort((a, b) => a.index - b.index);
+    for (const f of markers.get(s)!.files) rows.push(...(await readShardMetadataRows(await metadataSource(store, f, rangeReadBytes), f.name)));
+    return rows.sort((a, b) => a.index - b.index);
+  };
+  // Reads run a few shards ahead so that object-store latency overlaps encoding; rows still leave in shard order.
+  const ahead = new Map<number, Promise<ManifestRow[]>>();
+  for (let s = 0; s < plan.shards; s++) {
+    for (let k = s; k < Math.min(plan.shards, s + READ_AHEAD_SHARDS); k++) {
+      if (ahead.has(k)) continue;
+      const p = load(k);
+      p.catch(() => {}); // handled when its turn comes
+      ahead.set(k, p);
+    }
+    const rows = await ahead.get(s)!;
+    ahead.delete(s);
     for (const row of rows) {
       onRow(row);
       yield row;
@@ -106,6 +117,7 @@ async function* manifestRowsOf(store: Store, plan: RunPlan, markers: Map<number,
  * files are read whole, in one request.
  */
 const RANGE_READ_BYTES = 8 * 2 ** 20;
+const READ_AHEAD_SHARDS = 8;
 
 async function metadataSource(store: Store, f: { name: string; size: number }, rangeReadBytes: number): Promise<ParquetSource> {
   if (f.size <= rangeReadBytes) return store.get(f.name);
