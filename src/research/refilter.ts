@@ -1,13 +1,13 @@
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { UserError } from '../errors.ts';
 import { CANDIDATES_FILE } from '../run/candidates.ts';
-import { isCommitted } from '../run/commit.ts';
+import { isCommitted, writeShard } from '../run/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../run/layout.ts';
+import { shardDataKey, shardRejectsKey } from '../run/layout.ts';
 import { readPlan, type RunPlan } from '../run/plan.ts';
 import { scanShards } from '../run/status.ts';
 import { CODE_VERSION } from '../run/version.ts';
-import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
+import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec, Teacher } from '../types.ts';
@@ -153,32 +153,7 @@ async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerat
   }
   if (missing.length) await regenerateImages(job, missing);
 
-  const accepted = records.filter((r) => r.accepted);
-  const rejected = records.filter((r) => !r.accepted);
-  const files = [
-    { name: shardDataKey(shard), bytes: encodeShard(accepted, { rowGroupRows: plan.config.output.row_group_rows }), rows: accepted.length },
-    { name: shardRejectsKey(shard), bytes: encodeRejects(rejected), rows: rejected.length },
-  ];
-  for (const f of files) await job.store.put(f.name, f.bytes);
-  const byCategory: Record<string, { accepted: number; rejected: number }> = {};
-  const byReason: Record<string, number> = {};
-  for (const r of records) {
-    const c = (byCategory[r.category] ??= { accepted: 0, rejected: 0 });
-    if (r.accepted) c.accepted++;
-    else {
-      c.rejected++;
-      byReason[r.reject_reason ?? 'unspecified'] = (byReason[r.reject_reason ?? 'unspecified'] ?? 0) + 1;
-    }
-  }
-  const marker = buildMarker({
-    shard,
-    runId: plan.run_id,
-    codeVersion: plan.code_version,
-    files,
-    counts: { candidates: records.length, accepted: accepted.length, rejected: rejected.length, by_category: byCategory, by_reason: byReason },
-    timings: {},
-  });
-  await job.store.put(shardMarkerKey(shard), markerJson(marker), { contentType: 'application/json' });
+  await writeShard(job.store, plan, shard, records, {});
   return { copied, regenerated: missing.length, dropped };
 }
 

@@ -4,17 +4,17 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { isUserError, UserError } from '../errors.ts';
 import { readPromptRows, type PromptRow } from '../prompts/index.ts';
-import { buildMarker, encodeImage, encodeRejects, encodeShard, markerJson, toPairRecord, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
+import { encodeImage, toPairRecord, type PairRecord, type ShardMarker } from '../shards/index.ts';
 import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
 import { digestFiles, sha256Hex } from './digest.ts';
 import { clearFailure, readFailure, recordFailure } from './failures.ts';
-import { PROMPTS_FILE, RUN_FILE, shardDataKey, shardMarkerKey, shardName, shardRange, shardRejectsKey } from './layout.ts';
+import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from './layout.ts';
 import { readPlan, type RunPlan } from './plan.ts';
 import { candidateSlot, pairId, pairSeed } from './seeds.ts';
-import { isCommitted } from './commit.ts';
+import { isCommitted, writeShard } from './commit.ts';
 import { readCandidateSpecs } from './candidates.ts';
 
 export interface WorkOptions {
@@ -218,44 +218,14 @@ async function processShard(ctx: ShardContext): Promise<{ accepted: number; reje
   const done = await Promise.all(records);
   if (ctx.signal?.aborted) throw new WorkAborted();
 
-  const accepted = done.filter((r) => r.accepted);
-  const rejected = done.filter((r) => !r.accepted);
   const t0 = performance.now();
-  const dataBytes = encodeShard(accepted, { rowGroupRows: plan.config.output.row_group_rows });
-  const rejectBytes = encodeRejects(rejected);
-  const files = [
-    { name: shardDataKey(shard), bytes: dataBytes, rows: accepted.length },
-    { name: shardRejectsKey(shard), bytes: rejectBytes, rows: rejected.length },
-  ];
-  await Promise.all(files.map((f) => store.put(f.name, f.bytes)));
-  timings.write_s += (performance.now() - t0) / 1000;
-  if (ctx.signal?.aborted) throw new WorkAborted();
-  const marker = buildMarker({
-    shard,
-    runId: plan.run_id,
-    codeVersion: plan.code_version,
-    files,
-    counts: { candidates: done.length, accepted: accepted.length, rejected: rejected.length, ...breakdown(done) },
-    timings: { ...timings },
+  const marker = await writeShard(store, plan, shard, done, timings as unknown as Record<string, number>, () => {
+    timings.write_s += (performance.now() - t0) / 1000;
+    if (ctx.signal?.aborted) throw new WorkAborted();
   });
-  await store.put(shardMarkerKey(shard), markerJson(marker), { contentType: 'application/json' });
-  return { accepted: accepted.length, rejected: rejected.length, timings, marker };
+  return { accepted: marker.counts.accepted, rejected: marker.counts.rejected, timings, marker };
 }
 
-function breakdown(records: PairRecord[]): Pick<ShardCounts, 'by_category' | 'by_reason'> {
-  const byCategory: Record<string, { accepted: number; rejected: number }> = {};
-  const byReason: Record<string, number> = {};
-  for (const r of records) {
-    const c = (byCategory[r.category] ??= { accepted: 0, rejected: 0 });
-    if (r.accepted) c.accepted++;
-    else {
-      c.rejected++;
-      const reason = r.reject_reason ?? 'unspecified';
-      byReason[reason] = (byReason[reason] ?? 0) + 1;
-    }
-  }
-  return { by_category: byCategory, by_reason: byReason };
-}
 
 /**
  * The candidate specs of a shard: prompt rows by candidate index, ids and seeds from the run seed; or,
