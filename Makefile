@@ -3,6 +3,8 @@ SHELL := /bin/bash
 # onnxruntime-node's install script would download CUDA libraries from a host we cannot reach;
 # the CPU provider ships inside the package. (.npmrc says the same for a plain `npm ci`.)
 export ONNXRUNTIME_NODE_INSTALL := skip
+# The AWS SDK warns about Node 20 on every client it creates (bin/pairgen.js silences it too).
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 NODE_STAMP := node_modules/.pairgen-install-stamp
 TESTS ?= test/*.test.ts
 PAIRGEN := node bin/pairgen.js
