@@ -99,7 +99,9 @@ test('a shard that keeps failing is recorded and reported as failed; the other s
   assert.equal(await store.head(failureKey(1)), null, 'the failure record is deleted once the shard is committed');
   status = await runStatus(uri, { verify: true });
   assert.deepEqual([status.shards.committed, status.shards.failed.length, status.shards.invalid.length], [3, 0, 0]);
-  await finalizeRun(uri);
+  await finalizeRun(uri, { preview: false });
+  assert.ok(await store.head('manifest.parquet'));
+  for await (const e of store.list('preview/')) assert.fail(`preview skipped, yet ${e.key} was written`);
   assertSameShards(reference, 'failing', await s3Tree('failing', isShardFile));
   t.diagnostic(`faults injected: 3 + 3 (503 SlowDown, 500) on shard-00001; shard recorded failed twice, then committed with --retry-failed`);
 });

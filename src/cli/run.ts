@@ -230,7 +230,8 @@ export function registerRunVerbs(program: Command): void {
 
   program
     .command('finalize')
-    .description('write manifest.parquet (one row per candidate), stats.json and the README.md dataset card; idempotent')
+    .description('write manifest.parquet (one row per candidate), stats.json, the README.md dataset card and preview/; idempotent')
     .argument('<run-uri>', 'run location')
-    .action(action(async (runUri: string) => printFinalize(await finalizeRun(runUri))));
+    .option('--no-preview', 'skip preview/ (contact sheets, histogram); `pairgen preview` writes it later')
+    .action(action(async (runUri: string, opts: { preview: boolean }) => printFinalize(await finalizeRun(runUri, { preview: opts.preview }))));
 }

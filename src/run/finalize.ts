@@ -34,7 +34,7 @@ export type RunStats = DatasetStats & {
  * accepted and rejected, no image bytes), stats.json and the README.md dataset card. Idempotent: the
  * outputs are a pure function of the committed shards.
  */
-export async function finalizeRun(runUri: string, options: { rangeReadBytes?: number } = {}): Promise<FinalizeResult> {
+export async function finalizeRun(runUri: string, options: { rangeReadBytes?: number; preview?: boolean } = {}): Promise<FinalizeResult> {
   const plan = await readPlan(openStore(runUri));
   const store = openStore(runUri, plan.config.storage);
   const { markers, invalid } = await scanShards(store, plan);
@@ -82,7 +82,7 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
     splits,
   });
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
-  const preview = await writePreview(runUri);
+  const preview = options.preview === false ? [] : await writePreview(runUri);
   return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows, stats: result, preview };
 }
 
