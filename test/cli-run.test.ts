@@ -120,11 +120,12 @@ test('work: SIGTERM stops the worker with nothing partial committed', async () =
   const child = spawn(process.execPath, [BIN, 'work', out, '--grace', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  // Wait until the teacher has started sampling, then ask the worker to stop.
-  await new Promise((r) => setTimeout(r, 2500));
+  // Ask the worker to stop once its first shard is committed, i.e. while it works on the second.
+  for (let waited = 0; !existsSync(join(out, 'shards', 'shard-00000.json')) && waited < 120_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
-  assert.notEqual(code, 0, stderr);
+  assert.equal(code, 143, stderr);
+  assert.match(stderr, /SIGTERM: stopping/);
   const shards = existsSync(join(out, 'shards')) ? readdirSync(join(out, 'shards')) : [];
   const markers = shards.filter((f) => f.endsWith('.json'));
   for (const m of markers) assert.ok(shards.includes(m.replace('.json', '.parquet')), `${m} committed without its data`);

@@ -141,7 +141,9 @@ test('slurm script under bash: tasks 0..N-1 finish the run; SIGTERM to the scrip
   const child = spawn('bash', [join(longOut, readdirSync(longOut)[0])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SLURM_ARRAY_TASK_ID: '0' } });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  await new Promise((res) => setTimeout(res, 3000));
+  // Stop it once the first shard is committed, i.e. while the second one is being made (a fixed delay
+  // would race the worker's start-up on a loaded machine).
+  for (let waited = 0; !existsSync(join(long, 'shards', 'shard-00000.json')) && waited < 120_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
   assert.ok(code === 130 || code === 143, `the script exits with the worker's signal code (got ${code}); stderr: ${stderr}`);

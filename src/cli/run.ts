@@ -74,13 +74,15 @@ async function doPlan(config: string, opts: PlanCliOptions): Promise<void> {
 }
 
 /** Stop taking work on SIGINT/SIGTERM; past the grace period, exit without committing the shard in progress. */
+const signalExitCode = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 130 : 143);
+
 function stopOnSignals(graceSeconds: number): AbortController {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) return;
     log.warn(`${signal}: stopping; the shard in progress will not be committed`);
-    controller.abort();
-    setTimeout(() => process.exit(signal === 'SIGINT' ? 130 : 143), graceSeconds * 1000).unref();
+    controller.abort(signal);
+    setTimeout(() => process.exit(signalExitCode(signal)), graceSeconds * 1000).unref();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -140,7 +142,7 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
     bar.stop();
     if (e instanceof WorkAborted) {
       log.warn(e.message);
-      process.exitCode = 130;
+      process.exitCode = signalExitCode(controller.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
       return;
     }
     throw e;
