@@ -1,0 +1,189 @@
+/**
+ * Bookkeeping at scale: `pairgen status` and `pairgen finalize` over 10,000 committed shards holding
+ * 10 million candidate rows, and the memory of one worker over 200 shards.
+ *
+ *   node --import tsx bench/bookkeeping.ts [--shards 10000] [--rows 1000] [--worker-shards 200] [--preview-shards 100]
+ *
+ * The big run is synthetic and made fast: one real shard of `rows` candidates, all rejected (so its files
+ * hold every metadata column and no images), is made by the worker with the test teacher, then copied to
+ * shards 1..N-1 with a marker of their own (same content under distinct keys), and run.json is widened to
+ * N shards. Status and finalize then do exactly what they do on a real run: list, read and check every
+ * marker, read every shard's metadata rows, stream manifest.parquet, write stats.json and the card.
+ * Each phase runs in a child process so its peak RSS is its own. Local folder (s3rver would measure
+ * s3rver). Writes bench/results/bookkeeping.json and bookkeeping.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { planRun } from '../src/run/plan.ts';
+import { workRun } from '../src/run/work.ts';
+import { runStatus } from '../src/run/status.ts';
+import { finalizeRun } from '../src/run/finalize.ts';
+import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../src/run/layout.ts';
+import { markerJson, parseMarker } from '../src/shards/index.ts';
+import { TestScorer, TestTeacher } from '../test/helpers/test-teacher.ts';
+import { writeConfig } from '../test/helpers/run-fixture.ts';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SHARDS = arg('shards', 10_000);
+const ROWS = arg('rows', 1000);
+const WORKER_SHARDS = arg('worker-shards', 200);
+const PREVIEW_SHARDS = Math.min(SHARDS, arg('preview-shards', 100));
+const SELF = fileURLToPath(import.meta.url);
+const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+
+/** The test scorer's real scores, every candidate rejected: a shard whose files hold every metadata column and no images. */
+class RejectAll extends TestScorer {
+  override async score(...args: Parameters<TestScorer['score']>) {
+    const v = await super.score(...args);
+    return { ...v, threshold: 1.01, accepted: false, rejectReason: 'identity_below_threshold' };
+  }
+}
+
+const phase = process.argv[process.argv.indexOf('--phase') + 1];
+if (process.argv.includes('--phase')) {
+  await runPhase(phase, process.argv[process.argv.indexOf('--run') + 1]);
+} else {
+  await main();
+}
+
+/** One measured phase in its own process; prints {seconds, peak_rss_mib, ...} on stdout. */
+async function runPhase(name: string, run: string): Promise<void> {
+  const t0 = performance.now();
+  let extra: Record<string, unknown> = {};
+  if (name === 'status') {
+    const s = await runStatus(run);
+    extra = { committed: s.shards.committed, candidates: s.pairs.done };
+  } else if (name === 'finalize' || name === 'finalize-with-preview') {
+    const r = await finalizeRun(run, { preview: name === 'finalize-with-preview' });
+    extra = { manifest_rows: r.manifestRows, manifest_mib: +(statSync(join(run, 'manifest.parquet')).size / 2 ** 20).toFixed(1) };
+  } else if (name === 'worker') {
+    const rss: number[] = [];
+    const heap: number[] = [];
+    const s = await workRun(run, {
+      teacherFactory: async () => new TestTeacher(),
+      scorerFactory: async () => new TestScorer(),
+      onShard: () => {
+        // A full GC first (the child runs with --expose-gc), so the samples measure what is kept, not garbage.
+        (globalThis as { gc?: () => void }).gc?.();
+        const m = process.memoryUsage();
+        rss.push(m.rss / 2 ** 20);
+        heap.push(m.heapUsed / 2 ** 20);
+      },
+    });
+    // Least-squares slopes over the shards after the first quarter (warm-up: JIT, pools, caches).
+    const from = Math.floor(rss.length / 4);
+    extra = {
+      shards: s.committed.length,
+      rss_first_mib: +rss[0].toFixed(1),
+      rss_after_warmup_mib: +rss[from].toFixed(1),
+      rss_last_mib: +rss[rss.length - 1].toFixed(1),
+      rss_slope_kib_per_shard: +(slope(rss.slice(from)) * 1024).toFixed(1),
+      heap_after_warmup_mib: +heap[from].toFixed(1),
+      heap_last_mib: +heap[heap.length - 1].toFixed(1),
+      heap_slope_kib_per_shard: +(slope(heap.slice(from)) * 1024).toFixed(1),
+    };
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(JSON.stringify({ seconds: +seconds.toFixed(2), peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(0), ...extra }) + '\n');
+}
+
+function slope(ys: number[]): number {
+  const mx = (ys.length - 1) / 2;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let num = 0;
+  let den = 0;
+  ys.forEach((y, x) => {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  });
+  return num / den;
+}
+
+function measure(name: string, run: string): Record<string, unknown> {
+  process.stderr.write(`bookkeeping: ${name}...\n`);
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', SELF, '--phase', name, '--run', run], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`phase ${name} failed (${r.status ?? r.signal})`);
+  const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  process.stderr.write(`bookkeeping: ${name}: ${JSON.stringify(result)}\n`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const dir = join(tmpdir(), `pairgen-bench-bookkeeping-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  try {
+    // 1. One real all-rejected shard of ROWS candidates.
+    const run = join(dir, 'big');
+    const t0 = performance.now();
+    await planRun(writeConfig(dir, { pairs: ROWS, shardSize: ROWS, name: 'bookkeeping' }), run);
+    await workRun(run, { teacherFactory: async () => new TestTeacher(16), scorerFactory: async () => new RejectAll() });
+    const marker = parseMarker(readFileSync(join(run, shardMarkerKey(0))), 'shard 0');
+    if (marker.counts.rejected !== ROWS) throw new Error('the template shard should reject every candidate');
+    // 2. Copies as shards 1..n-1, each with its own marker; run.json widened to n shards.
+    const planFile = join(run, 'run.json');
+    const plan = JSON.parse(readFileSync(planFile, 'utf8'));
+    let made = 1;
+    const widen = (n: number) => {
+      for (let s = made; s < n; s++) {
+        copyFileSync(join(run, shardDataKey(0)), join(run, shardDataKey(s)));
+        copyFileSync(join(run, shardRejectsKey(0)), join(run, shardRejectsKey(s)));
+        const names = [shardDataKey(s), shardRejectsKey(s)];
+        writeFileSync(join(run, shardMarkerKey(s)), markerJson({ ...marker, shard: s, files: marker.files.map((f, i) => ({ ...f, name: names[i] })) }));
+      }
+      made = Math.max(made, n);
+      Object.assign(plan, { pairs: n * ROWS, shards: n });
+      plan.config.pairs = n * ROWS;
+      writeFileSync(planFile, JSON.stringify(plan, null, 2) + '\n');
+    };
+    const shardBytes = statSync(join(run, shardRejectsKey(0))).size + statSync(join(run, shardDataKey(0))).size;
+
+    // The whole `pairgen finalize`, preview/ included, at PREVIEW_SHARDS shards; at full size without
+    // preview/ (its DuckDB sampling query does not scale to 10M rows yet: see docs/scale.md).
+    widen(PREVIEW_SHARDS);
+    const withPreview = measure('finalize-with-preview', run);
+    widen(SHARDS);
+    const setupSeconds = (performance.now() - t0) / 1000;
+    const status = measure('status', run);
+    const finalize = measure('finalize', run);
+
+    // 3. One worker over WORKER_SHARDS small shards with the test teacher (64 px pairs, 8 per shard).
+    const wrun = join(dir, 'worker');
+    await planRun(writeConfig(dir, { pairs: WORKER_SHARDS * 8, shardSize: 8, name: 'worker', extra: 'runtime:\n  batch_size: 4\n' }), wrun);
+    const worker = measure('worker', wrun);
+
+    const result = {
+      bench: 'bookkeeping',
+      date: new Date().toISOString(),
+      setup: { shards: SHARDS, rows_per_shard: ROWS, candidates: SHARDS * ROWS, shard_files_kib: +(shardBytes / 1024).toFixed(1), seconds: +setupSeconds.toFixed(1), store: 'local folder' },
+      status,
+      finalize_no_preview: finalize,
+      finalize_with_preview: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, ...withPreview },
+      worker: { shards: WORKER_SHARDS, pairs_per_shard: 8, image_px: 64, ...worker },
+    };
+    mkdirSync(RESULTS, { recursive: true });
+    writeFileSync(join(RESULTS, 'bookkeeping.json'), JSON.stringify(result, null, 2) + '\n');
+    const md = [
+      '# bookkeeping',
+      '',
+      `${SHARDS.toLocaleString('en')} committed shards, ${(SHARDS * ROWS).toLocaleString('en')} candidate rows (copies of one all-rejected ${ROWS}-row shard), local folder; each phase in its own process.`,
+      '',
+      '| phase | seconds | peak RSS MiB | notes |',
+      '| --- | --- | --- | --- |',
+      `| status (list + read and check ${SHARDS} markers) | ${status.seconds} | ${status.peak_rss_mib} | ${status.committed} committed |`,
+      `| finalize --no-preview (read every shard's metadata, stream manifest, stats, card) | ${finalize.seconds} | ${finalize.peak_rss_mib} | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB |`,
+      `| finalize with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
+      `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
+      '',
+    ].join('\n');
+    writeFileSync(join(RESULTS, 'bookkeeping.md'), md);
+    process.stderr.write(md);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
