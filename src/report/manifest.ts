@@ -94,15 +94,20 @@ export class ManifestQuery {
   /** Up to `accepted` accepted and `rejected` rejected candidates of each category (fewer of one kind → more of the other), in candidate order. */
   async samplePerCategory(accepted: number, rejected: number): Promise<Map<string, SheetRow[]>> {
     const total = accepted + rejected;
+    // Rank on three narrow columns only, then fetch the full rows of the few chosen candidates:
+    // a manifest of 10 million rows must not be materialised whole.
     const sql = `
-      WITH ranked AS (
-        SELECT *, row_number() OVER (PARTITION BY category, accepted ORDER BY "index") AS k,
-               count(*) FILTER (WHERE accepted) OVER (PARTITION BY category) AS n_acc,
-               count(*) FILTER (WHERE NOT accepted) OVER (PARTITION BY category) AS n_rej
+      WITH counts AS (
+        SELECT category AS cat, count(*) FILTER (WHERE accepted) AS n_acc, count(*) FILTER (WHERE NOT accepted) AS n_rej
+        FROM manifest GROUP BY 1),
+      ranked AS (
+        SELECT "index" AS idx, category AS cat, accepted AS acc,
+               row_number() OVER (PARTITION BY category, accepted ORDER BY "index") AS k
         FROM manifest),
-      quota AS (
-        SELECT *, CASE WHEN accepted THEN ${total} - least(n_rej, ${rejected}) ELSE ${total} - least(n_acc, ${accepted}) END AS q FROM ranked)
-      SELECT ${COLUMNS} FROM quota WHERE k <= q ORDER BY category, "index"`;
+      chosen AS (
+        SELECT idx FROM ranked JOIN counts USING (cat)
+        WHERE k <= CASE WHEN acc THEN ${total} - least(n_rej, ${rejected}) ELSE ${total} - least(n_acc, ${accepted}) END)
+      SELECT ${COLUMNS} FROM manifest WHERE "index" IN (SELECT idx FROM chosen) ORDER BY category, "index"`;
     const rows = toRows((await this.db.runAndReadAll(sql)).getRowObjectsJS());
     const out = new Map<string, SheetRow[]>();
     for (const row of rows) {
