@@ -44,7 +44,7 @@ demo: setup
 	@echo "         node bin/pairgen.js preview $(DEMO_OUT) --where 'not accepted' --regenerate --out rejects.png"
 
 bench: setup
-	node --import tsx bench/run.ts
+	node --import tsx bench/run.ts $(BENCH)
 
 typecheck: setup
 	npx tsc --noEmit

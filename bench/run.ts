@@ -1,7 +1,8 @@
 /**
  * `make bench`: run every benchmark, one at a time (they measure ratios side by side inside one
  * process, so each is fair on its own), then write bench/results/summary.md with the machine it ran on.
- * Each bench writes its own bench/results/<name>.json; pass names to run a subset: `make bench BENCH="write expand"`.
+ * Each bench writes its own bench/results/<name>.json; pass names to run a subset: `make bench BENCH="write expand"`,
+ * or `--summary-only` to rebuild summary.md from the existing results.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,8 +11,11 @@ import { fileURLToPath } from 'node:url';
 
 const ORDER = ['expand', 'write', 'store', 'teacher-micro', 'teacher', 'identity', 'demo', 'bookkeeping', 'query'];
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const wanted = process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH ?? '').split(/\s+/).filter(Boolean);
-const names = (wanted.length ? wanted : ORDER).filter((n) => existsSync(here(`./${n}.ts`)));
+// `--summary-only` rewrites summary.md from the results already in bench/results/ without running anything.
+const summaryOnly = process.argv.includes('--summary-only');
+const args = process.argv.slice(2).filter((a) => a !== '--summary-only');
+const wanted = args.length ? args : (process.env.BENCH ?? '').split(/\s+/).filter(Boolean);
+const names = summaryOnly ? [] : (wanted.length ? wanted : ORDER).filter((n) => existsSync(here(`./${n}.ts`)));
 
 const failures: string[] = [];
 for (const name of names) {
