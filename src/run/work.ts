@@ -280,8 +280,9 @@ async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: Generate
     spec,
     runId: plan.run_id,
     shard: ctx.shard,
-    teacher: ctx.teacher.info,
-    identity: ctx.scorer?.info ?? { name: 'none', modelDigest: '', settings: { enabled: false } },
+    // The digests recorded per pair are run.json's, which every worker verifies against its model files.
+    teacher: { ...ctx.teacher.info, modelDigest: plan.models.teacher.digest },
+    identity: { ...(ctx.scorer?.info ?? { name: 'none', settings: { enabled: false } }), modelDigest: plan.models.identity.digest },
     codeVersion: plan.code_version,
     verdict,
     width: pair.edited.width,

@@ -53,13 +53,19 @@ export class PairGenerator {
     }
   }
 
-  /** Output height/width and the resolved scheduler classes: what the teacher's StageInfo records. */
-  describe(): { height: number; width: number; scheduler: string; edit_scheduler: string } {
+  /**
+   * Output height/width, the resolved scheduler classes and their whole configs (the model's
+   * scheduler_config.json with the config's overrides): what the teacher's StageInfo records, so every
+   * pair row says exactly how it was sampled.
+   */
+  describe(): { height: number; width: number; scheduler: string; edit_scheduler: string; scheduler_config: Record<string, unknown>; edit_scheduler_config: Record<string, unknown> } {
     return {
       height: this.sourceSettings.height,
       width: this.sourceSettings.width,
       scheduler: String(this.sourceSettings.schedulerConfig._class_name),
       edit_scheduler: String(this.editSettings.schedulerConfig._class_name),
+      scheduler_config: { ...this.sourceSettings.schedulerConfig },
+      edit_scheduler_config: { ...this.editSettings.schedulerConfig },
     };
   }
 
