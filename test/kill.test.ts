@@ -52,16 +52,18 @@ test('SIGKILL mid-shard, then rerun: same committed bytes as an uninterrupted ru
   let kills = 0;
   for (let round = 0; round < 6; round++) {
     const w = startWorker(crashed, 40);
-    // Kill at a different moment each round: some kills land mid-shard, some between shards.
-    const killAfter = 350 + round * 170;
-    const timer = setTimeout(() => {
-      if (w.child.exitCode === null) {
+    // Once the worker is up (it reports its first shard, committed or skipped), kill it a little later
+    // — a different moment each round, so kills land mid-shard, between data files and marker, or between shards.
+    const killer = (async () => {
+      while (w.child.exitCode === null && !w.output().includes('\n')) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 40 + round * 60));
+      if (w.child.exitCode === null && !w.output().includes('"done":true')) {
         w.child.kill('SIGKILL');
         kills++;
       }
-    }, killAfter);
+    })();
     const { signal } = await w.exited;
-    clearTimeout(timer);
+    await killer;
     if (signal === null && w.output().includes('"done":true')) break;
   }
   // Finish whatever is left without interference.
