@@ -15,7 +15,7 @@ import { runStatus } from '../src/run/status.ts';
 import { openStore } from '../src/store/index.ts';
 import { startS3Server, type S3Server } from './helpers/s3server.ts';
 import { TestScorer, TestTeacher } from './helpers/test-teacher.ts';
-import { readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
+import { FIXTURES, REPO, readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
 
 const inject = { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() };
 let s3: S3Server;
@@ -148,4 +148,28 @@ test('output.splits in the config reaches run.json, the manifest and stats.json;
   assert.equal(total, 12);
   await assert.rejects(planRun(config, join(dir, 'bad'), { sets: ['output.splits={train: 0.5, test: 0.25}'] }), /output\.splits: the fractions must sum to 1/);
   assert.equal(existsSync(join(dir, 'bad')), false);
+});
+
+test('the same config and models planned from two different folders get the same run_id and the same shard bytes', async () => {
+  const { cpSync } = await import('node:fs');
+  const runs: string[] = [];
+  for (const where of ['a', 'b']) {
+    const dir = join(tempDir(`pairgen-${where}-`), 'checkout');
+    cpSync(join(REPO, 'prompts/demo.yaml'), join(dir, 'prompts/demo.yaml'));
+    cpSync(join(FIXTURES, 'tiny-sd'), join(dir, 'models/tiny-sd'), { recursive: true });
+    const config = writeConfig(dir, { pairs: 6, shardSize: 3 });
+    const { writeFileSync: write } = await import('node:fs');
+    write(config, readFileSync(config, 'utf8').replace(/set: .*/, 'set: prompts/demo.yaml').replace(/model: .*/, 'model: models/tiny-sd'));
+    const out = join(dir, 'run');
+    await planRun(config, out);
+    await workRun(out, inject);
+    runs.push(out);
+  }
+  const [a, b] = runs.map((r) => JSON.parse(readFileSync(join(r, 'run.json'), 'utf8')));
+  assert.notEqual(a.config.teacher.model, b.config.teacher.model);
+  assert.equal(a.run_id, b.run_id);
+  const parquet = (rel: string) => rel.endsWith('.parquet');
+  const ta = readTree(runs[0], parquet);
+  const tb = readTree(runs[1], parquet);
+  for (const [k, v] of ta) assert.ok(v.equals(tb.get(k)!), `${k} differs between the two checkouts`);
 });

@@ -156,3 +156,24 @@ function absolute(p: string, base: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) return p; // a URI (s3://, file://) is left as it is
   return isAbsolute(p) ? p : resolve(base, p);
 }
+
+/**
+ * The config with every path-valued key cut to its last component: what identifies a run wherever
+ * its files live (their contents are covered by the model and prompt digests in run.json).
+ */
+export function locationFree(config: PipelineConfig): PipelineConfig {
+  const copy = structuredClone(config);
+  cutPaths(copy, pipelineConfigSchema);
+  return copy;
+}
+
+function cutPaths(value: unknown, schema: unknown): void {
+  const s = schema as { properties?: Record<string, unknown> } | undefined;
+  if (!s || value === null || typeof value !== 'object' || Array.isArray(value)) return;
+  const obj = value as Record<string, unknown>;
+  for (const [key, sub] of Object.entries(s.properties ?? {})) {
+    const v = obj[key];
+    if (typeof v === 'string' && (sub as { 'x-path'?: boolean })['x-path']) obj[key] = basename(v);
+    else cutPaths(v, sub);
+  }
+}

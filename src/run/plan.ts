@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPipelineConfig, type PipelineConfig } from '../config/index.ts';
+import { loadPipelineConfig, locationFree, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
 import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
 import { openStore } from '../store/index.ts';
@@ -93,9 +93,14 @@ export async function modelDigests(config: PipelineConfig): Promise<RunPlan['mod
   return { teacher: await digestFiles(teacherModelFiles(config.teacher)), identity: await digestFiles(identityFiles) };
 }
 
-/** run_id: sha256 (16 hex digits) of the plan's content without run_id. */
+/**
+ * run_id: sha256 (16 hex digits) of the plan's content without run_id and without where its files live
+ * (config paths cut to their last component, model files by content digest only), so the same config
+ * and models planned from another checkout or machine get the same run_id — and the same shard bytes.
+ */
 export function planId(plan: RunPlan): string {
-  return sha256Hex(JSON.stringify({ ...plan, run_id: undefined })).slice(0, 16);
+  const models = Object.fromEntries(Object.entries(plan.models).map(([stage, m]) => [stage, m.digest]));
+  return sha256Hex(JSON.stringify({ ...plan, run_id: undefined, config: locationFree(plan.config), models })).slice(0, 16);
 }
 
 /**
