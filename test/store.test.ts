@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../src/errors.ts';
 import { describeStoreUri, NotFoundError, openStore, type StorageConfig, type Store } from '../src/store/index.ts';
+import { startFaultProxy, SLOWDOWN, type Fault, type FaultProxy } from './helpers/fault-proxy.ts';
 import { startS3Server, type S3Server } from './helpers/s3server.ts';
 
 const FAST = { retryBaseDelayMs: 1, retryMaxDelayMs: 20 };
@@ -42,71 +43,8 @@ function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<
   return fn().finally(() => set(saved));
 }
 
-/** A fault: drop the connection, cut the body short, never answer, or answer with an S3 error. */
-type Fault = 'reset' | 'truncate' | 'hang' | { status: number; code: string } | null;
-const SLOWDOWN = { status: 503, code: 'SlowDown' } as const;
-
-/**
- * A pass-through HTTP proxy in front of s3rver that logs every request ("PUT /bucket/key?partNumber=1...")
- * and can answer chosen requests with a fault instead of forwarding them.
- */
-async function startProxy(target: string) {
-  const requests: string[] = [];
-  /** The region of each request's SigV4 credential scope. */
-  const regions: string[] = [];
-  let fault: (line: string, index: number) => Fault = () => null;
-  const server = http.createServer((req, res) => {
-    const line = `${req.method} ${req.url}`;
-    requests.push(line);
-    regions.push(/Credential=[^/]+\/\d+\/([^/]+)\/s3\//.exec(req.headers.authorization ?? '')?.[1] ?? '');
-    const f = fault(line, requests.length - 1);
-    if (f === 'reset') return void req.socket.destroy();
-    if (f === 'hang') return void req.resume();
-    if (f !== null && typeof f === 'object') {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(f.status, { 'content-type': 'application/xml' });
-        res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${f.code}</Code><Message>injected by the test proxy</Message></Error>`);
-      });
-      return;
-    }
-    const upstream = http.request(target + req.url, { method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      if (f === 'truncate') {
-        // Send half the body under the full Content-Length, then drop the connection.
-        const chunks: Buffer[] = [];
-        up.on('data', (c: Buffer) => chunks.push(c));
-        up.on('end', () => {
-          const body = Buffer.concat(chunks);
-          res.write(body.subarray(0, body.length >> 1), () => res.destroy());
-        });
-      } else {
-        up.pipe(res);
-      }
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests,
-    regions,
-    setFault(f: (line: string, index: number) => Fault) {
-      fault = f;
-    },
-    /** Forget the log and the fault (between tests). */
-    reset() {
-      requests.length = 0;
-      regions.length = 0;
-      fault = () => null;
-    },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  };
-}
-
 let s3: S3Server;
-let proxy: Awaited<ReturnType<typeof startProxy>>;
+let proxy: FaultProxy;
 let tmp: string;
 let savedEnv: NodeJS.ProcessEnv;
 
@@ -114,7 +52,7 @@ before(async () => {
   savedEnv = { ...process.env };
   s3 = await startS3Server({ buckets: ['test', 'other'] });
   Object.assign(process.env, s3.env);
-  proxy = await startProxy(s3.endpoint);
+  proxy = await startFaultProxy(s3.endpoint);
   tmp = await mkdtemp(join(tmpdir(), 'pairgen-store-test-'));
 });
 
@@ -409,7 +347,7 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
 
   it('503 SlowDown is retried until the write succeeds', async () => {
     proxy.reset();
-    proxy.setFault((line, i) => (line.startsWith('PUT') && i < 2 ? SLOWDOWN : null));
+    proxy.setFault(({ line, index: i }) => (line.startsWith('PUT') && i < 2 ? SLOWDOWN : null));
     await open().put('slow', 'payload');
     assert.deepEqual(proxy.requests.filter((r) => r.startsWith('PUT')).length, 3);
     proxy.reset();
@@ -419,7 +357,7 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
   it('429, 500 and a reset connection on a write are retried too', async () => {
     proxy.reset();
     const faults: Fault[] = [{ status: 429, code: 'TooManyRequests' }, { status: 500, code: 'InternalError' }, 'reset'];
-    proxy.setFault((_line, i) => faults[i] ?? null);
+    proxy.setFault(({ index: i }) => faults[i] ?? null);
     await open().put('mixed', 'm');
     assert.equal(proxy.requests.length, 4);
     assert.equal(Buffer.from(await open().get('mixed')).toString(), 'm');
@@ -428,11 +366,11 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
   it('connection resets are retried (reads and listings)', async () => {
     await open().put('reset', 'r');
     proxy.reset();
-    proxy.setFault((_line, i) => (i < 2 ? 'reset' : null));
+    proxy.setFault(({ index: i }) => (i < 2 ? 'reset' : null));
     assert.equal(Buffer.from(await open().get('reset')).toString(), 'r');
     assert.equal(proxy.requests.length, 3);
     proxy.reset();
-    proxy.setFault((_line, i) => (i === 0 ? 'reset' : null));
+    proxy.setFault(({ index: i }) => (i === 0 ? 'reset' : null));
     assert.ok((await keys(open(), 'reset')).includes('reset'));
     assert.equal(proxy.requests.length, 2);
   });
@@ -441,7 +379,7 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
     const data = bytes(256 * 1024, 4);
     await open().put('trunc', data);
     proxy.reset();
-    proxy.setFault((line, i) => (line.startsWith('GET') && i === 0 ? 'truncate' : null));
+    proxy.setFault(({ line, index: i }) => (line.startsWith('GET') && i === 0 ? 'truncate' : null));
     assert.equal(sha(await open().get('trunc')), sha(data));
     assert.equal(proxy.requests.length, 2);
   });
@@ -449,7 +387,7 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
   it('a request that gets no answer times out and is retried', async () => {
     await open().put('hang', 'h');
     proxy.reset();
-    proxy.setFault((_line, i) => (i === 0 ? 'hang' : null));
+    proxy.setFault(({ index: i }) => (i === 0 ? 'hang' : null));
     assert.equal(Buffer.from(await open({}, { socketTimeoutMs: 300 }).get('hang')).toString(), 'h');
     assert.equal(proxy.requests.length, 2);
   });
@@ -458,7 +396,7 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
     const big = bytes(11 * MiB, 8);
     proxy.reset();
     let throttled = 0;
-    proxy.setFault((line) => (line.includes('partNumber=2') && throttled++ < 2 ? SLOWDOWN : null));
+    proxy.setFault(({ line }) => (line.includes('partNumber=2') && throttled++ < 2 ? SLOWDOWN : null));
     await open({ multipart_threshold_mb: 5 }).put('parts', big);
     const parts = proxy.requests.filter((r) => r.includes('partNumber='));
     assert.equal(parts.length, 5, '3 parts + 2 retries of part 2');

@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UserError } from '../errors.ts';
-import { emitJob, ENGINES, launchHint, type Engine } from '../run/emit.ts';
+import { emitJob, ENGINES, launchHint, type Engine, type EmitOptions } from '../run/emit.ts';
 import { readPlan } from '../run/plan.ts';
 import { openStore } from '../store/index.ts';
 import { log } from '../util/log.ts';
@@ -15,28 +15,8 @@ function int(name: string, min: number) {
   };
 }
 
-interface EmitCliOptions {
-  out?: string;
-  workers?: number;
-  parallelism?: number;
-  image?: string;
-  command?: string;
-  gpus?: number;
-  cpus?: number;
-  memory?: string;
-  grace?: number;
-  retries?: number;
-  maxFailedIndexes?: number;
-  name?: string;
-  namespace?: string;
-  secret?: string;
-  env: string[];
-  time?: string;
-  partition?: string;
-  account?: string;
-  queue?: string;
-  jobRoleArn?: string;
-}
+/** The verb's options: EmitOptions (the run's URI comes from the argument) and where to write the files. */
+type EmitCliOptions = Omit<EmitOptions, 'runUri'> & { out?: string };
 
 async function doEmit(engine: Engine, runUri: string, opts: EmitCliOptions): Promise<void> {
   const store = openStore(runUri);

@@ -6,6 +6,7 @@
  *   proxy.setFault((r) => (r.method === 'PUT' && r.index < 2 ? SLOWDOWN : null));
  *   ... point AWS_ENDPOINT_URL_S3 (or storage.endpoint) at proxy.endpoint ...
  *   proxy.faults   // every injected fault: { line, fault }
+ *   proxy.regions  // the region of each request's SigV4 credential scope ('' when unsigned)
  *
  * Faults: 'reset' drops the connection before forwarding; 'reset-after' forwards the request (so the
  * server acts on it) and drops the connection instead of answering; 'truncate' forwards, then sends half
@@ -31,6 +32,8 @@ export interface ProxyRequest {
 export interface FaultProxy {
   endpoint: string;
   requests: string[];
+  /** The region of each logged request's SigV4 credential scope ('' when it has none), in log order. */
+  regions: string[];
   faults: { line: string; fault: Exclude<Fault, null> }[];
   setFault(f: (r: ProxyRequest) => Fault): void;
   reset(): void;
@@ -39,12 +42,14 @@ export interface FaultProxy {
 
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const requests: string[] = [];
+  const regions: string[] = [];
   const faults: FaultProxy['faults'] = [];
   let choose: (r: ProxyRequest) => Fault = () => null;
   const server = http.createServer((req, res) => {
     const line = `${req.method} ${req.url}`;
     const f = choose({ method: req.method ?? '', url: req.url ?? '', line, index: requests.length });
     requests.push(line);
+    regions.push(/Credential=[^/]+\/\d+\/([^/]+)\/s3\//.exec(req.headers.authorization ?? '')?.[1] ?? '');
     if (f !== null) faults.push({ line, fault: f });
     if (f === 'reset') return void req.socket.destroy();
     if (f === 'hang') return void req.resume();
@@ -79,12 +84,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    regions,
     faults,
     setFault(f) {
       choose = f;
     },
     reset() {
       requests.length = 0;
+      regions.length = 0;
       faults.length = 0;
       choose = () => null;
     },
