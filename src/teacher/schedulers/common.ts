@@ -277,6 +277,61 @@ export function indexForTimestep(timesteps: number[], t: number, ifMissing?: num
   return hits.length > 1 ? hits[1] : hits[0];
 }
 
+/**
+ * What the alpha-based schedulers (DDIM, LCM, PNDM) share: the training schedule and the final alpha
+ * (set_alpha_to_one), no sigmas and no input scaling, and add_noise with sqrt(alphas_cumprod).
+ * The constructor reads the beta keys and set_alpha_to_one; the subclass reads the rest from the
+ * returned reader (`config` is the reader's `used` record, so it ends up holding every key read).
+ */
+export abstract class AlphaScheduler implements Scheduler {
+  abstract readonly className: string;
+  readonly config: Record<string, unknown>;
+  timesteps: number[] = [];
+  sigmas = null;
+  initNoiseSigma = 1;
+  numInferenceSteps = 0;
+  protected readonly reader: ConfigReader;
+  protected readonly alphasCumprod: Float32Array;
+  protected readonly numTrain: number;
+  protected readonly finalAlphaCumprod: number;
+
+  constructor(raw: Record<string, unknown>, where: string, opts: { rescale: boolean; alphaToOne: boolean }) {
+    this.reader = new ConfigReader(raw, where);
+    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(this.reader, { rescale: opts.rescale }));
+    this.finalAlphaCumprod = this.reader.bool('set_alpha_to_one', opts.alphaToOne) ? 1 : this.alphasCumprod[0];
+    this.config = this.reader.used;
+  }
+
+  abstract setTimesteps(numInferenceSteps: number): void;
+  abstract setBeginIndex(index: number): void;
+  abstract step(modelOutput: Float32Array, t: number, sample: Float32Array, opts?: StepOptions): StepResult;
+
+  /** alphas_cumprod at t, or the final alpha for the step past the last timestep (t < 0). */
+  protected alphaAt(t: number): number {
+    return t >= 0 ? this.alphasCumprod[t] : this.finalAlphaCumprod;
+  }
+
+  inputScale(): number {
+    return 1;
+  }
+
+  scaleModelInput(sample: Float32Array): Float32Array {
+    return sample;
+  }
+
+  /** sqrt(a_t) * x0 + sqrt(1 - a_t) * noise (t an integer timestep). */
+  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
+    checkLengths(noise, original, 'addNoise');
+    const ac = this.alphasCumprod;
+    if (!Number.isInteger(t) || t < 0 || t >= ac.length) {
+      throw new RangeError(`addNoise: timestep must be an integer in [0, ${ac.length}), got ${t}`);
+    }
+    const sa = f32(Math.sqrt(ac[t]));
+    const sb = f32(Math.sqrt(f32(1 - ac[t])));
+    return original.map((x, i) => sa * x + sb * noise[i]);
+  }
+}
+
 /** Draws noise through opts.noise when given, else from the scheduler's own seeded stream. */
 export class NoiseSource {
   private stream: NormalStream;

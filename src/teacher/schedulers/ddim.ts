@@ -1,19 +1,11 @@
 /** DDIMScheduler (Song et al. 2020), as diffusers' scheduling_ddim.py: eta, clip_sample, set_alpha_to_one. */
 import {
-  ConfigReader, NoiseSource, checkLengths, checkSteps, f32, roundHalfEven, spacedTimesteps, trainingSchedule,
-  type PredictionType, type Scheduler, type Spacing, type StepOptions, type StepResult,
+  AlphaScheduler, NoiseSource, checkLengths, checkSteps, f32, roundHalfEven, spacedTimesteps,
+  type PredictionType, type Spacing, type StepOptions, type StepResult,
 } from './common.ts';
 
-export class DDIMScheduler implements Scheduler {
+export class DDIMScheduler extends AlphaScheduler {
   readonly className = 'DDIMScheduler';
-  readonly config: Record<string, unknown>;
-  timesteps: number[] = [];
-  sigmas = null;
-  initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  private readonly alphasCumprod: Float32Array;
-  private readonly numTrain: number;
-  private readonly finalAlphaCumprod: number;
   private readonly prediction: PredictionType;
   private readonly spacing: Spacing;
   private readonly stepsOffset: number;
@@ -22,16 +14,14 @@ export class DDIMScheduler implements Scheduler {
   private readonly noise: NoiseSource;
 
   constructor(raw: Record<string, unknown>, where: string, seed: number) {
-    const r = new ConfigReader(raw, where);
-    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: true }));
-    this.finalAlphaCumprod = r.bool('set_alpha_to_one', true) ? 1 : this.alphasCumprod[0];
+    super(raw, where, { rescale: true, alphaToOne: true });
+    const r = this.reader;
     this.prediction = r.choice<PredictionType>('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample']);
     this.spacing = r.choice<Spacing>('timestep_spacing', 'leading', ['leading', 'trailing', 'linspace']);
     this.stepsOffset = r.int('steps_offset', 0);
     this.clipSample = r.bool('clip_sample', true);
     this.clipRange = r.number('clip_sample_range', 1);
     r.only('thresholding', false, 'dynamic thresholding is not implemented');
-    this.config = r.used;
     this.noise = new NoiseSource(seed);
   }
 
@@ -45,18 +35,6 @@ export class DDIMScheduler implements Scheduler {
 
   setBeginIndex(): void {
     // DDIM derives everything from the timestep value itself.
-  }
-
-  inputScale(): number {
-    return 1;
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
-  }
-
-  private alphaAt(t: number): number {
-    return t >= 0 ? this.alphasCumprod[t] : this.finalAlphaCumprod;
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, opts?: StepOptions): StepResult {
@@ -101,20 +79,4 @@ export class DDIMScheduler implements Scheduler {
     }
     return { prevSample: prev, denoised: x0 };
   }
-
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAlpha(this.alphasCumprod, t, original, noise);
-  }
-}
-
-/** sqrt(a_t) * x0 + sqrt(1 - a_t) * noise, as the alpha-based schedulers' add_noise (t an integer timestep). */
-export function addNoiseAlpha(alphasCumprod: Float32Array, t: number, original: Float32Array, noise: Float32Array): Float32Array {
-  checkLengths(noise, original, 'addNoise');
-  if (!Number.isInteger(t) || t < 0 || t >= alphasCumprod.length) {
-    throw new RangeError(`addNoise: timestep must be an integer in [0, ${alphasCumprod.length}), got ${t}`);
-  }
-  const a = alphasCumprod[t];
-  const sa = f32(Math.sqrt(a));
-  const sb = f32(Math.sqrt(f32(1 - a)));
-  return original.map((x, i) => sa * x + sb * noise[i]);
 }

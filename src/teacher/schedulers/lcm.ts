@@ -4,22 +4,13 @@
  * between steps.
  */
 import {
-  ConfigReader, NoiseSource, checkLengths, f32, indexForTimestep, trainingSchedule,
-  type PredictionType, type Scheduler, type StepOptions, type StepResult,
+  AlphaScheduler, NoiseSource, checkLengths, f32, indexForTimestep,
+  type PredictionType, type StepOptions, type StepResult,
 } from './common.ts';
-import { addNoiseAlpha } from './ddim.ts';
 import { UserError } from '../../errors.ts';
 
-export class LCMScheduler implements Scheduler {
+export class LCMScheduler extends AlphaScheduler {
   readonly className = 'LCMScheduler';
-  readonly config: Record<string, unknown>;
-  timesteps: number[] = [];
-  sigmas = null;
-  initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  private readonly alphasCumprod: Float32Array;
-  private readonly numTrain: number;
-  private readonly finalAlphaCumprod: number;
   private readonly prediction: PredictionType;
   private readonly originalSteps: number;
   private readonly timestepScaling: number;
@@ -30,9 +21,8 @@ export class LCMScheduler implements Scheduler {
   private beginIndex: number | null = null;
 
   constructor(raw: Record<string, unknown>, where: string, seed: number) {
-    const r = new ConfigReader(raw, where);
-    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: true }));
-    this.finalAlphaCumprod = r.bool('set_alpha_to_one', true) ? 1 : this.alphasCumprod[0];
+    super(raw, where, { rescale: true, alphaToOne: true });
+    const r = this.reader;
     this.prediction = r.choice<PredictionType>('prediction_type', 'epsilon', ['epsilon', 'v_prediction', 'sample']);
     this.originalSteps = r.int('original_inference_steps', 50, 1);
     this.timestepScaling = r.number('timestep_scaling', 10);
@@ -42,7 +32,6 @@ export class LCMScheduler implements Scheduler {
     // LCM ignores timestep_spacing / steps_offset; read them so a run records them as given.
     r.choice('timestep_spacing', 'leading', ['leading', 'trailing', 'linspace'] as const);
     r.int('steps_offset', 0);
-    this.config = r.used;
     this.noise = new NoiseSource(seed);
     if (this.originalSteps > this.numTrain) {
       throw new UserError(`${where}: "original_inference_steps" (${this.originalSteps}) cannot exceed num_train_timesteps (${this.numTrain})`);
@@ -67,14 +56,6 @@ export class LCMScheduler implements Scheduler {
     this.beginIndex = index;
   }
 
-  inputScale(): number {
-    return 1;
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
-  }
-
   step(modelOutput: Float32Array, t: number, sample: Float32Array, opts?: StepOptions): StepResult {
     if (this.numInferenceSteps === 0) throw new Error('LCMScheduler: call setTimesteps before step');
     checkLengths(modelOutput, sample, 'LCMScheduler.step');
@@ -82,7 +63,7 @@ export class LCMScheduler implements Scheduler {
     const i = this.stepIndex;
     const prevT = i + 1 < this.timesteps.length ? this.timesteps[i + 1] : t;
     const a = this.alphasCumprod[t];
-    const aPrev = prevT >= 0 ? this.alphasCumprod[prevT] : this.finalAlphaCumprod;
+    const aPrev = this.alphaAt(prevT);
     const sa = f32(Math.sqrt(a));
     const sb = f32(Math.sqrt(f32(1 - a)));
     const saPrev = f32(Math.sqrt(aPrev));
@@ -106,9 +87,5 @@ export class LCMScheduler implements Scheduler {
     }
     this.stepIndex = i + 1;
     return { prevSample: prev, denoised };
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAlpha(this.alphasCumprod, t, original, noise);
   }
 }

@@ -4,21 +4,12 @@
  * warm-up (skip_prk_steps: false) is not implemented.
  */
 import {
-  ConfigReader, checkLengths, checkSteps, f32, roundHalfEven, spacedTimesteps, trainingSchedule,
-  type Scheduler, type Spacing, type StepResult,
+  AlphaScheduler, checkLengths, checkSteps, f32, roundHalfEven, spacedTimesteps,
+  type Spacing, type StepResult,
 } from './common.ts';
-import { addNoiseAlpha } from './ddim.ts';
 
-export class PNDMScheduler implements Scheduler {
+export class PNDMScheduler extends AlphaScheduler {
   readonly className = 'PNDMScheduler';
-  readonly config: Record<string, unknown>;
-  timesteps: number[] = [];
-  sigmas = null;
-  initNoiseSigma = 1;
-  numInferenceSteps = 0;
-  private readonly alphasCumprod: Float32Array;
-  private readonly numTrain: number;
-  private readonly finalAlphaCumprod: number;
   private readonly prediction: 'epsilon' | 'v_prediction';
   private readonly spacing: Spacing;
   private readonly stepsOffset: number;
@@ -27,14 +18,12 @@ export class PNDMScheduler implements Scheduler {
   private curSample: Float32Array | null = null;
 
   constructor(raw: Record<string, unknown>, where: string) {
-    const r = new ConfigReader(raw, where);
-    ({ alphasCumprod: this.alphasCumprod, numTrain: this.numTrain } = trainingSchedule(r, { rescale: false }));
+    super(raw, where, { rescale: false, alphaToOne: false });
+    const r = this.reader;
     r.only('skip_prk_steps', true, 'only the PLMS form is implemented');
-    this.finalAlphaCumprod = r.bool('set_alpha_to_one', false) ? 1 : this.alphasCumprod[0];
     this.prediction = r.choice('prediction_type', 'epsilon', ['epsilon', 'v_prediction'] as const);
     this.spacing = r.choice<Spacing>('timestep_spacing', 'leading', ['leading', 'trailing', 'linspace']);
     this.stepsOffset = r.int('steps_offset', 0);
-    this.config = r.used;
   }
 
   setTimesteps(n: number): void {
@@ -51,14 +40,6 @@ export class PNDMScheduler implements Scheduler {
 
   setBeginIndex(): void {
     // PLMS keys its history on the call count, as diffusers does.
-  }
-
-  inputScale(): number {
-    return 1;
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array): StepResult {
@@ -99,7 +80,7 @@ export class PNDMScheduler implements Scheduler {
 
   private prevSample(x: Float32Array, t: number, prevT: number, m: Float32Array): Float32Array {
     const a = this.alphasCumprod[t];
-    const aPrev = prevT >= 0 ? this.alphasCumprod[prevT] : this.finalAlphaCumprod;
+    const aPrev = this.alphaAt(prevT);
     const b = f32(1 - a);
     const bPrev = f32(1 - aPrev);
     const sa = f32(Math.sqrt(a));
@@ -111,9 +92,5 @@ export class PNDMScheduler implements Scheduler {
       const eps = this.prediction === 'v_prediction' ? sa * m[i] + sb * v : m[i];
       return sampleCoeff * v - (diff * eps) / denom;
     });
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
-    return addNoiseAlpha(this.alphasCumprod, t, original, noise);
   }
 }
