@@ -40,12 +40,6 @@ export function fromRgb(img: RgbImage): Float32Array {
   return Float32Array.from(img.data, (v) => v / 255);
 }
 
-export async function writePng(path: string, img: RgbImage): Promise<void> {
-  await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: 3 } })
-    .png()
-    .toFile(path);
-}
-
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp']);
 
 /** Real source portraits for img2img mode: a folder of images or a Parquet table with an image column. */

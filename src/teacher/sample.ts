@@ -1,10 +1,11 @@
-import { renameSync, rmSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { UserError } from '../errors.ts';
 import { DEFAULT_RUNTIME } from '../onnx/session.ts';
+import { encodeImage } from '../shards/image.ts';
 import { log } from '../util/log.ts';
 import { resolveSchedulerConfig } from './generator.ts';
-import { readImageInput, toRgb, writePng } from './images.ts';
+import { readImageInput, toRgb } from './images.ts';
 import { loadDiffusersModel } from './model.ts';
 import { readNpy, writeNpy } from './npy.ts';
 import { DiffusionPipeline } from './pipeline.ts';
@@ -87,7 +88,7 @@ export async function sampleToFile(o: SampleOptions): Promise<void> {
     const tmp = `${o.out}.tmp-${process.pid}${outExt}`;
     try {
       if (outExt === '.npy') writeNpy(tmp, { shape: [height, width, 3], data: out });
-      else await writePng(tmp, toRgb(out, width, height));
+      else writeFileSync(tmp, await encodeImage(toRgb(out, width, height), { format: 'png' }));
       renameSync(tmp, o.out);
     } catch (e) {
       rmSync(tmp, { force: true });
