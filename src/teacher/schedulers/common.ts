@@ -332,6 +332,41 @@ export abstract class AlphaScheduler implements Scheduler {
   }
 }
 
+/**
+ * diffusers' step_index / begin_index bookkeeping for schedulers that walk their schedule by position:
+ * the first step finds t in the timesteps (or starts at the begin index img2img set), then each step advances.
+ */
+export class StepIndex {
+  private step: number | null = null;
+  private begin: number | null = null;
+  /** `ifMissing`: the index to use when t is not in the schedule (default: throw). */
+  constructor(private readonly ifMissing?: (timesteps: number[]) => number) {}
+
+  reset(): void {
+    this.step = null;
+    this.begin = null;
+  }
+  setBegin(index: number): void {
+    this.begin = index;
+  }
+  private find(timesteps: number[], t: number): number {
+    return indexForTimestep(timesteps, t, this.ifMissing?.(timesteps));
+  }
+  /** The index of the step at timestep t. */
+  current(timesteps: number[], t: number): number {
+    if (this.step === null) this.step = this.begin ?? this.find(timesteps, t);
+    return this.step;
+  }
+  /** After a step at index i. */
+  advance(i: number): void {
+    this.step = i + 1;
+  }
+  /** The index add_noise takes its noise level from. */
+  forNoise(timesteps: number[], t: number): number {
+    return this.begin === null ? this.find(timesteps, t) : (this.step ?? this.begin);
+  }
+}
+
 /** Draws noise through opts.noise when given, else from the scheduler's own seeded stream. */
 export class NoiseSource {
   private stream: NormalStream;

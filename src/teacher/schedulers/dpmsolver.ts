@@ -5,7 +5,7 @@
  * ("DPM++ 2M Karras" = dpmsolver++, order 2, use_karras_sigmas.)
  */
 import {
-  ConfigReader, NoiseSource, checkLengths, checkSteps, exponentialSigmas, f32, indexForTimestep, interpIndex,
+  ConfigReader, NoiseSource, StepIndex, checkLengths, checkSteps, exponentialSigmas, f32, interpIndex,
   karrasSigmas, roundHalfEven, sigmaToT, spacedTimesteps, trainingSchedule, trainingSigmas,
   type PredictionType, type Scheduler, type Spacing, type StepOptions, type StepResult,
 } from './common.ts';
@@ -39,8 +39,8 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   private readonly noise: NoiseSource;
   private outputs: (Float32Array | null)[] = [];
   private lowerOrderNums = 0;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  // t not in the schedule: the last step, as diffusers' _init_step_index.
+  private readonly index = new StepIndex((ts) => ts.length - 1);
 
   constructor(raw: Record<string, unknown>, where: string, seed: number) {
     const r = new ConfigReader(raw, where);
@@ -117,12 +117,11 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     this.numInferenceSteps = this.timesteps.length;
     this.outputs = new Array(this.order).fill(null);
     this.lowerOrderNums = 0;
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.index.reset();
   }
 
   setBeginIndex(index: number): void {
-    this.beginIndex = index;
+    this.index.setBegin(index);
   }
 
   inputScale(): number {
@@ -157,8 +156,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   step(modelOutput: Float32Array, t: number, sample: Float32Array, opts?: StepOptions): StepResult {
     if (this.numInferenceSteps === 0) throw new Error('DPMSolverMultistepScheduler: call setTimesteps before step');
     checkLengths(modelOutput, sample, 'DPMSolverMultistepScheduler.step');
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, t, this.timesteps.length - 1);
-    const i = this.stepIndex;
+    const i = this.index.current(this.timesteps, t);
     const L = this.timesteps.length;
     const lowerFinal = i === L - 1 && (this.eulerAtFinal || (this.lowerOrderFinal && L < 15) || this.finalSigmas === 'zero');
     const lowerSecond = i === L - 2 && this.lowerOrderFinal && L < 15;
@@ -171,7 +169,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     else if (this.order === 2 || this.lowerOrderNums < 2 || lowerSecond) prev = this.secondOrder(sample, z, i);
     else prev = this.thirdOrder(sample, z, i);
     if (this.lowerOrderNums < this.order) this.lowerOrderNums++;
-    this.stepIndex = i + 1;
+    this.index.advance(i);
     return { prevSample: prev, denoised: this.algorithm === 'dpmsolver' ? undefined : converted };
   }
 
@@ -280,7 +278,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
     checkLengths(noise, original, 'addNoise');
-    const i = this.beginIndex === null ? indexForTimestep(this.timesteps, t, this.timesteps.length - 1) : (this.stepIndex ?? this.beginIndex);
+    const i = this.index.forNoise(this.timesteps, t);
     const { alpha, sig } = this.coeffs(this.sigmas[i]);
     return original.map((x, k) => alpha * x + sig * noise[k]);
   }

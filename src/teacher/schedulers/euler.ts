@@ -4,7 +4,7 @@
  * variant reads fewer keys (no Karras/exponential sigmas, no final_sigmas_type) and adds noise each step.
  */
 import {
-  ConfigReader, NoiseSource, checkLengths, checkSteps, exponentialSigmas, f32, indexForTimestep, interpIndex,
+  ConfigReader, NoiseSource, StepIndex, checkLengths, checkSteps, exponentialSigmas, f32, interpIndex,
   karrasSigmas, linspace, linspaceF32, sigmaToT, spacedTimesteps, trainingSchedule, trainingSigmas,
   type PredictionType, type Scheduler, type Spacing, type StepOptions, type StepResult,
 } from './common.ts';
@@ -28,8 +28,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   private readonly finalSigmas: 'zero' | 'sigma_min';
   private readonly continuousV: boolean;
   protected readonly noise: NoiseSource;
-  protected stepIndex: number | null = null;
-  protected beginIndex: number | null = null;
+  private readonly index = new StepIndex();
 
   constructor(raw: Record<string, unknown>, where: string, seed: number, ancestral = false) {
     this.ancestral = ancestral;
@@ -101,26 +100,20 @@ export class EulerDiscreteScheduler implements Scheduler {
     const last = this.finalSigmas === 'sigma_min' ? train[0] : 0;
     this.sigmas = [...sigmas, last].map(f32);
     this.timesteps = this.continuousV ? this.sigmas.slice(0, -1).map((s) => f32(0.25 * Math.log(s))) : ts;
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.index.reset();
   }
 
   setBeginIndex(index: number): void {
-    this.beginIndex = index;
-  }
-
-  protected currentIndex(t: number): number {
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, t);
-    return this.stepIndex;
+    this.index.setBegin(index);
   }
 
   inputScale(t: number): number {
-    const sigma = this.sigmas[this.currentIndex(t)];
+    const sigma = this.sigmas[this.index.current(this.timesteps, t)];
     return 1 / f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
   }
 
   scaleModelInput(sample: Float32Array, t: number): Float32Array {
-    const sigma = this.sigmas[this.currentIndex(t)];
+    const sigma = this.sigmas[this.index.current(this.timesteps, t)];
     const d = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
     return sample.map((x) => x / d);
   }
@@ -135,7 +128,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   step(modelOutput: Float32Array, t: number, sample: Float32Array, opts?: StepOptions): StepResult {
     if (this.numInferenceSteps === 0) throw new Error(`${this.className}: call setTimesteps before step`);
     checkLengths(modelOutput, sample, `${this.className}.step`);
-    const i = this.currentIndex(t);
+    const i = this.index.current(this.timesteps, t);
     const sigma = this.sigmas[i];
     const sigmaNext = this.sigmas[i + 1];
     const s2 = f32(f32(sigma * sigma) + 1);
@@ -163,13 +156,13 @@ export class EulerDiscreteScheduler implements Scheduler {
       const z = this.noise.draw(n, opts);
       for (let k = 0; k < n; k++) prev[k] += z[k] * sigmaUp;
     }
-    this.stepIndex = i + 1;
+    this.index.advance(i);
     return { prevSample: prev, denoised: x0 };
   }
 
   addNoise(original: Float32Array, noise: Float32Array, t: number): Float32Array {
     checkLengths(noise, original, 'addNoise');
-    const i = this.beginIndex === null ? indexForTimestep(this.timesteps, t) : (this.stepIndex ?? this.beginIndex);
+    const i = this.index.forNoise(this.timesteps, t);
     const sigma = this.sigmas[i];
     return original.map((x, k) => x + noise[k] * sigma);
   }

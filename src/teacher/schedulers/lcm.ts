@@ -4,7 +4,7 @@
  * between steps.
  */
 import {
-  AlphaScheduler, NoiseSource, checkLengths, f32, indexForTimestep,
+  AlphaScheduler, NoiseSource, StepIndex, checkLengths, f32,
   type PredictionType, type StepOptions, type StepResult,
 } from './common.ts';
 import { UserError } from '../../errors.ts';
@@ -17,8 +17,7 @@ export class LCMScheduler extends AlphaScheduler {
   private readonly clipSample: boolean;
   private readonly clipRange: number;
   private readonly noise: NoiseSource;
-  private stepIndex: number | null = null;
-  private beginIndex: number | null = null;
+  private readonly index = new StepIndex();
 
   constructor(raw: Record<string, unknown>, where: string, seed: number) {
     super(raw, where, { rescale: true, alphaToOne: true });
@@ -48,19 +47,17 @@ export class LCMScheduler extends AlphaScheduler {
     const len = skeleton.length;
     this.timesteps = Array.from({ length: n }, (_, i) => skeleton[Math.floor(i * (len / n))]);
     this.numInferenceSteps = n;
-    this.stepIndex = null;
-    this.beginIndex = null;
+    this.index.reset();
   }
 
   setBeginIndex(index: number): void {
-    this.beginIndex = index;
+    this.index.setBegin(index);
   }
 
   step(modelOutput: Float32Array, t: number, sample: Float32Array, opts?: StepOptions): StepResult {
     if (this.numInferenceSteps === 0) throw new Error('LCMScheduler: call setTimesteps before step');
     checkLengths(modelOutput, sample, 'LCMScheduler.step');
-    if (this.stepIndex === null) this.stepIndex = this.beginIndex ?? indexForTimestep(this.timesteps, t);
-    const i = this.stepIndex;
+    const i = this.index.current(this.timesteps, t);
     const prevT = i + 1 < this.timesteps.length ? this.timesteps[i + 1] : t;
     const a = this.alphasCumprod[t];
     const aPrev = this.alphaAt(prevT);
@@ -85,7 +82,7 @@ export class LCMScheduler extends AlphaScheduler {
       const z = this.noise.draw(n, opts);
       prev = denoised.map((d, k) => saPrev * d + sbPrev * z[k]);
     }
-    this.stepIndex = i + 1;
+    this.index.advance(i);
     return { prevSample: prev, denoised };
   }
 }
