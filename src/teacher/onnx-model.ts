@@ -88,7 +88,7 @@ const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
 /** float32 → IEEE half bit patterns, round to nearest even (what numpy and torch do). */
-export function toHalf(data: ArrayLike<number>): Uint16Array {
+function toHalf(data: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(data.length);
   for (let i = 0; i < data.length; i++) {
     f32[0] = data[i];
@@ -125,7 +125,7 @@ export function toHalf(data: ArrayLike<number>): Uint16Array {
   return out;
 }
 
-export function fromHalf(bits: Uint16Array): Float32Array {
+function fromHalf(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) {
     const h = bits[i];

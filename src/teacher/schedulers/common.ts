@@ -265,7 +265,7 @@ export function sigmaToT(sigma: number, logSigmas: ArrayLike<number>): number {
 }
 
 /** Index of timestep t in the schedule as diffusers picks it (the second match when t repeats). */
-export function indexForTimestep(timesteps: number[], t: number, ifMissing?: number): number {
+function indexForTimestep(timesteps: number[], t: number, ifMissing?: number): number {
   const hits: number[] = [];
   timesteps.forEach((v, i) => {
     if (v === t) hits.push(i);
