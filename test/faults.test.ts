@@ -21,16 +21,13 @@ import { BIN, readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
 const inject = { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() };
 let s3: S3Server;
 let proxy: FaultProxy;
-let savedEnv: NodeJS.ProcessEnv;
 
 before(async () => {
-  s3 = await startS3Server();
+  s3 = await startS3Server({ processEnv: true });
   proxy = await startFaultProxy(s3.endpoint);
-  savedEnv = { ...process.env };
-  Object.assign(process.env, s3.env, { AWS_ENDPOINT_URL_S3: proxy.endpoint });
+  process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
 });
 after(async () => {
-  process.env = savedEnv;
   await proxy.close();
   await s3.stop();
 });

@@ -46,12 +46,9 @@ function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<
 let s3: S3Server;
 let proxy: FaultProxy;
 let tmp: string;
-let savedEnv: NodeJS.ProcessEnv;
 
 before(async () => {
-  savedEnv = { ...process.env };
-  s3 = await startS3Server({ buckets: ['test', 'other'] });
-  Object.assign(process.env, s3.env);
+  s3 = await startS3Server({ buckets: ['test', 'other'], processEnv: true });
   proxy = await startFaultProxy(s3.endpoint);
   tmp = await mkdtemp(join(tmpdir(), 'pairgen-store-test-'));
 });
@@ -60,7 +57,6 @@ after(async () => {
   await proxy.close();
   await s3.stop();
   await rm(tmp, { recursive: true, force: true });
-  process.env = savedEnv;
 });
 
 let counter = 0;

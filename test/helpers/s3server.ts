@@ -3,6 +3,7 @@
  *
  *   const s3 = await startS3Server();            // random free port, fresh temp directory, bucket "test"
  *   Object.assign(process.env, s3.env);          // or pass s3.env to a child process
+ *   // or startS3Server({ processEnv: true }): s3.env is put in process.env, and stop() restores process.env
  *   const store = openStore(`s3://${s3.bucket}/run-a`);
  *   ...
  *   await s3.stop();                             // stops the server and deletes its directory
@@ -48,7 +49,11 @@ server.run().then((address) => process.stdout.write(JSON.stringify({ port: addre
 process.stdin.on('end', () => process.exit(0)).resume();
 `;
 
-export async function startS3Server(options: { buckets?: string[] } = {}): Promise<S3Server> {
+/**
+ * options.processEnv: put `env` in process.env once the server is up; stop() then puts process.env back
+ * as it was before (whatever the test changed in between, e.g. an endpoint pointed at a proxy).
+ */
+export async function startS3Server(options: { buckets?: string[]; processEnv?: boolean } = {}): Promise<S3Server> {
   const buckets = options.buckets ?? ['test'];
   const directory = await mkdtemp(join(tmpdir(), 'pairgen-s3rver-'));
   const s3rverPath = createRequire(import.meta.url).resolve('s3rver');
@@ -64,22 +69,29 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
   const { port } = JSON.parse(started.value) as { port: number };
   const endpoint = `http://127.0.0.1:${port}`;
   const nowhere = join(directory, 'no-aws-config');
+  const env = {
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_CONFIG_FILE: nowhere,
+    AWS_SHARED_CREDENTIALS_FILE: nowhere,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  const savedEnv = options.processEnv ? { ...process.env } : null;
+  if (options.processEnv) Object.assign(process.env, env);
   return {
     endpoint,
     bucket: buckets[0] ?? '',
     buckets,
     directory,
-    env: {
-      AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_REGION: 'us-east-1',
-      AWS_S3_FORCE_PATH_STYLE: 'true',
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      AWS_CONFIG_FILE: nowhere,
-      AWS_SHARED_CREDENTIALS_FILE: nowhere,
-      AWS_EC2_METADATA_DISABLED: 'true',
-    },
+    env,
     async stop() {
+      if (savedEnv) {
+        for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
+        Object.assign(process.env, savedEnv);
+      }
       if (child.exitCode === null) {
         const exited = once(child, 'exit');
         child.stdin.end();
