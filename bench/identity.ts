@@ -16,7 +16,6 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
@@ -27,7 +26,8 @@ import { openDetector, openEmbedder } from '../src/identity/models.ts';
 import { decodeImage } from '../src/identity/image.ts';
 import { cropFaces } from '../src/identity/calibrate.ts';
 import { largestFace } from '../src/identity/scorer.ts';
-import { DEFAULT_RUNTIME, sessionOptions } from '../src/onnx/session.ts';
+import { ImageModel } from '../src/identity/model.ts';
+import { DEFAULT_RUNTIME } from '../src/onnx/session.ts';
 
 const require = createRequire(import.meta.url);
 const arg = (name: string, dflt: number) => {
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const detIn: Float32Array[] = [];
   const embIn: Float32Array[] = [];
   for (let i = 1; i <= 6; i++) {
-    for (const c of await cropFaces(`sample${i}`, await decodeImage(join(demoDir, `sample${i}.jpg`)), detector, 32)) {
+    for (const c of await cropFaces(`sample${i}`, await decodeImage(join(demoDir, `sample${i}.jpg`)), detector, DEFAULT_IDENTITY.min_face_size)) {
       const rgb = await sharp(c.image.data, { raw: { width: c.image.width, height: c.image.height, channels: 3 } }).resize(256, 256, { fit: 'fill' }).raw().toBuffer();
       detIn.push(Float32Array.from(rgb, (v) => v / 127.5 - 1));
       embIn.push(embedder.align(c.image, largestFace(await detector.detect(c.image))!).data);
@@ -75,22 +75,10 @@ async function main(): Promise<void> {
   const N = detIn.length;
   const pack = (xs: Float32Array[]) => { const o = new Float32Array(xs.reduce((n, x) => n + x.length, 0)); let k = 0; for (const x of xs) { o.set(x, k); k += x.length; } return o; };
 
-  // onnxruntime-node on the converted models (NHWC or NCHW as converted: read from the session).
+  // onnxruntime-node on the converted models, through the pipeline's own ImageModel (NHWC or NCHW as converted).
   const paths = await ensurePackagedModels();
-  const opts = sessionOptions(DEFAULT_RUNTIME);
-  const ortDet = await ort.InferenceSession.create(paths.detector, opts);
-  const ortEmb = await ort.InferenceSession.create(paths.faceres, opts);
-  const ortRun = async (s: ort.InferenceSession, data: Float32Array, n: number, size: number) => {
-    const meta = s.inputMetadata[0] as { shape: readonly (number | string)[] };
-    const nchw = meta.shape[1] === 3;
-    let input = data;
-    if (nchw) { // same transposition the pipeline's ImageModel does
-      input = new Float32Array(data.length);
-      const plane = size * size;
-      for (let b = 0; b < n; b++) for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) input[b * plane * 3 + c * plane + i] = data[b * plane * 3 + i * 3 + c];
-    }
-    await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', input, nchw ? [n, 3, size, size] : [n, size, size, 3]) });
-  };
+  const ortDet = await ImageModel.open(paths.detector, DEFAULT_RUNTIME, 'BlazeFace detector');
+  const ortEmb = await ImageModel.open(paths.faceres, DEFAULT_RUNTIME, 'faceres descriptor');
 
   // TF.js WASM backend, single-threaded SIMD, wasm files from node_modules.
   await import('@tensorflow/tfjs-backend-wasm');
@@ -109,7 +97,7 @@ async function main(): Promise<void> {
 
   type Runner = (m: 'det' | 'emb', data: Float32Array, n: number) => Promise<void>;
   const runners: Record<string, Runner> = {
-    'onnxruntime-node': (m, d, n) => ortRun(m === 'det' ? ortDet : ortEmb, d, n, m === 'det' ? 256 : 224),
+    'onnxruntime-node': async (m, d, n) => { const size = m === 'det' ? 256 : 224; await (m === 'det' ? ortDet : ortEmb).run(d, n, size, size); },
     'tfjs-wasm': (m, d, n) => tfRun(m === 'det' ? tfDet : tfEmb, d, n, m === 'det' ? 256 : 224),
   };
   const results: Record<string, Record<string, { detMsPerImage: number; embMsPerFace: number; msPerFaceImage: number }>> = {};

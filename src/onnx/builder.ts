@@ -172,9 +172,7 @@ export class OnnxBuilder {
 
   /** Add an auto-named initializer; `prefix` names it for readability. */
   constant(data: TensorData, dims: number[], prefix = 'const', dtype?: DType): string {
-    const name = this.uniqueName(prefix);
-    this.initializers.push(tensorProto(name, data, dims, dtype));
-    return name;
+    return this.initializer(this.freshName(prefix), data, dims, dtype);
   }
 
   /**

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../errors.ts';
+import { sha256Hex } from '../../util/digest.ts';
 import { CONVERTER_VERSION, convertTfjsGraph } from './tfjs-to-onnx.ts';
 
 export { convertTfjsGraph, CONVERTER_VERSION } from './tfjs-to-onnx.ts';
@@ -75,8 +76,6 @@ function humanModelsDir(): string {
   }
 }
 
-const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
-
 /** sha256 over model.json and its weight shards, in manifest order. */
 async function sourceDigest(modelJsonPath: string): Promise<string> {
   const hash = createHash('sha256');
@@ -102,7 +101,7 @@ async function isFresh(onnxPath: string, stamp: Stamp | null, expected: Omit<Sta
   if (stamp.source !== expected.source || stamp.sourceSha256 !== expected.sourceSha256 || stamp.converterVersion !== expected.converterVersion) return false;
   if (JSON.stringify(stamp.inputShape) !== JSON.stringify(expected.inputShape)) return false;
   try {
-    return sha256(await readFile(onnxPath)) === stamp.onnxSha256;
+    return sha256Hex(await readFile(onnxPath)) === stamp.onnxSha256;
   } catch {
     return false;
   }
@@ -132,7 +131,7 @@ async function ensureOne(spec: PackagedModelSpec, modelsDir: string, cacheDir: s
   const bytes = await convertTfjsGraph(source, { inputShape: spec.inputShape });
   // The stamp goes last: a crash between the two renames leaves a stale stamp, so the next run redoes it.
   await writeAtomic(onnxPath, bytes);
-  const stamp: Stamp = { ...expected, onnxSha256: sha256(bytes) };
+  const stamp: Stamp = { ...expected, onnxSha256: sha256Hex(bytes) };
   await writeAtomic(stampPath, JSON.stringify(stamp, null, 2) + '\n');
   options.onModel?.({ id: spec.id, path: onnxPath, converted: true, bytes: bytes.length });
   return onnxPath;

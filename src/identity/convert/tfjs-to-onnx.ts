@@ -48,6 +48,9 @@ const NCHW_POS = [0, 2, 3, 1];
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** Output length of a convolution or pooling window (kernel k, stride s, dilation d) over `length` cells padded by p0 + p1. */
+const windowOut = (length: number, k: number, s: number, d: number, p0: number, p1: number) => Math.floor((length + p0 + p1 - ((k - 1) * d + 1)) / s) + 1;
+
 function transposeData<T extends Float32Array | number[]>(data: T, shape: number[], perm: number[]): T {
   const outShape = perm.map((p) => shape[p]);
   const inStrides = shape.map((_, i) => size(shape.slice(i + 1)));
@@ -106,6 +109,7 @@ function foldBinary(a: Const, b: Const, f: (x: number, y: number) => number, whe
 const attrString = (a: TfAttr | undefined) => (a?.s === undefined ? undefined : Buffer.from(a.s, 'base64').toString('utf8'));
 const attrInts = (a: TfAttr | undefined) => (a?.list?.i ?? []).map(Number);
 const attrInt = (a: TfAttr | undefined, dflt: number) => (a?.i === undefined ? dflt : Number(a.i));
+const attrStrings = (a: TfAttr | undefined) => (a?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString('utf8'));
 const attrBool = (a: TfAttr | undefined) => a?.b === true;
 const attrFloat = (a: TfAttr | undefined, dflt: number) => (a?.f === undefined ? dflt : Number(a.f));
 
@@ -143,7 +147,8 @@ const REDUCE: Record<string, string> = { Mean: 'ReduceMean', Sum: 'ReduceSum', M
 
 class Converter {
   private readonly b: OnnxBuilder;
-  private readonly values = new Map<string, Value[]>();
+  /** The value of each converted node; every op the converter handles has one output (`node:0`). */
+  private readonly values = new Map<string, Value>();
   private readonly nodes: Map<string, TfNode>;
   /** Cache of layout changes and of constants turned into initializers. */
   private readonly transposed = new Map<string, string>();
@@ -172,7 +177,7 @@ class Converter {
       this.values.set(n.name, this.convertNode(n));
     }
     for (const out of this.model.outputs) {
-      const v = this.values.get(out.node)?.[out.index];
+      const v = this.valueOf(out.node, out.index);
       if (!v) throw new UserError(`${this.model.path}: output ${out.key} (node ${out.node}:${out.index}) was not produced`);
       this.emitOutput(out.key, v);
     }
@@ -213,9 +218,13 @@ class Converter {
     const inputs = (this.node.input ?? []).filter((x) => !x.startsWith('^'));
     if (i >= inputs.length) this.fail(`expected at least ${i + 1} inputs, found ${inputs.length}`);
     const [name, index] = parseInputName(inputs[i]);
-    const v = this.values.get(name)?.[index];
+    const v = this.valueOf(name, index);
     if (!v) this.fail(`input ${inputs[i]} has no value`);
     return v;
+  }
+
+  private valueOf(node: string, index: number): Value | undefined {
+    return index === 0 ? this.values.get(node) : undefined;
   }
 
   private inputCount(): number {
@@ -293,71 +302,71 @@ class Converter {
 
   // ---- ops ----------------------------------------------------------------------------------
 
-  private convertNode(n: TfNode): Value[] {
+  private convertNode(n: TfNode): Value {
     const op = n.op;
-    if (op === 'Const') return [this.constNode(n)];
-    if (op === 'Placeholder') return [this.placeholder(n)];
-    if (op === 'Identity' || op === 'StopGradient' || op === 'Snapshot') return [this.input(0)];
-    if (op === 'Conv2D' || op === '_FusedConv2D' || op === 'DepthwiseConv2dNative' || op === 'FusedDepthwiseConv2dNative') return [this.conv(n)];
-    if (op in UNARY) return [this.unary(UNARY[op])];
-    if (op in BINARY || op === 'BiasAdd') return [this.binary(op === 'BiasAdd' ? 'Add' : op)];
-    if (op in REDUCE) return [this.reduce(REDUCE[op])];
+    if (op === 'Const') return this.constNode(n);
+    if (op === 'Placeholder') return this.placeholder(n);
+    if (op === 'Identity' || op === 'StopGradient' || op === 'Snapshot') return this.input(0);
+    if (op === 'Conv2D' || op === '_FusedConv2D' || op === 'DepthwiseConv2dNative' || op === 'FusedDepthwiseConv2dNative') return this.conv(n);
+    if (op in UNARY) return this.unary(UNARY[op]);
+    if (op in BINARY || op === 'BiasAdd') return this.binary(op === 'BiasAdd' ? 'Add' : op);
+    if (op in REDUCE) return this.reduce(REDUCE[op]);
     switch (op) {
       case 'Relu6':
-        return [this.activation(this.input(0) as Tensor, 'Relu6')];
+        return this.activation(this.input(0) as Tensor, 'Relu6');
       case 'LeakyRelu':
-        return [this.activation(this.input(0) as Tensor, 'LeakyRelu')];
+        return this.activation(this.input(0) as Tensor, 'LeakyRelu');
       case 'Prelu':
-        return [this.activation(this.input(0) as Tensor, 'Prelu', this.constInput(1, 'Prelu alpha'))];
+        return this.activation(this.input(0) as Tensor, 'Prelu', this.constInput(1, 'Prelu alpha'));
       case 'Rsqrt': {
         const x = this.tensorInput(0);
-        return [{ ...x, name: this.op('Reciprocal', [this.op('Sqrt', [x.name])]) }];
+        return { ...x, name: this.op('Reciprocal', [this.op('Sqrt', [x.name])]) };
       }
       case 'Square': {
         const x = this.tensorInput(0);
-        return [{ ...x, name: this.op('Mul', [x.name, x.name]) }];
+        return { ...x, name: this.op('Mul', [x.name, x.name]) };
       }
       case 'AddN':
-        return [this.addN()];
+        return this.addN();
       case 'MaxPool':
       case 'AvgPool':
-        return [this.pool(n)];
+        return this.pool(n);
       case 'Pad':
       case 'PadV2':
       case 'MirrorPad':
-        return [this.pad(n)];
+        return this.pad(n);
       case 'MatMul':
       case '_FusedMatMul':
-        return [this.matmul(n)];
+        return this.matmul(n);
       case 'Softmax':
       case 'LogSoftmax':
-        return [this.softmax(op)];
+        return this.softmax(op);
       case 'Reshape':
-        return [this.reshape()];
+        return this.reshape();
       case 'Squeeze':
-        return [this.squeeze(n)];
+        return this.squeeze(n);
       case 'ExpandDims':
-        return [this.expandDims()];
+        return this.expandDims();
       case 'StridedSlice':
-        return [this.stridedSlice(n)];
+        return this.stridedSlice(n);
       case 'ConcatV2':
-        return [this.concat()];
+        return this.concat();
       case 'Pack':
-        return [this.pack(n)];
+        return this.pack(n);
       case 'Shape':
-        return [this.shapeOf()];
+        return this.shapeOf();
       case 'Cast':
-        return [this.cast(n)];
+        return this.cast(n);
       case 'Transpose':
-        return [this.transpose()];
+        return this.transpose();
       case 'ResizeBilinear':
       case 'ResizeNearestNeighbor':
-        return [this.resize(n)];
+        return this.resize(n);
       case 'DepthToSpace':
-        return [this.depthToSpace(n)];
+        return this.depthToSpace(n);
       case 'FusedBatchNorm':
       case 'FusedBatchNormV3':
-        return [this.batchNorm(n)];
+        return this.batchNorm(n);
       default:
         throw new UserError(`${this.where()}: unsupported op ${op}; the converter handles ${SUPPORTED_OPS.join(', ')}`);
     }
@@ -435,19 +444,24 @@ class Converter {
     }
     const outC = wShape[0];
     const inputs = [this.asLayout(x, 'nchw'), this.b.constant(weight, wShape, `${n.name}/weight`)];
-    const fused = (n.attr?.fused_ops?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString('utf8'));
-    let next = 2;
-    if (fused[0] === 'BiasAdd') {
-      const bias = this.constInput(next++, 'the bias');
-      inputs.push(this.constName(bias));
-    } else if (fused.length && fused[0] !== 'BiasAdd') {
-      this.fail(`fused ops [${fused.join(', ')}] are not supported; expected BiasAdd first`);
-    }
-    const out = (size: number, k: number, s: number, d: number, p0: number, p1: number) => Math.floor((size + p0 + p1 - ((k - 1) * d + 1)) / s) + 1;
-    const shape = [N, out(H, kH, strides[0], dil[0], pads[0], pads[2]), out(W, kW, strides[1], dil[1], pads[1], pads[3]), outC];
+    const fused = this.fusedOps(n);
+    if (fused.bias) inputs.push(this.constName(this.constInput(2, 'the bias')));
+    const shape = [N, windowOut(H, kH, strides[0], dil[0], pads[0], pads[2]), windowOut(W, kW, strides[1], dil[1], pads[1], pads[3]), outC];
     const name = this.op('Conv', inputs, { kernel_shape: [kH, kW], strides, dilations: dil, pads, group: depthwise ? inC : 1 });
-    let y = this.tensor(name, shape, 'nchw');
-    for (const act of fused.slice(1)) y = this.activation(y, act, act === 'Prelu' ? this.constInput(next++, 'the Prelu alpha') : undefined);
+    return this.fusedActivations(this.tensor(name, shape, 'nchw'), fused);
+  }
+
+  /** A fused node's `fused_ops`: BiasAdd first (bias = input 2) when anything is fused, then activations. */
+  private fusedOps(n: TfNode): { bias: boolean; activations: string[] } {
+    const fused = attrStrings(n.attr?.fused_ops);
+    if (fused.length && fused[0] !== 'BiasAdd') this.fail(`fused ops [${fused.join(', ')}] are not supported; expected BiasAdd first`);
+    return { bias: fused.length > 0, activations: fused.slice(1) };
+  }
+
+  /** The fused activations applied in order; a Prelu's alpha is the input after the bias. */
+  private fusedActivations(y: Tensor, fused: { bias: boolean; activations: string[] }): Tensor {
+    let next = fused.bias ? 3 : 2;
+    for (const act of fused.activations) y = this.activation(y, act, act === 'Prelu' ? this.constInput(next++, 'the Prelu alpha') : undefined);
     return y;
   }
 
@@ -507,8 +521,7 @@ class Converter {
     // ONNX's MaxPool ignores padded cells and AveragePool (count_include_pad=0) leaves them out of the
     // mean, as TF's SAME pooling does.
     const name = this.op(n.op === 'MaxPool' ? 'MaxPool' : 'AveragePool', [this.asLayout(x, 'nchw')], { kernel_shape: [kH, kW], strides, pads });
-    const out = (size: number, k: number, s: number, p0: number, p1: number) => Math.floor((size + p0 + p1 - k) / s) + 1;
-    return this.tensor(name, [N, out(H, kH, strides[0], pads[0], pads[2]), out(W, kW, strides[1], pads[1], pads[3]), C], 'nchw');
+    return this.tensor(name, [N, windowOut(H, kH, strides[0], 1, pads[0], pads[2]), windowOut(W, kW, strides[1], 1, pads[1], pads[3]), C], 'nchw');
   }
 
   private pad(n: TfNode): Tensor {
@@ -545,12 +558,9 @@ class Converter {
     const rows = ta ? a.shape[1] : a.shape[0];
     const cols = tb ? c.shape[0] : c.shape[1];
     let y = this.tensor(this.op('MatMul', [left, right]), [rows, cols]);
-    const fused = (n.attr?.fused_ops?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString('utf8'));
-    let next = 2;
-    if (fused.length && fused[0] !== 'BiasAdd') this.fail(`fused ops [${fused.join(', ')}] are not supported; expected BiasAdd first`);
-    if (fused[0] === 'BiasAdd') y = { ...y, name: this.op('Add', [y.name, this.asLayout(this.input(next++), 'tf')]) };
-    for (const act of fused.slice(1)) y = this.activation(y, act, act === 'Prelu' ? this.constInput(next++, 'the Prelu alpha') : undefined);
-    return y;
+    const fused = this.fusedOps(n);
+    if (fused.bias) y = { ...y, name: this.op('Add', [y.name, this.asLayout(this.input(2), 'tf')]) };
+    return this.fusedActivations(y, fused);
   }
 
   private reduce(onnxOp: string): Tensor {
