@@ -23,17 +23,11 @@ import { readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
 
 const WORKER = fileURLToPath(new URL('./helpers/work-process.ts', import.meta.url));
 let s3: S3Server;
-let savedEnv: NodeJS.ProcessEnv;
 
 before(async () => {
-  s3 = await startS3Server();
-  savedEnv = { ...process.env };
-  Object.assign(process.env, s3.env);
+  s3 = await startS3Server({ processEnv: true });
 });
-after(async () => {
-  process.env = savedEnv;
-  await s3.stop();
-});
+after(() => s3.stop());
 
 function startWorker(runUri: string, delayMs: number, args: string[] = []) {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER, runUri, String(delayMs), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
