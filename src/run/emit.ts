@@ -136,13 +136,13 @@ function resolve(engine: Engine, plan: RunPlan, o: EmitOptions): Resolved {
 }
 
 /** A DNS-1123 label from the run's name and id: "pairgen-<name>-<run_id[0:8]>", at most 52 characters. */
-export function jobName(plan: RunPlan): string {
+function jobName(plan: RunPlan): string {
   const base = plan.name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 34);
   return `pairgen-${base ? base + '-' : ''}${plan.run_id.slice(0, 8)}`;
 }
 
 /** "16Gi", "16G", "512Mi", "16384M", "16384" (MiB) → MiB. */
-export function parseMemory(text: string): number {
+function parseMemory(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(Gi|G|GB|Mi|M|MB)?$/i.exec(text.trim());
   if (!m) throw new UserError(`--memory ${text}: expected an amount such as 16Gi, 16G or 16384Mi`);
   const n = Number(m[1]);

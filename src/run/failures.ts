@@ -42,7 +42,7 @@ export async function readFailure(store: Store, shard: number): Promise<FailureR
   return bytes ? parseFailure(bytes) : null;
 }
 
-export function parseFailure(bytes: Uint8Array): FailureRecord | null {
+function parseFailure(bytes: Uint8Array): FailureRecord | null {
   try {
     const r = JSON.parse(Buffer.from(bytes).toString('utf8')) as FailureRecord;
     return r && r.format === FAILURE_FORMAT && Number.isInteger(r.shard) && Number.isInteger(r.attempts) ? r : null;
