@@ -1,9 +1,9 @@
-import { rename, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve, basename } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UserError } from '../errors.ts';
 import { MAX_SHEET_ROWS, previewRun, writePreview } from '../report/index.ts';
+import { putOutput } from '../research/output.ts';
 import { log } from '../util/log.ts';
 import { action } from './common.ts';
 
@@ -35,10 +35,7 @@ export function registerPreview(program: Command): void {
         if (!out.toLowerCase().endsWith('.png')) throw new UserError(`--out ${opts.out}: expected a .png file name`);
         if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory()) throw new UserError(`--out ${opts.out}: folder ${dirname(out)} does not exist`);
         const { png, rows } = await previewRun(runUri, { where: opts.where, limit: opts.limit, regenerate: opts.regenerate });
-        // Written whole under a temp name, then renamed: an interrupted write never leaves a torn PNG.
-        const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
-        await writeFile(tmp, png);
-        await rename(tmp, out);
+        await putOutput(out, png); // atomic: an interrupted write never leaves a torn PNG
         log.info(`wrote ${out}: ${rows} pair${rows === 1 ? '' : 's'}`);
       }),
     );

@@ -34,23 +34,25 @@ const COLUMNS = `pair_id, "index"::DOUBLE AS "index", shard::DOUBLE AS shard, se
   prompt_id, sample_index::DOUBLE AS sample_index, source_prompt, target_prompt, attributes`;
 
 /**
- * SQL over a run's manifest.parquet with DuckDB. The manifest is copied from the store to a temp file
- * first (DuckDB reads s3:// only through an extension it would download), then read as the view `manifest`.
+ * SQL over a run's manifest.parquet with DuckDB, read as the view `manifest`. A local run's manifest is
+ * read in place; an s3:// run's is copied to a temp file first (DuckDB reads s3:// only through an
+ * extension it would download).
  */
 export class ManifestQuery {
   private constructor(
-    private readonly dir: string,
+    private readonly dir: string | null,
     private readonly instance: DuckDBInstance,
     private readonly db: DuckDBConnection,
   ) {}
 
   static async open(store: Store, runUri: string): Promise<ManifestQuery> {
-    const bytes = await store.getIfExists(MANIFEST_FILE);
-    if (!bytes) throw new UserError(`${store.uri}: the run has no ${MANIFEST_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
-    const dir = await mkdtemp(join(tmpdir(), 'pairgen-report-'));
+    const local = !/^s3:\/\//i.test(store.uri);
+    const bytes = local ? null : await store.getIfExists(MANIFEST_FILE);
+    if (local ? !(await store.head(MANIFEST_FILE)) : !bytes) throw new UserError(`${store.uri}: the run has no ${MANIFEST_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
+    const dir = local ? null : await mkdtemp(join(tmpdir(), 'pairgen-report-'));
     try {
-      const file = join(dir, MANIFEST_FILE);
-      await writeFile(file, bytes);
+      const file = join(dir ?? store.uri, MANIFEST_FILE);
+      if (dir) await writeFile(file, bytes!);
       const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
       const db = await instance.connect();
       try {
@@ -62,7 +64,7 @@ export class ManifestQuery {
       }
       return new ManifestQuery(dir, instance, db);
     } catch (e) {
-      await rm(dir, { recursive: true, force: true });
+      if (dir) await rm(dir, { recursive: true, force: true });
       throw e;
     }
   }
@@ -132,7 +134,7 @@ export class ManifestQuery {
   async close(): Promise<void> {
     this.db.closeSync();
     this.instance.closeSync();
-    await rm(this.dir, { recursive: true, force: true });
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -1,11 +1,12 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
+import { specOfRow } from '../run/candidates.ts';
 import { readPlan, type RunPlan } from '../run/plan.ts';
 import { STATS_FILE } from '../run/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import type { CandidateSpec, RgbImage } from '../types.ts';
+import type { RgbImage } from '../types.ts';
 import { renderHistogram } from './histogram.ts';
 import { renderReportHtml } from './html.ts';
 import { loadImages } from './images.ts';
@@ -130,19 +131,7 @@ async function regenerateImages(plan: RunPlan, rows: SheetRow[]): Promise<Map<st
   const { createTeacher } = await import('../teacher/index.ts');
   const teacher = await createTeacher(plan.config.teacher, plan.config.runtime);
   try {
-    const specs: CandidateSpec[] = rows.map((r) => ({
-      pairId: r.pair_id,
-      index: r.index,
-      seed: r.seed,
-      promptId: r.prompt_id,
-      sampleIndex: r.sample_index,
-      category: r.category,
-      sourcePrompt: r.source_prompt,
-      instruction: r.instruction,
-      targetPrompt: r.target_prompt,
-      identityThreshold: r.identity_threshold,
-      attributes: r.attributes,
-    }));
+    const specs = rows.map((r) => specOfRow(r, r.identity_threshold));
     const batch = plan.config.runtime.batch_size;
     for (let i = 0; i < specs.length; i += batch) {
       const part = specs.slice(i, i + batch);

@@ -6,6 +6,7 @@ import { loadPipelineConfig, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
 import { PROMPTS_FILE, RUN_FILE } from '../run/layout.ts';
 import { planId, serializePlan, type RunPlan } from '../run/plan.ts';
+import { canonicalJson } from '../shards/parquet.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 
@@ -60,11 +61,7 @@ function flatten(value: unknown, prefix = '', out = new Map<string, unknown>()):
  * Same parent + same changes → same id, so regenerating twice gives the same pairs.
  */
 export function derivedPairId(parentPairId: string, changes: Record<string, unknown>): string {
-  return createHash('sha256').update(`pairgen-derived-v1\0${parentPairId}\0${canonical(changes)}`).digest('hex').slice(0, 16);
-}
-
-function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, x[k]])) : x));
+  return createHash('sha256').update(`pairgen-derived-v1\0${parentPairId}\0${canonicalJson(changes)}`).digest('hex').slice(0, 16);
 }
 
 export interface DerivedFiles {

@@ -1,6 +1,6 @@
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE } from '../run/candidates.ts';
+import { CANDIDATES_FILE, specOfRow } from '../run/candidates.ts';
 import { isCommitted, writeShard } from '../run/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
 import { shardDataKey, shardRejectsKey } from '../run/layout.ts';
@@ -10,7 +10,7 @@ import { CODE_VERSION } from '../run/version.ts';
 import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import type { CandidateSpec, Teacher } from '../types.ts';
+import type { Teacher } from '../types.ts';
 import { RunDb } from './db.ts';
 import { deriveConfig, writeDerivedRun } from './derive.ts';
 
@@ -160,11 +160,7 @@ async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerat
 /** Newly accepted pairs: sample them again from their seeds (same teacher, settings, threads) and encode. */
 async function regenerateImages(job: ShardJob, records: PairRecord[]): Promise<void> {
   const teacher = await job.teacher();
-  const specs: CandidateSpec[] = records.map((r) => ({
-    pairId: r.pair_id, index: r.index, seed: r.seed, promptId: r.prompt_id, sampleIndex: r.sample_index, category: r.category,
-    sourcePrompt: r.source_prompt, instruction: r.instruction, targetPrompt: r.target_prompt,
-    identityThreshold: job.promptThresholds.get(r.category) ?? null, attributes: r.attributes,
-  }));
+  const specs = records.map((r) => specOfRow(r, job.promptThresholds.get(r.category) ?? null));
   const batch = job.plan.config.runtime.batch_size;
   const encoding = { format: job.plan.config.output.image_format, quality: job.plan.config.output.quality };
   for (let i = 0; i < specs.length; i += batch) {

@@ -7,7 +7,7 @@
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { UserError } from '../errors.ts';
-import type { Lineage, LineageSpec } from '../shards/record.ts';
+import type { Lineage, LineageSpec, PairRecord } from '../shards/record.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec } from '../types.ts';
 import { sha256Hex } from './digest.ts';
@@ -42,6 +42,26 @@ export function encodeCandidates(specs: LineageSpec[]): Uint8Array {
   return new Uint8Array(buffer);
 }
 
+/** The columns of a row (pair record, manifest, candidate table) that make its CandidateSpec. */
+export type SpecColumns = Pick<PairRecord, 'pair_id' | 'index' | 'seed' | 'prompt_id' | 'sample_index' | 'category' | 'source_prompt' | 'instruction' | 'target_prompt' | 'attributes'>;
+
+/** The CandidateSpec of a row; `identityThreshold` is the prompt set's threshold for it. */
+export function specOfRow(r: SpecColumns, identityThreshold: number | null): CandidateSpec {
+  return {
+    pairId: r.pair_id,
+    index: r.index,
+    seed: r.seed,
+    promptId: r.prompt_id,
+    sampleIndex: r.sample_index,
+    category: r.category,
+    sourcePrompt: r.source_prompt,
+    instruction: r.instruction,
+    targetPrompt: r.target_prompt,
+    identityThreshold,
+    attributes: r.attributes,
+  };
+}
+
 // A worker reads the table once per process, whatever the number of shards it takes.
 const cache = new Map<string, Uint8Array>();
 
@@ -63,19 +83,8 @@ export async function readCandidateSpecs(store: Store, plan: RunPlan, start: num
   return rows.map((r, i) => {
     const index = Number(r.index);
     if (index !== start + i) throw new UserError(`${store.uri}/${table.file}: row ${start + i} holds candidate index ${index}`);
-    const spec: CandidateSpec = {
-      pairId: r.pair_id,
-      index,
-      seed: Number(r.seed),
-      promptId: r.prompt_id,
-      sampleIndex: r.sample_index,
-      category: r.category,
-      sourcePrompt: r.source_prompt,
-      instruction: r.instruction,
-      targetPrompt: r.target_prompt,
-      identityThreshold: r.identity_threshold ?? null,
-      attributes: parseJson(r.attributes),
-    };
+    const columns = { ...r, index, seed: Number(r.seed), attributes: parseJson(r.attributes) } as unknown as SpecColumns; // the table's own columns
+    const spec = specOfRow(columns, r.identity_threshold ?? null);
     const lineage: Lineage = { parentPairId: r.parent_pair_id ?? null, changes: parseJson(r.changes) };
     return { ...spec, lineage };
   });
