@@ -5,11 +5,9 @@ import { UserError } from '../errors.ts';
 import { finalizeRun, type FinalizeResult } from '../run/finalize.ts';
 import { planRun } from '../run/plan.ts';
 import { runStatus, formatStatus } from '../run/status.ts';
-import { logShard, shareOf, workRun, WorkAborted } from '../run/work.ts';
-import { readPlan } from '../run/plan.ts';
+import { logShard, workRun, WorkAborted } from '../run/work.ts';
 import { formatRunSummary } from '../run/summary.ts';
-import { openStore } from '../store/index.ts';
-import { log, logFormat, progress } from '../util/log.ts';
+import { log, logFormat, progress, type Progress } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/pairgen.js', import.meta.url));
@@ -102,33 +100,33 @@ interface WorkCliOptions {
 export const EXIT_SHARDS_FAILED = 3;
 
 async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
-  const plan = await readPlan(openStore(runUri));
-  let shards: number[] | undefined = opts.shards;
+  let share: { index: number; count: number } | undefined;
   const index = opts.index ?? (opts.count !== undefined ? indexFromEnvironment() : undefined);
   if (opts.count !== undefined || opts.index !== undefined) {
-    if (shards) throw new UserError('give either --shards or --index/--count, not both');
+    if (opts.shards) throw new UserError('give either --shards or --index/--count, not both');
     if (index === undefined || opts.count === undefined) throw new UserError('--index and --count go together (--index may come from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX)');
     if (index >= opts.count) throw new UserError(`--index ${index} must be below --count ${opts.count}`);
-    shards = shareOf(plan.shards, index, opts.count);
+    share = { index, count: opts.count };
   }
-  const total = shards?.length ?? plan.shards;
-  const bar = progress('shards', total);
+  let bar: Progress | null = null;
   let done = 0;
   const controller = stopOnSignals(opts.grace);
   try {
     const summary = await workRun(runUri, {
-      shards,
+      shards: opts.shards,
+      share,
       force: opts.force,
       retryFailed: opts.retryFailed,
       signal: controller.signal,
+      onStart: (shards) => (bar = progress('shards', shards.length)),
       onShard: (e) => {
         done++;
         // On a terminal the bar shows progress; elsewhere one line per shard does.
         if (logFormat() === 'json' || !process.stderr.isTTY) logShard(e);
-        else bar.update(done);
+        else bar?.update(done);
       },
     });
-    bar.stop();
+    (bar as Progress | null)?.stop();
     log.info(`work done: ${summary.committed.length} shards committed, ${summary.skipped.length} already committed`, { accepted: summary.accepted, rejected: summary.rejected });
     const incomplete = [...summary.failed, ...summary.held].sort((a, b) => a - b);
     if (incomplete.length) {
@@ -139,7 +137,7 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
       process.exitCode = EXIT_SHARDS_FAILED;
     }
   } catch (e) {
-    bar.stop();
+    (bar as Progress | null)?.stop();
     if (e instanceof WorkAborted) {
       log.warn(e.message);
       process.exitCode = signalExitCode(controller.signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');

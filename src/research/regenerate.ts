@@ -1,6 +1,6 @@
 import { UserError } from '../errors.ts';
 import { CANDIDATES_FILE, encodeCandidates } from '../run/candidates.ts';
-import { sha256Hex } from '../run/digest.ts';
+import { sha256Hex } from '../util/digest.ts';
 import { finalizeRun } from '../run/finalize.ts';
 import { modelDigests, readPlan, type RunPlan } from '../run/plan.ts';
 import { CODE_VERSION } from '../run/version.ts';

@@ -10,7 +10,7 @@ import { UserError } from '../errors.ts';
 import type { Lineage, LineageSpec, PairRecord } from '../shards/record.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec } from '../types.ts';
-import { sha256Hex } from './digest.ts';
+import { sha256Hex } from '../util/digest.ts';
 import type { RunPlan } from './plan.ts';
 
 export const CANDIDATES_FILE = 'candidates.parquet';

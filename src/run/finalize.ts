@@ -3,10 +3,9 @@ import { UserError } from '../errors.ts';
 import { precisionRecall, type PrecisionRecall } from '../reference/truth.ts';
 import { writePreview } from '../report/index.ts';
 import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
-import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from './layout.ts';
-import { readPlan, type RunPlan } from './plan.ts';
+import { openRun, type RunPlan } from './plan.ts';
 import { scanShards } from './status.ts';
 import { checkSplits, splitOf, SPLIT_NAMES } from '../research/splits.ts';
 
@@ -35,8 +34,7 @@ export type RunStats = DatasetStats & {
  * outputs are a pure function of the committed shards.
  */
 export async function finalizeRun(runUri: string, options: { rangeReadBytes?: number; preview?: boolean } = {}): Promise<FinalizeResult> {
-  const plan = await readPlan(openStore(runUri));
-  const store = openStore(runUri, plan.config.storage);
+  const { plan, store } = await openRun(runUri);
   const { markers, invalid } = await scanShards(store, plan);
   if (markers.size < plan.shards) {
     const pending = Array.from({ length: plan.shards }, (_, i) => i).filter((s) => !markers.has(s));
@@ -48,12 +46,13 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
   const stats = new StatsAccumulator();
   const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
   const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
-  const truth: { accepted: boolean; identity_kept: boolean | undefined }[] = [];
+  // Ground-truth tallies by (accepted, identity kept): counts, not rows, so memory stays flat at 10M rows.
+  const truth = new Map<string, number>();
   let rows = 0;
   const manifestRows = manifestRowsOf(store, plan, markers, options.rangeReadBytes ?? RANGE_READ_BYTES, (row) => {
     // The reference teacher records whether the edited image really shows the source's person.
     const kept = (row.extra as Record<string, unknown>).identity_kept;
-    if (typeof kept === 'boolean') truth.push({ accepted: row.accepted, identity_kept: kept });
+    if (typeof kept === 'boolean') truth.set(`${row.accepted}:${kept}`, (truth.get(`${row.accepted}:${kept}`) ?? 0) + 1);
     row.split = splitOf(row.pair_id, fractions);
     splitCounts[row.split].candidates++;
     if (row.accepted) splitCounts[row.split].accepted++;
@@ -70,7 +69,7 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
     name: plan.name,
     ...stats.result(),
     splits,
-    identity_vs_ground_truth: truth.length ? precisionRecall(truth) : null,
+    identity_vs_ground_truth: truth.size ? precisionRecall(tallied(truth)) : null,
   };
   await store.put(STATS_FILE, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({
@@ -84,6 +83,14 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
   const preview = options.preview === false ? [] : await writePreview(runUri);
   return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows, stats: result, preview };
+}
+
+/** The rows behind ground-truth tallies, one at a time, for precisionRecall. */
+function* tallied(counts: Map<string, number>): Generator<{ accepted: boolean; identity_kept: boolean }> {
+  for (const [key, n] of counts) {
+    const [accepted, kept] = key.split(':').map((v) => v === 'true');
+    for (let i = 0; i < n; i++) yield { accepted, identity_kept: kept };
+  }
 }
 
 /** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */

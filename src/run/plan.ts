@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { loadPipelineConfig, locationFree, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
 import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
-import { openStore } from '../store/index.ts';
+import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import { digestFiles, sha256Hex, type FileDigest } from './digest.ts';
+import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
 import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
 import { CODE_VERSION } from './version.ts';
 import { checkSplits } from '../research/splits.ts';
@@ -78,7 +78,7 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
     pairs: config.pairs,
     shard_size: config.shard_size,
     shards: Math.ceil(config.pairs / config.shard_size),
-    prompts: { file: PROMPTS_FILE, sha256: sha256Hex(promptBytes), train_rows: trainRows, eval_rows: table.evalRows, per_category: table.perCategory },
+    prompts: { file: PROMPTS_FILE, sha256: table.sha256, train_rows: trainRows, eval_rows: table.evalRows, per_category: table.perCategory },
     models: await modelDigests(config),
   };
   if (config.output.splits) plan.splits = checkSplits(config.output.splits, `${configFile}: output.splits`);
@@ -135,6 +135,15 @@ export async function planRun(configFile: string, outUri: string, options: PlanO
 
 export function serializePlan(plan: RunPlan): string {
   return JSON.stringify(plan, null, 2) + '\n';
+}
+
+/**
+ * An existing run: its plan, and its store opened with the run's own storage settings
+ * (run.json itself is read with the environment's settings, since the run's are inside it).
+ */
+export async function openRun(runUri: string, tuning?: S3Tuning): Promise<{ plan: RunPlan; store: Store }> {
+  const plan = await readPlan(openStore(runUri));
+  return { plan, store: openStore(runUri, plan.config.storage, tuning) };
 }
 
 /** Read and check run.json of an existing run. */

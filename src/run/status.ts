@@ -1,11 +1,10 @@
 import pLimit from 'p-limit';
 import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
-import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { markerProblems } from './commit.ts';
 import { failureShard, readFailure, type FailureRecord } from './failures.ts';
 import { markerShard, SHARDS_PREFIX, shardName } from './layout.ts';
-import { readPlan, type RunPlan } from './plan.ts';
+import { openRun, type RunPlan } from './plan.ts';
 
 export interface RunStatus {
   uri: string;
@@ -81,8 +80,7 @@ async function failedShards(store: Store, shards: number[], markers: Map<number,
 }
 
 export async function runStatus(runUri: string, options: { verify?: boolean } = {}): Promise<RunStatus> {
-  const plan = await readPlan(openStore(runUri));
-  const store = openStore(runUri, plan.config.storage);
+  const { plan, store } = await openRun(runUri);
   const { markers, invalid, failureRecords } = await scanShards(store, plan, options.verify);
   const failed = await failedShards(store, failureRecords, markers);
   let done = 0;

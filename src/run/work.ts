@@ -5,20 +5,22 @@ import pLimit from 'p-limit';
 import { isUserError, UserError } from '../errors.ts';
 import { readPromptRows, type PromptRow } from '../prompts/index.ts';
 import { encodeImage, toPairRecord, type PairRecord, type ShardMarker } from '../shards/index.ts';
-import { openStore, type S3Tuning } from '../store/index.ts';
+import type { S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
-import { digestFiles, sha256Hex } from './digest.ts';
+import { digestFiles, sha256Hex } from '../util/digest.ts';
 import { clearFailure, readFailure, recordFailure } from './failures.ts';
 import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from './layout.ts';
-import { readPlan, type RunPlan } from './plan.ts';
+import { openRun, type RunPlan } from './plan.ts';
 import { candidateSlot, pairId, pairSeed } from './seeds.ts';
 import { isCommitted, writeShard } from './commit.ts';
 import { readCandidateSpecs } from './candidates.ts';
 
 export interface WorkOptions {
-  /** Shards to process; default: all shards of the run. */
+  /** This worker's share of an array job of `count` workers: the shards s with s mod count = index. */
+  share?: { index: number; count: number };
+  /** Shards to process; default: all shards of the run (or the share). */
   shards?: number[];
   /** Stop taking work when aborted (SIGINT/SIGTERM); the shard in progress is not committed. */
   signal?: AbortSignal;
@@ -26,6 +28,8 @@ export interface WorkOptions {
   force?: boolean;
   /** Also run shards whose previous attempt failed (they have a failure record); default: skip them. */
   retryFailed?: boolean;
+  /** Called once with the shards this call is responsible for, before any is processed. */
+  onStart?: (shards: number[]) => void;
   /** Called after each shard is committed, skipped or failed. */
   onShard?: (event: ShardEvent) => void;
   /**
@@ -78,14 +82,13 @@ export class WorkAborted extends Error {
 
 /** `pairgen work`: process shards of a planned run; committed shards are skipped. */
 export async function workRun(runUri: string, options: WorkOptions = {}): Promise<WorkSummary> {
-  const probe = openStore(runUri);
-  const plan = await readPlan(probe);
-  const store = openStore(runUri, plan.config.storage, options.storeTuning);
-  const shards = options.shards ?? Array.from({ length: plan.shards }, (_, i) => i);
+  const { plan, store } = await openRun(runUri, options.storeTuning);
+  const shards = options.share ? shareOf(plan.shards, options.share.index, options.share.count) : (options.shards ?? Array.from({ length: plan.shards }, (_, i) => i));
   for (const s of shards) {
     if (!Number.isInteger(s) || s < 0 || s >= plan.shards) throw new UserError(`shard ${s} is not in this run (it has shards 0-${plan.shards - 1})`);
   }
   const summary: WorkSummary = { committed: [], skipped: [], failed: [], held: [], accepted: 0, rejected: 0, timings: { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 } };
+  options.onStart?.(shards);
 
   const todo: number[] = [];
   const hadFailure = new Set<number>();
@@ -280,9 +283,8 @@ async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: Generate
     spec,
     runId: plan.run_id,
     shard: ctx.shard,
-    // The digests recorded per pair are run.json's, which every worker verifies against its model files.
-    teacher: { ...ctx.teacher.info, modelDigest: plan.models.teacher.digest },
-    identity: { ...(ctx.scorer?.info ?? { name: 'none', settings: { enabled: false } }), modelDigest: plan.models.identity.digest },
+    teacher: ctx.teacher.info,
+    identity: ctx.scorer?.info ?? { name: 'none', modelDigest: '', settings: { enabled: false } },
     codeVersion: plan.code_version,
     verdict,
     width: pair.edited.width,
@@ -300,7 +302,7 @@ function unfiltered(plan: RunPlan): IdentityVerdict {
 }
 
 /** --index I --count N: the shards s with s mod N == I (a deterministic, balanced share). */
-export function shareOf(totalShards: number, index: number, count: number): number[] {
+function shareOf(totalShards: number, index: number, count: number): number[] {
   const out: number[] = [];
   for (let s = index; s < totalShards; s += count) out.push(s);
   return out;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/digest.ts';
 import { UserError } from '../errors.ts';
 
 /**
@@ -45,9 +45,7 @@ export interface MarkerInput {
   timings: Record<string, number>;
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256Hex };
 
 export function buildMarker(m: MarkerInput): ShardMarker {
   if (m.counts.accepted + m.counts.rejected !== m.counts.candidates) {

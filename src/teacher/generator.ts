@@ -5,7 +5,7 @@ import type { RuntimeConfig } from '../onnx/session.ts';
 import type { CandidateSpec, GeneratedPair, RgbImage } from '../types.ts';
 import type { TeacherConfig } from './config.ts';
 import { fromRgb, SourcePortraits, toRgb } from './images.ts';
-import { loadDiffusersModel, type DiffusersModel } from './model.ts';
+import { loadDiffusersModel, teacherFolders, type DiffusersModel } from './model.ts';
 import { DiffusionPipeline, type SampleItem, type SamplerSettings } from './pipeline.ts';
 import { normalStream } from './random.ts';
 import { createScheduler } from './schedulers/index.ts';
@@ -28,23 +28,19 @@ export class PairGenerator {
   ) {}
 
   static async create(config: TeacherConfig, runtime: RuntimeConfig): Promise<PairGenerator> {
-    const editDir = config.edit_model ?? config.model;
-    const twoModels = editDir !== config.model;
-    const needsEncoder = config.mode !== 'prompt-pair' || config.strength !== null;
     const opened: DiffusersModel[] = [];
     try {
-      const main = await loadDiffusersModel(config.model, runtime, { vaeEncoder: needsEncoder && !twoModels, vaeDecoder: true });
-      opened.push(main);
-      const editModel = twoModels ? await loadDiffusersModel(editDir, runtime, { vaeEncoder: needsEncoder, vaeDecoder: true }) : main;
-      if (twoModels) opened.push(editModel);
+      for (const folder of teacherFolders(config)) opened.push(await loadDiffusersModel(folder.dir, runtime, folder.parts));
+      const [main, editModel = main] = opened;
       const source = new DiffusionPipeline(main, new PromptEncoder(main));
-      const edit = twoModels ? new DiffusionPipeline(editModel, new PromptEncoder(editModel)) : source;
+      const edit = editModel !== main ? new DiffusionPipeline(editModel, new PromptEncoder(editModel)) : source;
       checkMode(config, source, edit);
       const size = outputSize(config, main);
       const sourceSettings = samplerSettings(config, main, config.steps, size);
       const editSettings = samplerSettings(config, editModel, config.edit_steps ?? config.steps, size);
       const portraits = config.mode === 'img2img' ? await SourcePortraits.open(config.sources!) : null;
       // A reference teacher folder (src/reference) knows which bank item each image is: record it.
+      const editDir = config.edit_model ?? config.model;
       const truth = existsSync(join(editDir, 'reference.json')) ? await GroundTruth.open(editDir) : null;
       return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits, truth);
     } catch (e) {

@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { basename, dirname, relative } from 'node:path';
+import { basename } from 'node:path';
 import { UserError } from '../errors.ts';
+import { digestFiles } from '../util/digest.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { CandidateSpec, GeneratedPair, StageInfo, Teacher } from '../types.ts';
 import { startTsWorker } from '../util/worker.ts';
 import type { TeacherConfig } from './config.ts';
-import { modelFiles } from './model.ts';
+import { modelFiles, teacherFolders } from './model.ts';
 import type { Reply } from './worker.ts';
 
 /**
@@ -59,7 +58,7 @@ export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfi
   }
   const info: StageInfo = {
     name: teacherName(config),
-    modelDigest: await digestFiles(config, files),
+    modelDigest: (await digestFiles(files)).digest,
     settings: { ...teacherSettings(config), ...described },
   };
   return {
@@ -74,11 +73,7 @@ export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfi
 
 /** Every model file the teacher reads, absolute, in a stable order (the model digest's input). */
 export function teacherModelFiles(config: TeacherConfig): string[] {
-  const needsEncoder = config.mode !== 'prompt-pair' || config.strength !== null;
-  const edit = config.edit_model && config.edit_model !== config.model ? config.edit_model : null;
-  const files = modelFiles(config.model, { vaeEncoder: needsEncoder && !edit, vaeDecoder: true });
-  if (edit) files.push(...modelFiles(edit, { vaeEncoder: needsEncoder, vaeDecoder: true }));
-  return files;
+  return teacherFolders(config).flatMap((f) => modelFiles(f.dir, f.parts));
 }
 
 function teacherName(config: TeacherConfig): string {
@@ -90,16 +85,4 @@ function teacherName(config: TeacherConfig): string {
 function teacherSettings(config: TeacherConfig): Record<string, unknown> {
   const { kind: _kind, model: _model, edit_model: _edit, sources, ...rest } = config;
   return { ...rest, sources: sources ? { path: basename(sources.path), column: sources.column } : null };
-}
-
-/** sha256 over (path relative to its model folder, bytes) of every file, in teacherModelFiles order. */
-async function digestFiles(config: TeacherConfig, files: string[]): Promise<string> {
-  const hash = createHash('sha256');
-  const roots = [config.model, config.edit_model].filter((r): r is string => !!r);
-  for (const file of files) {
-    const root = roots.find((r) => !relative(r, file).startsWith('..')) ?? dirname(file);
-    hash.update(relative(root, file) + '\0');
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  }
-  return hash.digest('hex');
 }

