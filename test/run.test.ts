@@ -19,17 +19,11 @@ import { FIXTURES, REPO, readTree, tempDir, writeConfig } from './helpers/run-fi
 
 const inject = { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() };
 let s3: S3Server;
-let savedEnv: NodeJS.ProcessEnv;
 
 before(async () => {
-  s3 = await startS3Server();
-  savedEnv = { ...process.env };
-  Object.assign(process.env, s3.env);
+  s3 = await startS3Server({ processEnv: true });
 });
-after(async () => {
-  process.env = savedEnv;
-  await s3.stop();
-});
+after(() => s3.stop());
 
 async function s3Tree(prefix: string): Promise<Map<string, Buffer>> {
   const store = openStore(`s3://${s3.bucket}/${prefix}`);
