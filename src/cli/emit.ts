@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UserError } from '../errors.ts';
@@ -7,6 +7,7 @@ import { readPlan } from '../run/plan.ts';
 import { openStore } from '../store/index.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 function int(name: string, min: number) {
   return (v: string) => {
@@ -30,11 +31,7 @@ async function doEmit(engine: Engine, runUri: string, opts: EmitCliOptions): Pro
   mkdirSync(opts.out, { recursive: true });
   const paths = files.map((f) => join(opts.out!, f.name));
   // Each file appears whole or not at all.
-  files.forEach((f, i) => {
-    const tmp = `${paths[i]}.tmp-${process.pid}`;
-    writeFileSync(tmp, f.text, { mode: engine === 'slurm' ? 0o755 : 0o644 });
-    renameSync(tmp, paths[i]);
-  });
+  for (const [i, f] of files.entries()) await writeFileAtomic(paths[i], f.text, { context: '--out', mode: engine === 'slurm' ? 0o755 : 0o644 });
   log.info(`wrote ${paths.join(', ')}; launch with: ${launchHint(engine, paths)}; watch with: pairgen status ${runUri}`);
 }
 

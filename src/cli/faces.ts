@@ -1,4 +1,3 @@
-import { writeFileSync, renameSync } from 'node:fs';
 import { extname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp from 'sharp';
@@ -10,6 +9,7 @@ import { cosine } from '../identity/embedder.ts';
 import { identitySettings } from '../identity/settings.ts';
 import type { FaceDetection, RgbImage } from '../types.ts';
 import { action, collectSet } from './common.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 interface CommonOpts { config?: string; set?: string[]; json?: boolean }
 
@@ -41,13 +41,7 @@ async function annotate(img: RgbImage, faces: FaceDetection[], out: string): Pro
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .toFormat(format)
     .toBuffer();
-  const tmp = `${out}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, out);
-  } catch (e) {
-    throw new UserError(`--annotate: cannot write ${out}: ${(e as Error).message}`);
-  }
+  await writeFileAtomic(out, bytes, { context: '--annotate' });
 }
 
 function annotatePath(out: string, index: number, count: number): string {

@@ -1,4 +1,4 @@
-import { readdirSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { asyncBufferFromFile, parquetReadObjects, parquetMetadataAsync } from 'hyparquet';
@@ -10,6 +10,7 @@ import { calibrate, cropFaces, plotCalibration, type FaceCrop } from '../identit
 import type { RgbImage } from '../types.ts';
 import { log, progress } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif']);
 
@@ -85,13 +86,7 @@ the smallest FAR that can be measured is 1/n.`)
           bar.stop();
           if (opts.out) {
             const png = await plotCalibration(same, different, report);
-            const tmp = `${opts.out}.tmp-${process.pid}`;
-            try {
-              writeFileSync(tmp, png);
-              renameSync(tmp, opts.out);
-            } catch (e) {
-              throw new UserError(`--out: cannot write ${opts.out}: ${(e as Error).message}`);
-            }
+            await writeFileAtomic(opts.out, png, { context: '--out' });
             log.info(`wrote ${opts.out}`);
           }
           if (opts.json) {

@@ -1,4 +1,3 @@
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { UserError } from '../errors.ts';
 import { DEFAULT_RUNTIME } from '../onnx/session.ts';
@@ -12,6 +11,7 @@ import { DiffusionPipeline } from './pipeline.ts';
 import { normalStream } from './random.ts';
 import { readSchedulerConfig } from './schedulers/index.ts';
 import { PromptEncoder } from './text.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 /** `pairgen sample`'s options as given on the command line (strings), validated here. */
 export interface SampleOptions {
@@ -84,16 +84,8 @@ export async function sampleToFile(o: SampleOptions): Promise<void> {
     const image = o.image ? await readImageInput(o.image, width, height) : undefined;
     const [out] = await pipeline.sample([{ prompt: o.prompt, negativePrompt: o.negativePrompt ?? null, noise, stream, image }], settings, pipeline.isInstruct ? null : strength);
 
-    // Write beside the target and rename, so a failure never leaves a half-written file.
-    const tmp = `${o.out}.tmp-${process.pid}${outExt}`;
-    try {
-      if (outExt === '.npy') writeNpy(tmp, { shape: [height, width, 3], data: out });
-      else writeFileSync(tmp, await encodeImage(toRgb(out, width, height), { format: 'png' }));
-      renameSync(tmp, o.out);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw new UserError(`--out: cannot write ${o.out}: ${(e as Error).message}`);
-    }
+    const data = outExt === '.npy' ? (tmp: string) => writeNpy(tmp, { shape: [height, width, 3], data: out }) : await encodeImage(toRgb(out, width, height), { format: 'png' });
+    await writeFileAtomic(o.out, data, { context: '--out' });
     log.info(`wrote ${o.out}`, { scheduler: schedulerConfig._class_name, steps, height, width });
   } finally {
     await model.release();

@@ -1,11 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../errors.ts';
 import { sha256Hex } from '../../util/digest.ts';
 import { CONVERTER_VERSION, convertTfjsGraph } from './tfjs-to-onnx.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
 
 export { convertTfjsGraph, CONVERTER_VERSION } from './tfjs-to-onnx.ts';
 
@@ -107,17 +108,7 @@ async function isFresh(onnxPath: string, stamp: Stamp | null, expected: Omit<Sta
   }
 }
 
-/** Write via a temporary file in the same folder and rename, so no reader ever sees half a file. */
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw new UserError(`cannot write ${path} (set PAIRGEN_CACHE to a writable folder): ${(e as Error).message}`, { cause: e });
-  }
-}
+const writeAtomic = (path: string, data: Uint8Array | string) => writeFileAtomic(path, data, { hint: 'set PAIRGEN_CACHE to a writable folder' });
 
 async function ensureOne(spec: PackagedModelSpec, modelsDir: string, cacheDir: string, options: EnsureOptions): Promise<string> {
   const source = join(modelsDir, spec.source);
