@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import sharp from 'sharp';
 import { planRun } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
@@ -17,7 +16,7 @@ import { previewRun, writePreview } from '../src/report/index.ts';
 import { isUserError } from '../src/errors.ts';
 import { openStore } from '../src/store/index.ts';
 import { startS3Server, type S3Server } from './helpers/s3server.ts';
-import { BIN, FIXTURES, REPO, tempDir } from './helpers/run-fixture.ts';
+import { BIN, FIXTURES, sqlRows, tempDir, writeFlowConfig } from './helpers/run-fixture.ts';
 
 const TILE = 160;
 const HEADER = 78;
@@ -27,24 +26,16 @@ const accepted = join(dir, 'accepted');
 const rejected = join(dir, 'rejected');
 const planned = join(dir, 'planned');
 let s3: S3Server;
-let savedEnv: NodeJS.ProcessEnv;
 
 function config(name: string, identity: boolean, pairs: number): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      'seed: 11',
-      `pairs: ${pairs}`,
-      'shard_size: 3',
-      `prompts: { set: ${join(REPO, 'prompts/demo.yaml')} }`,
-      // instruct mode: the edit comes from another model, so source and edited images differ clearly
-      `teacher: { model: ${join(FIXTURES, 'tiny-sd')}, edit_model: ${join(FIXTURES, 'tiny-sd-ip2p')}, mode: instruct, steps: 2 }`,
-      `identity: { enabled: ${identity} }`,
-      'output: { image_format: png }',
-    ].join('\n'),
-  );
-  return file;
+  return writeFlowConfig(dir, name, {
+    seed: 11,
+    pairs,
+    shardSize: 3,
+    // instruct mode: the edit comes from another model, so source and edited images differ clearly
+    teacher: `model: ${join(FIXTURES, 'tiny-sd')}, edit_model: ${join(FIXTURES, 'tiny-sd-ip2p')}, mode: instruct, steps: 2`,
+    identity: `enabled: ${identity}`,
+  });
 }
 
 async function makeRun(file: string, out: string): Promise<void> {
@@ -54,15 +45,12 @@ async function makeRun(file: string, out: string): Promise<void> {
 }
 
 before(async () => {
-  s3 = await startS3Server();
-  savedEnv = { ...process.env };
-  Object.assign(process.env, s3.env);
+  s3 = await startS3Server({ processEnv: true });
   await makeRun(config('accepted', false, 6), accepted);
   await makeRun(config('rejected', true, 6), rejected);
   await planRun(config('accepted', false, 6), planned);
 });
 after(async () => {
-  process.env = savedEnv;
   await s3.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -72,16 +60,7 @@ async function rgb(png: Buffer) {
   return { data, width: info.width, height: info.height, at: (x: number, y: number) => [...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)] };
 }
 
-async function sql(query: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const db = await instance.connect();
-  try {
-    return (await db.runAndReadAll(query)).getRowObjectsJS();
-  } finally {
-    db.closeSync();
-    instance.closeSync();
-  }
-}
+const sql = sqlRows;
 
 function manifestRows(run: string, where = 'true'): Promise<Record<string, unknown>[]> {
   return sql(`SELECT * FROM read_parquet('${run}/manifest.parquet') WHERE ${where} ORDER BY "index"`);

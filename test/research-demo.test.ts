@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { ensureReferenceTeacher } from '../src/reference/index.ts';
-import { BIN, REPO, tempDir } from './helpers/run-fixture.ts';
+import { BIN, REPO, sqlRows, tempDir } from './helpers/run-fixture.ts';
 
 const run = promisify(execFile);
 const DEMO = join(REPO, 'pipelines/demo.yaml');
@@ -23,16 +22,7 @@ async function pairgen(...args: string[]) {
   return run(process.execPath, [BIN, ...args], { maxBuffer: 1 << 24 });
 }
 
-async function rows(query: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const db = await instance.connect();
-  try {
-    return (await db.runAndReadAll(query)).getRowObjectsJS();
-  } finally {
-    db.closeSync();
-    instance.closeSync();
-  }
-}
+const rows = sqlRows;
 
 const pairs = (run: string) =>
   rows(`SELECT pair_id, parent_pair_id, changes, sampler, identity_similarity AS s, source_image.bytes AS src, edited_image.bytes AS edt FROM read_parquet('${run}/shards/shard-*[0-9].parquet') ORDER BY "index"`);

@@ -7,9 +7,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { planRun, type RunPlan } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
@@ -20,27 +19,14 @@ import type { CandidateSpec, RgbImage } from '../src/types.ts';
 import { TestScorer } from './helpers/test-teacher.ts';
 import { startS3Server } from './helpers/s3server.ts';
 import { openStore } from '../src/store/index.ts';
-import { BIN, FIXTURES, REPO, readTree, tempDir } from './helpers/run-fixture.ts';
+import { BIN, FIXTURES, readTree, sqlRows, tempDir, writeFlowConfig } from './helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-research-');
 const plain = join(dir, 'plain'); // identity off: every pair accepted, with images
 const scored = join(dir, 'scored'); // identity on, scored by the test scorer: accepted and rejected pairs
 
 function config(name: string, identity: boolean, pairs: number, identityExtra = ''): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    [
-      'seed: 5',
-      `pairs: ${pairs}`,
-      'shard_size: 4',
-      `prompts: { set: ${join(REPO, 'prompts/demo.yaml')} }`,
-      `teacher: { model: ${join(FIXTURES, 'tiny-sd')}, steps: 2 }`,
-      `identity: { enabled: ${identity}${identityExtra} }`,
-      'output: { image_format: png }',
-    ].join('\n'),
-  );
-  return file;
+  return writeFlowConfig(dir, name, { seed: 5, pairs, shardSize: 4, teacher: `model: ${join(FIXTURES, 'tiny-sd')}, steps: 2`, identity: `enabled: ${identity}${identityExtra}` });
 }
 
 /** The test scorer, judging against the run config's thresholds as the real scorer does. */
@@ -62,16 +48,7 @@ before(async () => {
   await finalizeRun(scored);
 });
 
-async function sql(query: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const db = await instance.connect();
-  try {
-    return (await db.runAndReadAll(query)).getRowObjectsJS();
-  } finally {
-    db.closeSync();
-    instance.closeSync();
-  }
-}
+const sql = sqlRows;
 
 /** pair_id → [source bytes, edited bytes] of a run's accepted shards. */
 async function images(run: string): Promise<Map<string, [Buffer, Buffer]>> {
@@ -278,9 +255,7 @@ test('report: index.html with acceptance, identity distributions and a threshold
 });
 
 test('an s3:// run: query downloads only the files it names; regenerate replays pairs from it', async () => {
-  const s3 = await startS3Server();
-  const saved = { ...process.env };
-  Object.assign(process.env, s3.env);
+  const s3 = await startS3Server({ processEnv: true });
   try {
     const uri = `s3://${s3.bucket}/runs/plain`;
     const store = openStore(uri);
@@ -294,7 +269,6 @@ test('an s3:// run: query downloads only the files it names; regenerate replays 
     const parent = await images(plain);
     for (const [id, [src, edt]] of await images(out)) assert.ok(src.equals(parent.get(id)![0]) && edt.equals(parent.get(id)![1]));
   } finally {
-    process.env = saved;
     await s3.stop();
   }
 });

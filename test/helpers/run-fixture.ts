@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(REPO, 'bin/pairgen.js');
@@ -48,4 +49,37 @@ export function readTree(dir: string, filter: (rel: string) => boolean = () => t
   };
   walk('');
   return out;
+}
+
+/**
+ * Write `<dir>/<name>.yaml`: a pipeline config over the demo prompt set writing PNG images.
+ * `teacher` and `identity` are the bodies of their YAML flow maps, e.g. `enabled: false`.
+ */
+export function writeFlowConfig(dir: string, name: string, o: { seed: number; pairs: number; shardSize: number; teacher: string; identity: string }): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      `seed: ${o.seed}`,
+      `pairs: ${o.pairs}`,
+      `shard_size: ${o.shardSize}`,
+      `prompts: { set: ${join(REPO, 'prompts/demo.yaml')} }`,
+      `teacher: { ${o.teacher} }`,
+      `identity: { ${o.identity} }`,
+      'output: { image_format: png }',
+    ].join('\n'),
+  );
+  return file;
+}
+
+/** Rows of one query on a fresh in-memory DuckDB (read_parquet over run files). */
+export async function sqlRows(query: string): Promise<Record<string, unknown>[]> {
+  const instance = await DuckDBInstance.create(':memory:');
+  const db = await instance.connect();
+  try {
+    return (await db.runAndReadAll(query)).getRowObjectsJS();
+  } finally {
+    db.closeSync();
+    instance.closeSync();
+  }
 }
