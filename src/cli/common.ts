@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { isUserError } from '../errors.ts';
 import { log } from '../util/log.ts';
 
@@ -16,6 +16,14 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
         process.exitCode = 1;
       }
     }
+  };
+}
+
+/** A commander parser for a whole-number option: digits only, at least `min`, exactly representable. */
+export function wholeNumber(name: string, min = 0) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min} (below 2^53)`);
+    return Number(v);
   };
 }
 

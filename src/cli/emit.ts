@@ -1,20 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { UserError } from '../errors.ts';
 import { emitJob, ENGINES, launchHint, type Engine, type EmitOptions } from '../run/emit.ts';
 import { readPlan } from '../run/plan.ts';
 import { openStore } from '../store/index.ts';
 import { log } from '../util/log.ts';
-import { action, collectSet } from './common.ts';
+import { action, collectSet, wholeNumber } from './common.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-
-function int(name: string, min: number) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}`);
-    return Number(v);
-  };
-}
 
 /** The verb's options: EmitOptions (the run's URI comes from the argument) and where to write the files. */
 type EmitCliOptions = Omit<EmitOptions, 'runUri'> & { out?: string };
@@ -42,16 +35,16 @@ export function registerEmit(program: Command): void {
     .addArgument(program.createArgument('<engine>', 'k8s, slurm or batch').choices(ENGINES))
     .argument('<run-uri>', 'a planned run (pairgen plan)')
     .option('--out <dir>', 'write the file(s) into this folder (batch needs it: it writes two files); default: print to stdout')
-    .option('--workers <n>', 'array size: tasks in the job; task i does shards s with s mod n = i (default: min(shards, 100))', int('--workers', 1))
-    .option('--parallelism <p>', 'tasks running at once (k8s, slurm; default: all)', int('--parallelism', 1))
+    .option('--workers <n>', 'array size: tasks in the job; task i does shards s with s mod n = i (default: min(shards, 100))', wholeNumber('--workers', 1))
+    .option('--parallelism <p>', 'tasks running at once (k8s, slurm; default: all)', wholeNumber('--parallelism', 1))
     .option('--image <image>', 'container image with pairgen on its PATH (k8s, batch)')
     .option('--command <cmd>', 'how the nodes run pairgen (default: pairgen)')
-    .option('--gpus <g>', 'GPUs per task (default 1; 0 for CPU-only)', int('--gpus', 0))
-    .option('--cpus <c>', 'CPUs per task (default 4)', int('--cpus', 1))
+    .option('--gpus <g>', 'GPUs per task (default 1; 0 for CPU-only)', wholeNumber('--gpus', 0))
+    .option('--cpus <c>', 'CPUs per task (default 4)', wholeNumber('--cpus', 1))
     .option('--memory <m>', 'memory per task, e.g. 16Gi (default 16Gi)')
-    .addOption(new Option('--grace <seconds>', 'the worker\'s --grace: seconds it takes to stop after SIGTERM (default 25)').argParser(int('--grace', 0)))
-    .option('--retries <r>', 'retries of one task (k8s backoffLimitPerIndex, batch attempts - 1; default 3)', int('--retries', 0))
-    .option('--max-failed-indexes <f>', 'k8s: fail the whole job once this many indexes failed (default: a tenth of --workers, at least 1)', int('--max-failed-indexes', 0))
+    .addOption(new Option('--grace <seconds>', 'the worker\'s --grace: seconds it takes to stop after SIGTERM (default 25)').argParser(wholeNumber('--grace', 0)))
+    .option('--retries <r>', 'retries of one task (k8s backoffLimitPerIndex, batch attempts - 1; default 3)', wholeNumber('--retries', 0))
+    .option('--max-failed-indexes <f>', 'k8s: fail the whole job once this many indexes failed (default: a tenth of --workers, at least 1)', wholeNumber('--max-failed-indexes', 0))
     .option('--name <name>', 'job name (default: pairgen-<run name>-<run id>)')
     .option('--namespace <ns>', 'k8s namespace')
     .option('--secret <name>', 'k8s Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3... (default pairgen-s3)')

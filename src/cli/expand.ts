@@ -1,16 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
 import { log, progress } from '../util/log.ts';
-import { action } from './common.ts';
-
-function wholeNumber(name: string) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0 (below 2^53)`);
-    return Number(v);
-  };
-}
+import { action, wholeNumber } from './common.ts';
 
 export function registerExpand(program: Command): void {
   program

@@ -1,7 +1,7 @@
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../research/index.ts';
 import { log } from '../util/log.ts';
-import { action } from './common.ts';
+import { action, wholeNumber } from './common.ts';
 
 /** `pairgen export <run> --format webdataset --out DIR [--where ...]`: accepted pairs as WebDataset tar shards. */
 export function registerExport(program: Command): void {
@@ -12,10 +12,7 @@ export function registerExport(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(EXPORT_FORMATS).makeOptionMandatory())
     .requiredOption('--out <dir>', 'an empty folder or s3:// prefix for pairs-000000.tar, ... and index.json')
     .option('--where <sql>', 'SQL condition over the manifest columns, e.g. "split = \'train\'" or "category = \'style\'"')
-    .option('--shard-size <n>', 'pairs per tar file', (v: string) => {
-      if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('--shard-size must be a positive integer');
-      return Number(v);
-    }, 1000)
+    .option('--shard-size <n>', 'pairs per tar file', wholeNumber('--shard-size', 1), 1000)
     .action(
       action(async (runUri: string, opts: { format: ExportFormat; out: string; where?: string; shardSize: number }) => {
         const r = await exportRun(runUri, opts.out, { format: opts.format, where: opts.where, shardSize: opts.shardSize });

@@ -1,8 +1,8 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { parseSplits, regenerateRun, type SplitFractions } from '../research/index.ts';
 import { logShard } from '../run/work.ts';
 import { log } from '../util/log.ts';
-import { action, collectSet } from './common.ts';
+import { action, collectSet, wholeNumber } from './common.ts';
 
 /** `pairgen regenerate <run> --where "<SQL>" [--set k=v] --out <new>`: chosen pairs again from their seeds. */
 export function registerRegenerate(program: Command): void {
@@ -13,10 +13,7 @@ export function registerRegenerate(program: Command): void {
     .requiredOption('--where <sql>', 'SQL condition over the manifest columns, e.g. "category = \'style\' AND accepted" ("true" for all)')
     .option('--set <key.path=value>', 'override a setting of the parent run, e.g. --set teacher.steps=50 (repeatable)', collectSet, [])
     .requiredOption('--out <uri>', 'where to write the new run (a new folder or s3:// prefix); running again resumes it')
-    .option('--shard-size <k>', 'candidates per shard of the new run (default: the parent\'s)', (v: string) => {
-      if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('--shard-size must be a positive integer');
-      return Number(v);
-    })
+    .option('--shard-size <k>', 'candidates per shard of the new run (default: the parent\'s)', wholeNumber('--shard-size', 1))
     .option('--splits <fractions>', 'split fractions of the new run, e.g. train=0.9,validation=0.05,test=0.05 (default: the parent\'s)', (v: string) => parseSplits(v))
     .option('--plan-only', 'write the new run\'s plan only; then `pairgen work` (e.g. as an array job) and `pairgen finalize`')
     .action(

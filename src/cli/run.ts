@@ -8,22 +8,12 @@ import { runStatus, formatStatus } from '../run/status.ts';
 import { logShard, workRun, WorkAborted } from '../run/work.ts';
 import { formatRunSummary } from '../run/summary.ts';
 import { log, logFormat, progress, type Progress } from '../util/log.ts';
-import { action, collectSet } from './common.ts';
+import { action, collectSet, wholeNumber } from './common.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/pairgen.js', import.meta.url));
 
-function positiveInt(name: string) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return Number(v);
-  };
-}
-function nonNegativeInt(name: string) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
-    return Number(v);
-  };
-}
+const positiveInt = (name: string) => wholeNumber(name, 1);
+const nonNegativeInt = (name: string) => wholeNumber(name, 0);
 
 /** "3", "0-9" or "1,4,7-8" → shard numbers. */
 export function parseShardList(spec: string): number[] {
