@@ -1,10 +1,9 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
 import { specOfRow } from '../run/candidates.ts';
-import { readPlan, type RunPlan } from '../run/plan.ts';
+import { openRun, type RunPlan } from '../run/plan.ts';
 import { STATS_FILE } from '../run/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
-import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { RgbImage } from '../types.ts';
 import { renderHistogram } from './histogram.ts';
@@ -28,16 +27,16 @@ export interface PreviewOptions {
   regenerate?: boolean;
 }
 
-async function openRun(runUri: string): Promise<{ store: Store; name: string; runId: string; plan: RunPlan }> {
-  const plan = await readPlan(openStore(runUri));
-  return { store: openStore(runUri, plan.config.storage), name: plan.name, runId: plan.run_id, plan };
+async function openPreviewRun(runUri: string): Promise<{ store: Store; name: string; runId: string; plan: RunPlan }> {
+  const { plan, store } = await openRun(runUri);
+  return { store, name: plan.name, runId: plan.run_id, plan };
 }
 
 /** `pairgen preview`: a contact sheet (PNG bytes) of the candidates matching `where`, in run order. */
 export async function previewRun(runUri: string, options: PreviewOptions = {}): Promise<{ png: Buffer; rows: number }> {
   const limit = options.limit ?? 24;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SHEET_ROWS) throw new UserError(`--limit: expected a whole number from 1 to ${MAX_SHEET_ROWS}, got ${limit}`);
-  const { store, name, runId, plan } = await openRun(runUri);
+  const { store, name, runId, plan } = await openPreviewRun(runUri);
   const query = await ManifestQuery.open(store, runUri);
   let rows: SheetRow[];
   try {
@@ -58,7 +57,7 @@ export async function previewRun(runUri: string, options: PreviewOptions = {}): 
  * the same bytes. Returns the keys written.
  */
 export async function writePreview(runUri: string, options: { regenerate?: boolean } = {}): Promise<string[]> {
-  const { store, name, runId, plan } = await openRun(runUri);
+  const { store, name, runId, plan } = await openPreviewRun(runUri);
   const statsBytes = await store.getIfExists(STATS_FILE);
   if (!statsBytes) throw new UserError(`${store.uri}: the run has no ${STATS_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
   const stats = JSON.parse(Buffer.from(statsBytes).toString('utf8')) as DatasetStats;

@@ -5,9 +5,8 @@ import { DuckDBInstance, StatementType, type DuckDBConnection } from '@duckdb/no
 import { UserError } from '../errors.ts';
 import { CANDIDATES_FILE } from '../run/candidates.ts';
 import { MANIFEST_FILE, PROMPTS_FILE, shardDataKey, shardRejectsKey } from '../run/layout.ts';
-import { readPlan, type RunPlan } from '../run/plan.ts';
+import { openRun, type RunPlan } from '../run/plan.ts';
 import { scanShards } from '../run/status.ts';
-import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 
 /** The tables a run offers to SQL, each a DuckDB view over the run's Parquet files. */
@@ -39,8 +38,7 @@ export class RunDb {
   ) {}
 
   static async open(runUri: string, options: OpenOptions = {}): Promise<RunDb> {
-    const plan = await readPlan(openStore(runUri));
-    const store = openStore(runUri, plan.config.storage);
+    const { plan, store } = await openRun(runUri);
     const wanted = new Set(options.views ?? VIEWS);
     const files = await viewFiles(store, plan, wanted);
     const local = !/^s3:\/\//i.test(store.uri);

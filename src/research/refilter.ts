@@ -4,11 +4,10 @@ import { CANDIDATES_FILE, specOfRow } from '../run/candidates.ts';
 import { isCommitted, writeShard } from '../run/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
 import { shardDataKey, shardRejectsKey } from '../run/layout.ts';
-import { readPlan, type RunPlan } from '../run/plan.ts';
+import { openRun, type RunPlan } from '../run/plan.ts';
 import { scanShards } from '../run/status.ts';
 import { CODE_VERSION } from '../run/version.ts';
 import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
-import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { Teacher } from '../types.ts';
 import { RunDb } from './db.ts';
@@ -49,8 +48,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
     const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
     if (!ALLOWED.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold and identity.category_thresholds.<category>; use \`pairgen regenerate\` for other settings`);
   }
-  const parent = await readPlan(openStore(parentUri));
-  const parentStore = openStore(parentUri, parent.config.storage);
+  const { plan: parent, store: parentStore } = await openRun(parentUri);
   if (!parent.config.identity.enabled) throw new UserError(`${parentStore.uri}: the run was made with identity.enabled false, so it recorded no identity scores to refilter; regenerate it with --set identity.enabled=true instead`);
   const config = deriveConfig(parent, parentStore.uri, options.sets);
   const { markers } = await scanShards(parentStore, parent);

@@ -2,11 +2,10 @@ import { UserError } from '../errors.ts';
 import { CANDIDATES_FILE, encodeCandidates } from '../run/candidates.ts';
 import { sha256Hex } from '../util/digest.ts';
 import { finalizeRun } from '../run/finalize.ts';
-import { modelDigests, readPlan, type RunPlan } from '../run/plan.ts';
+import { modelDigests, type RunPlan } from '../run/plan.ts';
 import { CODE_VERSION } from '../run/version.ts';
 import { workRun, type WorkOptions, type WorkSummary } from '../run/work.ts';
 import type { LineageSpec } from '../shards/record.ts';
-import { openStore } from '../store/index.ts';
 import { RunDb, firstLine } from './db.ts';
 import { configChanges, deriveConfig, derivedPairId, writeDerivedRun } from './derive.ts';
 import { checkSplits, type SplitFractions } from './splits.ts';
@@ -54,8 +53,8 @@ export async function regenerateRun(parentUri: string, outUri: string, options: 
     const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
     if (FIXED.some((re) => re.test(key))) throw new UserError(`--set ${s}: regenerate keeps each pair's seed and prompt; ${key} cannot change (plan a new run for that)`);
   }
-  const parentStore = openStore(parentUri, (await readPlan(openStore(parentUri))).config.storage);
   const run = await RunDb.open(parentUri, { views: ['manifest', 'prompts'] });
+  const parentStore = run.store;
   let parent: RunPlan;
   let specs: LineageSpec[];
   let changes: Record<string, { from: unknown; to: unknown }>;
