@@ -17,6 +17,7 @@ import { startS3Server, type S3Server } from './helpers/s3server.ts';
 import { INTERNAL, SLOWDOWN, startFaultProxy, type Fault, type FaultProxy, type ProxyRequest } from './helpers/fault-proxy.ts';
 import { TestScorer, TestTeacher } from './helpers/test-teacher.ts';
 import { BIN, readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
+import { mulberry32 as prng } from './helpers/prng.ts';
 
 const inject = { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() };
 let s3: S3Server;
@@ -103,17 +104,6 @@ test('a shard that keeps failing is recorded and reported as failed; the other s
   t.diagnostic(`faults injected: 3 + 3 (503 SlowDown, 500) on shard-00001; shard recorded failed twice, then committed with --retry-failed`);
 });
 
-/** mulberry32: a small seeded PRNG so the fault pattern is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Which faults make sense for a request: a body to truncate only on object GETs, a server that acted on it only for PUTs. */
 function faultsFor(r: ProxyRequest, allowHang: boolean): Exclude<Fault, null>[] {

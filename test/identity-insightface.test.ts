@@ -17,6 +17,7 @@ import { nonMaxSuppression } from '../src/identity/nms.ts';
 import { thresholdFor } from '../src/identity/scorer.ts';
 import { isUserError } from '../src/errors.ts';
 import type { CandidateSpec, RgbImage } from '../src/types.ts';
+import { mulberry32 } from './helpers/prng.ts';
 
 const KPS = [[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]]; // in stride units from the anchor
 
@@ -43,14 +44,6 @@ function scrfdModel(): Uint8Array {
   return b.toBytes();
 }
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** ArcFace signature: [N,3,112,112] → [N,512]: a fixed random projection of the mean-removed, 8×8-pooled crop. */
 function arcfaceModel(): Uint8Array {

@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planRun } from '../src/run/plan.ts';
@@ -20,6 +21,7 @@ import { openStore, type Store } from '../src/store/index.ts';
 import { startS3Server, type S3Server } from './helpers/s3server.ts';
 import { TestScorer, TestTeacher } from './helpers/test-teacher.ts';
 import { readTree, tempDir, writeConfig } from './helpers/run-fixture.ts';
+import { mulberry32 as prng } from './helpers/prng.ts';
 
 const WORKER = fileURLToPath(new URL('./helpers/work-process.ts', import.meta.url));
 let s3: S3Server;
@@ -29,8 +31,8 @@ before(async () => {
 });
 after(() => s3.stop());
 
-function startWorker(runUri: string, delayMs: number, args: string[] = []) {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, runUri, String(delayMs), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
+function startWorker(runUri: string, delayMs: number, args: string[] = [], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, runUri, String(delayMs), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
@@ -81,17 +83,6 @@ async function assertSameAsReference(store: Store, want: Map<string, Buffer>) {
   for (const [k, v] of want) assert.ok(v.equals(got.get(k)!), `${k} differs from the single-process run`);
 }
 
-/** mulberry32, so the kill pattern is the same on every run of the test. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('3 array-job workers on S3, SIGKILLed at random moments and restarted until done: shards identical to one process, no torn commit', async (t) => {
   const dir = tempDir();
@@ -151,8 +142,12 @@ test('two workers running the same shards at the same time end with one committe
   const store = openStore(uri);
   const watcher = watchMarkers(store);
   // Both take every shard (as two pods of one index would); neither sees the other's commit in time.
-  const a = startWorker(uri, 30, ['--index', '0', '--count', '1']);
-  const b = startWorker(uri, 30, ['--index', '0', '--count', '1']);
+  // A barrier starts both at the same instant, so neither finds the other's shards committed on a slow machine.
+  const barrier = join(dir, 'go');
+  const a = startWorker(uri, 30, ['--index', '0', '--count', '1'], { PAIRGEN_TEST_BARRIER: barrier });
+  const b = startWorker(uri, 30, ['--index', '0', '--count', '1'], { PAIRGEN_TEST_BARRIER: barrier });
+  while (!a.output().includes('"ready"') || !b.output().includes('"ready"')) await new Promise((r) => setTimeout(r, 10));
+  writeFileSync(barrier, '');
   const [ra, rb] = await Promise.all([a.exited, b.exited]);
   await watcher.stop();
   assert.deepEqual([ra.code, rb.code], [0, 0], a.output() + b.output());

@@ -8,6 +8,7 @@
  * one JSON line per shard event, then {"done":true,...}, and exits like `pairgen work`: 0 when every
  * shard of its share is committed, 3 when some failed or were held back.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { workRun } from '../../src/run/work.ts';
 import { TestScorer, TestTeacher } from './test-teacher.ts';
@@ -24,6 +25,14 @@ class SlowTeacher extends TestTeacher {
     await new Promise((r) => setTimeout(r, delayMs));
     return super.generate(...args);
   }
+}
+
+// PAIRGEN_TEST_BARRIER=<file>: say "ready" and wait for the file, so a test can start several workers at
+// the same instant whatever their start-up time.
+const barrier = process.env.PAIRGEN_TEST_BARRIER;
+if (barrier) {
+  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+  while (!existsSync(barrier)) await new Promise((r) => setTimeout(r, 10));
 }
 
 const summary = await workRun(runUri, {
