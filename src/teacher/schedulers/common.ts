@@ -27,7 +27,7 @@ export interface StepResult {
 export interface Scheduler {
   /** The diffusers class name, e.g. "EulerDiscreteScheduler". */
   readonly className: string;
-  /** The config with every key this class reads, defaults filled in (what a run records). */
+  /** The config with every key this class reads, defaults filled in (for inspection; runs record the model's scheduler_config.json with the config's overrides, see teacher/generator.ts describe()). */
   readonly config: Readonly<Record<string, unknown>>;
   /** Timesteps to run, in order (after setTimesteps). Values are floats for Euler-type schedulers. */
   timesteps: number[];
