@@ -6,7 +6,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 # The AWS SDK warns about Node 20 on every client it creates (bin/pairgen.js silences it too).
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 NODE_STAMP := node_modules/.pairgen-install-stamp
-TESTS ?= test/*.test.ts
+TESTS ?= $(shell find test -name "*.test.ts" -not -path "test/fixtures/*" | sort)
 PAIRGEN := node bin/pairgen.js
 
 .PHONY: setup models fonts demo test bench typecheck clean

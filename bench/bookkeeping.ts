@@ -21,7 +21,7 @@ import { planRun } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
 import { runStatus } from '../src/run/status.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../src/run/layout.ts';
+import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
 import { markerJson, parseMarker } from '../src/shards/index.ts';
 import { TestScorer, TestTeacher } from '../test/helpers/test-teacher.ts';
 import { writeConfig } from '../test/helpers/run-fixture.ts';

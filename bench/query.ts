@@ -17,6 +17,7 @@ import { createWriteStream, mkdtempSync, rmSync, statSync, writeFileSync } from 
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FIXTURES } from '../test/helpers/fixtures.ts';
 import { queryRun, regenerateRun } from '../src/research/index.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
 import { planRun } from '../src/run/plan.ts';
@@ -38,7 +39,7 @@ function config(name: string, pairs: number): string {
   writeFileSync(file, [
     'seed: 3', `pairs: ${pairs}`, 'shard_size: 8',
     `prompts: { set: ${join(repo, 'prompts/demo.yaml')} }`,
-    `teacher: { model: ${join(repo, '../shared/fixtures/diffusers/tiny-sd')}, steps: 4 }`,
+    `teacher: { model: ${join(FIXTURES, 'tiny-sd')}, steps: 4 }`,
     'identity: { enabled: false }', 'output: { image_format: png }',
   ].join('\n'));
   return file;

@@ -14,6 +14,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { FIXTURES } from '../test/helpers/fixtures.ts';
 import { ClipTokenizer } from '../src/teacher/tokenizer.ts';
 import { createScheduler, SCHEDULER_CLASSES } from '../src/teacher/schedulers/index.ts';
 import { randn } from '../src/teacher/random.ts';
@@ -24,7 +25,7 @@ const arg = (name: string, dflt: number) => {
 };
 const REPEAT = arg('repeat', 20);
 const here = dirname(fileURLToPath(import.meta.url));
-const TOKENIZER = '/work/shared/fixtures/diffusers/tiny-sd/tokenizer';
+const TOKENIZER = join(FIXTURES, 'tiny-sd/tokenizer');
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const now = () => performance.now();

@@ -17,13 +17,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { FIXTURES } from '../test/helpers/fixtures.ts';
 import { DEFAULT_RUNTIME, sessionOptions } from '../src/onnx/session.ts';
 import { loadDiffusersModel } from '../src/teacher/model.ts';
 import { DiffusionPipeline, type SampleItem } from '../src/teacher/pipeline.ts';
 import { normalStream } from '../src/teacher/random.ts';
 import { PromptEncoder } from '../src/teacher/text.ts';
 
-const MODEL = '/work/shared/fixtures/diffusers/tiny-sd';
+const MODEL = join(FIXTURES, 'tiny-sd');
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;

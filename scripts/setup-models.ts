@@ -4,7 +4,7 @@
  *   node --import tsx scripts/setup-models.ts [--force]
  */
 import { isUserError } from '../src/errors.ts';
-import { ensurePackagedModels } from '../src/identity/convert/index.ts';
+import { ensurePackagedModels } from '../src/identity/convert.ts';
 
 const force = process.argv.includes('--force');
 const started = Date.now();

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UserError } from '../errors.ts';
-import { emitJob, ENGINES, launchHint, type Engine, type EmitOptions } from '../run/emit.ts';
+import { emitJob, ENGINES, launchHint, type Engine, type EmitOptions } from '../launch/emit.ts';
 import { readPlan } from '../run/plan.ts';
 import { openStore } from '../store/index.ts';
 import { log } from '../util/log.ts';

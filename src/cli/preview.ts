@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UserError } from '../errors.ts';
 import { MAX_SHEET_ROWS, previewRun, writePreview } from '../report/index.ts';
-import { putOutput } from '../research/output.ts';
+import { putOutput } from '../store/output.ts';
 import { log } from '../util/log.ts';
 import { action } from './common.ts';
 

@@ -1,5 +1,4 @@
 import type { VerbRegistrar } from './common.ts';
-import { notBuilt } from './not-built.ts';
 import { registerQuery } from './query.ts';
 import { registerRefilter } from './refilter.ts';
 import { registerRegenerate } from './regenerate.ts';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { IdentityConfig } from './config.ts';
-import { ensurePackagedModels, humanModelsDir } from './convert/index.ts';
+import { ensurePackagedModels, humanModelsDir } from './convert.ts';
 import { openBlazeFace, openScrfd, type FaceDetector } from './detector.ts';
 import { openArcface, openFaceres, type FaceEmbedder } from './embedder.ts';
 

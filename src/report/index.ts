@@ -4,5 +4,5 @@
  * See docs/preview.md.
  */
 export { previewRun, writePreview, PREVIEW_DIR, MAX_SHEET_ROWS, type PreviewOptions } from './preview.ts';
-export { checkPipeline, formatCheckReport, type CheckReport } from './check.ts';
+export { checkPipeline, formatCheckReport, type CheckReport } from '../config/check.ts';
 export { renderHistogram } from './histogram.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { UserError } from '../errors.ts';
-import { MANIFEST_FILE } from '../run/layout.ts';
+import { MANIFEST_FILE } from '../dataset/layout.ts';
 import type { Store } from '../store/types.ts';
 
 /** What a contact sheet shows of one candidate (manifest columns; images are fetched separately). */

@@ -1,8 +1,8 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
-import { specOfRow } from '../run/candidates.ts';
+import { specOfRow } from '../candidates/table.ts';
 import { openRun, type RunPlan } from '../run/plan.ts';
-import { STATS_FILE } from '../run/layout.ts';
+import { STATS_FILE } from '../dataset/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import type { RgbImage } from '../types.ts';

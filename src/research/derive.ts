@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPipelineConfig, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
-import { PROMPTS_FILE, RUN_FILE } from '../run/layout.ts';
+import { PROMPTS_FILE, RUN_FILE } from '../dataset/layout.ts';
 import { planId, serializePlan, type RunPlan } from '../run/plan.ts';
 import { canonicalJson } from '../shards/parquet.ts';
 import { openStore } from '../store/index.ts';

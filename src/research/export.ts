@@ -4,7 +4,7 @@ import tar from 'tar-stream';
 import { UserError } from '../errors.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import { RunDb, firstLine } from './db.ts';
+import { RunDb, firstLine } from '../dataset/db.ts';
 
 export const EXPORT_FORMATS = ['webdataset'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
-import { RunDb, viewsNamed, firstLine } from './db.ts';
-import { putOutput } from './output.ts';
+import { RunDb, viewsNamed, firstLine } from '../dataset/db.ts';
+import { putOutput } from '../store/output.ts';
 
 export const QUERY_FORMATS = ['table', 'json', 'parquet'] as const;
 export type QueryFormat = (typeof QUERY_FORMATS)[number];

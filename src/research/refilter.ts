@@ -1,16 +1,16 @@
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE, specOfRow } from '../run/candidates.ts';
-import { isCommitted, writeShard } from '../run/commit.ts';
+import { CANDIDATES_FILE, specOfRow } from '../candidates/table.ts';
+import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
-import { shardDataKey, shardRejectsKey } from '../run/layout.ts';
+import { shardDataKey, shardRejectsKey } from '../dataset/layout.ts';
 import { openRun, type RunPlan } from '../run/plan.ts';
 import { scanShards } from '../run/status.ts';
-import { CODE_VERSION } from '../run/version.ts';
+import { CODE_VERSION } from '../util/version.ts';
 import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import type { Teacher } from '../types.ts';
-import { RunDb } from './db.ts';
+import { RunDb } from '../dataset/db.ts';
 import { deriveConfig, writeDerivedRun } from './derive.ts';
 
 export interface RefilterOptions {

@@ -1,14 +1,14 @@
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE, encodeCandidates } from '../run/candidates.ts';
+import { CANDIDATES_FILE, encodeCandidates } from '../candidates/table.ts';
 import { sha256Hex } from '../util/digest.ts';
 import { finalizeRun } from '../run/finalize.ts';
 import { modelDigests, type RunPlan } from '../run/plan.ts';
-import { CODE_VERSION } from '../run/version.ts';
+import { CODE_VERSION } from '../util/version.ts';
 import { workRun, type WorkOptions, type WorkSummary } from '../run/work.ts';
 import type { LineageSpec } from '../shards/record.ts';
-import { RunDb, firstLine } from './db.ts';
+import { RunDb, firstLine } from '../dataset/db.ts';
 import { configChanges, deriveConfig, derivedPairId, writeDerivedRun } from './derive.ts';
-import { checkSplits, type SplitFractions } from './splits.ts';
+import { checkSplits, type SplitFractions } from '../dataset/splits.ts';
 
 export interface RegenerateOptions {
   /** SQL boolean expression over the parent's manifest columns; required (use "true" for every pair). */

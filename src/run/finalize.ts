@@ -4,10 +4,10 @@ import { precisionRecall, type PrecisionRecall } from '../reference/truth.ts';
 import { writePreview } from '../report/index.ts';
 import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
-import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from './layout.ts';
+import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from '../dataset/layout.ts';
 import { openRun, type RunPlan } from './plan.ts';
 import { scanShards } from './status.ts';
-import { checkSplits, splitOf, SPLIT_NAMES } from '../research/splits.ts';
+import { checkSplits, splitOf, SPLIT_NAMES } from '../dataset/splits.ts';
 
 export interface FinalizeResult {
   uri: string;

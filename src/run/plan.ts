@@ -7,9 +7,9 @@ import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
 import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
-import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
-import { CODE_VERSION } from './version.ts';
-import { checkSplits } from '../research/splits.ts';
+import { PROMPTS_FILE, RUN_FILE } from '../dataset/layout.ts';
+import { CODE_VERSION } from '../util/version.ts';
+import { checkSplits } from '../dataset/splits.ts';
 
 export const RUN_FORMAT = 'pairgen-run/1';
 

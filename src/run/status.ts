@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
 import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
-import { markerProblems } from './commit.ts';
-import { failureShard, readFailure, type FailureRecord } from './failures.ts';
-import { markerShard, SHARDS_PREFIX, shardName } from './layout.ts';
+import { markerProblems } from '../dataset/commit.ts';
+import { failureShard, readFailure, type FailureRecord } from '../dataset/failures.ts';
+import { markerShard, SHARDS_PREFIX, shardName } from '../dataset/layout.ts';
 import { openRun, type RunPlan } from './plan.ts';
 
 export interface RunStatus {

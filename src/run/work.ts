@@ -10,12 +10,12 @@ import type { Store } from '../store/types.ts';
 import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
 import { digestFiles, sha256Hex } from '../util/digest.ts';
-import { clearFailure, readFailure, recordFailure } from './failures.ts';
-import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from './layout.ts';
+import { clearFailure, readFailure, recordFailure } from '../dataset/failures.ts';
+import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from '../dataset/layout.ts';
 import { openRun, type RunPlan } from './plan.ts';
-import { candidateSlot, pairId, pairSeed } from './seeds.ts';
-import { isCommitted, writeShard } from './commit.ts';
-import { readCandidateSpecs } from './candidates.ts';
+import { candidateSlot, pairId, pairSeed } from '../candidates/seeds.ts';
+import { isCommitted, writeShard } from '../dataset/commit.ts';
+import { readCandidateSpecs } from '../candidates/table.ts';
 
 export interface WorkOptions {
   /** This worker's share of an array job of `count` workers: the shards s with s mod count = index. */

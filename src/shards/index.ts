@@ -15,5 +15,5 @@ export {
 export { writeManifest, MANIFEST_ROW_GROUP_ROWS } from './manifest.ts';
 export { StatsAccumulator, computeStats, HISTOGRAM_BINS, type DatasetStats, type StatsRow } from './stats.ts';
 export { renderDatasetCard, SHARD_GLOB, type CardInput } from './card.ts';
-export { encodeImage } from './image.ts';
+export { encodeImage } from '../image/encode.ts';
 export { shardFileNames } from './names.ts';

@@ -4,7 +4,7 @@ import type { RuntimeConfig } from '../onnx/session.ts';
 import { UserError } from '../errors.ts';
 import type { TeacherConfig } from './config.ts';
 import { log } from '../util/log.ts';
-import { OnnxModel } from './onnx-model.ts';
+import { OnnxModel } from '../onnx/model.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 import { readSchedulerConfig } from './schedulers/index.ts';
 

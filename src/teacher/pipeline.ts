@@ -1,6 +1,6 @@
 import { UserError } from '../errors.ts';
 import type { DiffusersModel } from './model.ts';
-import type { Tensor } from './onnx-model.ts';
+import type { Tensor } from '../onnx/model.ts';
 import type { NormalStream } from './random.ts';
 import { createScheduler, timestepsForStrength } from './schedulers/index.ts';
 import type { PromptEncoder, PromptEmbedding } from './text.ts';

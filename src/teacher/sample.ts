@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { UserError } from '../errors.ts';
 import { DEFAULT_RUNTIME } from '../onnx/session.ts';
-import { encodeImage } from '../shards/image.ts';
+import { encodeImage } from '../image/encode.ts';
 import { log } from '../util/log.ts';
 import { resolveSchedulerConfig } from './generator.ts';
 import { readImageInput, toRgb } from './images.ts';

@@ -1,5 +1,5 @@
 import type { DiffusersModel } from './model.ts';
-import type { Tensor } from './onnx-model.ts';
+import type { Tensor } from '../onnx/model.ts';
 
 /**
  * The VAE halves as the pipelines use them. Images here are float NCHW in [-1, 1] on the model side

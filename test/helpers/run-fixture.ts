@@ -7,7 +7,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(REPO, 'bin/pairgen.js');
-export const FIXTURES = join(REPO, '../shared/fixtures/diffusers');
+import { FIXTURES } from './fixtures.ts';
+export { FIXTURES };
 
 export function tempDir(prefix = 'pairgen-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

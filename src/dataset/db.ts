@@ -1,0 +1,145 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance, StatementType, type DuckDBConnection } from '@duckdb/node-api';
+import { UserError } from '../errors.ts';
+import { CANDIDATES_FILE } from '../candidates/table.ts';
+import { MANIFEST_FILE, PROMPTS_FILE, shardDataKey, shardRejectsKey } from './layout.ts';
+import { openRun, type RunPlan } from '../run/plan.ts';
+import { scanShards } from '../run/status.ts';
+import type { Store } from '../store/types.ts';
+
+/** The tables a run offers to SQL, each a DuckDB view over the run's Parquet files. */
+export const VIEWS = ['manifest', 'pairs', 'rejects', 'prompts', 'candidates'] as const;
+export type ViewName = (typeof VIEWS)[number];
+
+export interface OpenOptions {
+  /** Views to set up (default: all). On s3:// runs only their files are downloaded. */
+  views?: readonly ViewName[];
+  /** DuckDB worker threads (default: DuckDB's own choice). */
+  threads?: number;
+}
+
+/**
+ * A run opened for SQL. Local runs are read in place; s3:// runs are first copied to a temp folder
+ * through src/store, because DuckDB reads s3:// only through its httpfs extension, which it would
+ * download at run time (no network here, and a second credential path to keep in step).
+ * Views: manifest (manifest.parquet), pairs (committed shard files, images included), rejects
+ * (committed rejects files), prompts (prompts.parquet), candidates (a derived run's candidate table).
+ */
+export class RunDb {
+  private constructor(
+    readonly plan: RunPlan,
+    readonly store: Store,
+    readonly views: Set<ViewName>,
+    readonly db: DuckDBConnection,
+    private readonly instance: DuckDBInstance,
+    private readonly tmp: string | null,
+  ) {}
+
+  static async open(runUri: string, options: OpenOptions = {}): Promise<RunDb> {
+    const { plan, store } = await openRun(runUri);
+    const wanted = new Set(options.views ?? VIEWS);
+    const files = await viewFiles(store, plan, wanted);
+    const local = !/^s3:\/\//i.test(store.uri);
+    const tmp = local ? null : await mkdtemp(join(tmpdir(), 'pairgen-query-'));
+    try {
+      const paths = new Map<ViewName, string[]>();
+      for (const [view, keys] of files) {
+        const list: string[] = [];
+        for (const key of keys) {
+          if (local) list.push(join(store.uri, key));
+          else {
+            const path = join(tmp!, key.replace(/\//g, '__'));
+            await writeFile(path, await store.get(key));
+            list.push(path);
+          }
+        }
+        paths.set(view, list);
+      }
+      const instance = await DuckDBInstance.create(':memory:', options.threads ? { threads: String(options.threads) } : {});
+      const db = await instance.connect();
+      const made = new Set<ViewName>();
+      try {
+        for (const [view, list] of paths) {
+          if (list.length === 0) continue;
+          const sources = `[${list.map((p) => `'${p.replace(/'/g, "''")}'`).join(', ')}]`;
+          await db.run(`CREATE VIEW ${view} AS SELECT * FROM read_parquet(${sources})`);
+          made.add(view);
+        }
+      } catch (e) {
+        db.closeSync();
+        instance.closeSync();
+        throw new UserError(`${store.uri}: a data file is not readable Parquet (${firstLine(e)})`);
+      }
+      return new RunDb(plan, store, made, db, instance, tmp);
+    } catch (e) {
+      if (tmp) await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Prepare one read-only statement; anything DuckDB cannot parse or bind is the user's mistake, named in `what`. */
+  async prepareSelect(sql: string, what: string) {
+    if (sql.trim() === '') throw new UserError(`${what} is empty: expected an SQL query`);
+    let stmt;
+    try {
+      const extracted = await this.db.extractStatements(sql);
+      if (extracted.count !== 1) throw new UserError(`${what}: expected one SQL statement, got ${extracted.count}`);
+      stmt = await extracted.prepare(0);
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`${what}: ${firstLine(e).replace(/^Failed to extract statements: /, '')}${this.hint(e)}`);
+    }
+    if (stmt.statementType !== StatementType.SELECT) {
+      stmt.destroySync();
+      throw new UserError(`${what}: only SELECT queries are allowed (a query never changes the run)`);
+    }
+    return stmt;
+  }
+
+  /** A short hint after a DuckDB error: which views exist, and the columns of a view when a column is unknown. */
+  hint(e: unknown): string {
+    const msg = firstLine(e);
+    const missing = /Table with name (\w+) does not exist/i.exec(msg)?.[1]?.toLowerCase();
+    if (missing === 'manifest' && !this.views.has('manifest')) return `; the run has no ${MANIFEST_FILE} yet: run \`pairgen finalize\` first (views here: ${[...this.views].join(', ') || 'none'})`;
+    if (missing) return ` (views of a run: ${[...this.views].join(', ') || 'none'})`;
+    return '';
+  }
+
+  async columns(view: ViewName): Promise<string[]> {
+    if (!this.views.has(view)) return [];
+    const rows = (await this.db.runAndReadAll(`SELECT column_name FROM (DESCRIBE ${view})`)).getRowObjectsJS();
+    return rows.map((r) => String(r.column_name));
+  }
+
+  async close(): Promise<void> {
+    this.db.closeSync();
+    this.instance.closeSync();
+    if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** Which store keys back each wanted view: shard files only from committed shards. */
+async function viewFiles(store: Store, plan: RunPlan, wanted: Set<ViewName>): Promise<Map<ViewName, string[]>> {
+  const out = new Map<ViewName, string[]>();
+  if (wanted.has('manifest') && (await store.head(MANIFEST_FILE))) out.set('manifest', [MANIFEST_FILE]);
+  if (wanted.has('prompts')) out.set('prompts', [PROMPTS_FILE]);
+  if (wanted.has('candidates') && plan.candidates) out.set('candidates', [CANDIDATES_FILE]);
+  if (wanted.has('pairs') || wanted.has('rejects')) {
+    const { markers } = await scanShards(store, plan);
+    const shards = [...markers.keys()].sort((a, b) => a - b);
+    if (wanted.has('pairs')) out.set('pairs', shards.map(shardDataKey));
+    if (wanted.has('rejects')) out.set('rejects', shards.map(shardRejectsKey));
+  }
+  return out;
+}
+
+/** The views an SQL text names (a word match; used to fetch only those files of an s3:// run). */
+export function viewsNamed(sql: string): ViewName[] {
+  return VIEWS.filter((v) => new RegExp(`\\b${v}\\b`, 'i').test(sql));
+}
+
+export function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}

@@ -1,0 +1,212 @@
+/**
+ * `pairgen emit`: the Kubernetes Indexed Job validates against the batch/v1 Job schema (kubernetes-models,
+ * generated from the Kubernetes OpenAPI spec); the sbatch script and the AWS Batch files carry the fields
+ * that matter; the sbatch script really runs the workers under bash and passes SIGTERM on; bad options
+ * are user errors (exit 2) and write nothing.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { Job } from 'kubernetes-models/batch/v1/Job';
+import { planRun, readPlan } from '../../src/run/plan.ts';
+import { emitJob, type EmitOptions, type Engine } from '../../src/launch/emit.ts';
+import { UserError } from '../../src/errors.ts';
+import { openStore } from '../../src/store/index.ts';
+import { startS3Server, type S3Server } from '../helpers/s3server.ts';
+import { BIN, tempDir, writeConfig } from '../helpers/run-fixture.ts';
+
+let s3: S3Server;
+let runUri: string;
+let dir: string;
+
+before(async () => {
+  s3 = await startS3Server();
+  dir = tempDir();
+  runUri = `s3://${s3.bucket}/runs/emit`;
+  await withEnv(s3.env, () => planRun(writeConfig(dir, { pairs: 40, shardSize: 4 }), runUri));
+});
+after(async () => {
+  await s3.stop();
+});
+
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    process.env = saved;
+  }
+}
+
+function pairgen(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...s3.env, ...env }, timeout: 120_000 });
+  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+}
+
+function expectUserError(r: { code: number | null; stderr: string }, message: RegExp) {
+  assert.equal(r.code, 2, `exit code 2 expected; stderr: ${r.stderr}`);
+  assert.match(r.stderr, message);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'a user error prints no stack trace');
+}
+
+test('k8s: an Indexed Job that validates against the batch/v1 Job schema, with the failure policy, resources and Secret', () => {
+  const r = pairgen(['emit', 'k8s', runUri, '--image', 'registry.example/pairgen:1.0', '--workers', '5', '--parallelism', '2', '--gpus', '1', '--cpus', '6', '--memory', '24Gi', '--grace', '40', '--retries', '4', '--namespace', 'gen', '--env', 'AWS_REGION=eu-west-1']);
+  assert.equal(r.code, 0, r.stderr);
+  const manifest = parse(r.stdout);
+  assert.doesNotThrow(() => new Job(manifest).validate(), 'the manifest validates against the Job schema');
+
+  const spec = manifest.spec;
+  assert.equal(manifest.metadata.namespace, 'gen');
+  assert.match(manifest.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 name');
+  assert.deepEqual([spec.completionMode, spec.completions, spec.parallelism, spec.backoffLimitPerIndex, spec.maxFailedIndexes], ['Indexed', 5, 2, 4, 1]);
+  assert.equal(spec.backoffLimit, undefined, 'per-index retries only');
+  const rules = spec.podFailurePolicy.rules;
+  assert.deepEqual(rules[0], { action: 'FailJob', onExitCodes: { containerName: 'worker', operator: 'In', values: [2] } }, 'a user error fails the job');
+  assert.deepEqual(rules[1], { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }, 'evictions are retried without counting');
+  const pod = spec.template.spec;
+  assert.equal(pod.restartPolicy, 'Never', 'podFailurePolicy requires restartPolicy Never');
+  assert.ok(pod.terminationGracePeriodSeconds > 40, 'Kubernetes waits longer than the worker\'s --grace');
+  const [c] = pod.containers;
+  assert.equal(c.name, 'worker');
+  assert.equal(c.image, 'registry.example/pairgen:1.0');
+  assert.deepEqual(c.command, ['pairgen', '--log-format', 'json', 'work', runUri, '--count', '5', '--grace', '40', '--retry-failed']);
+  assert.deepEqual(c.envFrom, [{ secretRef: { name: 'pairgen-s3' } }]);
+  assert.deepEqual(c.env, [{ name: 'AWS_REGION', value: 'eu-west-1' }]);
+  assert.deepEqual(c.resources.requests, { cpu: '6', memory: '24576Mi', 'nvidia.com/gpu': '1' });
+  assert.deepEqual(c.resources.limits, { memory: '24576Mi', 'nvidia.com/gpu': '1' });
+  assert.match(r.stdout, /^# launch: kubectl apply -f /m);
+  assert.match(r.stdout, new RegExp(`^# watch: pairgen status ${runUri}`, 'm'));
+
+  // The emitted worker command is a valid `pairgen work` command line (it parses and reaches the run).
+  const dry = pairgen([...c.command.slice(1, 4), runUri, '--count', '5', '--index', '7']);
+  expectUserError(dry, /--index 7 must be below --count 5/);
+
+  // The schema check is not a no-op: what Kubernetes would refuse, it refuses.
+  for (const broken of [
+    { ...manifest, spec: { ...spec, completionMode: 'indexed' } },
+    { ...manifest, spec: { ...spec, completions: 'five' } },
+    { ...manifest, spec: { ...spec, template: undefined } },
+    { ...manifest, spec: { ...spec, podFailurePolicy: { rules: [{ ...rules[0], action: 'Explode' }] } } },
+    { ...manifest, spec: { ...spec, template: { ...spec.template, spec: { ...pod, restartPolicy: 'Sometimes' } } } },
+  ]) assert.throws(() => new Job(broken).validate());
+});
+
+test('k8s defaults: CPU-only with --gpus 0; one task per shard up to 100; no GPU resource', () => {
+  const r = pairgen(['emit', 'k8s', runUri, '--image', 'img:1', '--gpus', '0']);
+  assert.equal(r.code, 0, r.stderr);
+  const m = parse(r.stdout);
+  new Job(m).validate();
+  assert.deepEqual([m.spec.completions, m.spec.parallelism, m.spec.maxFailedIndexes], [10, 10, 1]);
+  assert.equal(m.spec.template.spec.containers[0].resources.requests['nvidia.com/gpu'], undefined);
+});
+
+test('slurm: an sbatch array script with requeue, a signal before the time limit, and resources', () => {
+  const r = pairgen(['emit', 'slurm', runUri, '--workers', '8', '--parallelism', '3', '--gpus', '2', '--cpus', '8', '--memory', '32G', '--time', '12:00:00', '--partition', 'gpu', '--grace', '30']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = r.stdout;
+  const directives = Object.fromEntries([...s.matchAll(/^#SBATCH --([a-z-]+)(?:=(.*))?$/gm)].map((m) => [m[1], m[2] ?? true]));
+  assert.equal(directives.array, '0-7%3');
+  assert.equal(directives.requeue, true);
+  assert.match(directives.signal as string, /^B:TERM@(\d+)$/);
+  assert.ok(Number((directives.signal as string).split('@')[1]) > 30, 'SIGTERM comes earlier than the grace period before the limit');
+  assert.deepEqual([directives.time, directives['cpus-per-task'], directives.mem, directives.gres, directives.partition], ['12:00:00', '8', '32768M', 'gpu:2', 'gpu']);
+  assert.match(s, new RegExp(`^pairgen --log-format json work ${runUri} --count 8 --grace 30 --retry-failed &$`, 'm'));
+  assert.match(s, /^trap 'kill -TERM "\$worker" 2>\/dev\/null' TERM INT$/m);
+  assert.equal(spawnSync('bash', ['-n'], { input: s }).status, 0, 'bash parses the script');
+});
+
+test('slurm script under bash: tasks 0..N-1 finish the run; SIGTERM to the script stops the worker with nothing partial committed', async () => {
+  const local = join(dir, 'slurm-run');
+  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 2, shardSize: 1, name: 'slurm' }), '--out', local]).code, 0);
+  const out = join(dir, 'slurm-files');
+  const r = pairgen(['emit', 'slurm', local, '--workers', '2', '--command', `${process.execPath} ${BIN}`, '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const [script] = readdirSync(out);
+  for (const task of ['0', '1']) {
+    const run = spawnSync('bash', [join(out, script)], { encoding: 'utf8', env: { ...process.env, SLURM_ARRAY_TASK_ID: task }, timeout: 120_000 });
+    assert.equal(run.status, 0, run.stderr);
+  }
+  const status = JSON.parse(pairgen(['status', local, '--json']).stdout);
+  assert.deepEqual([status.shards.committed, status.shards.pending], [2, 0]);
+
+  // A longer run, stopped by SIGTERM as Slurm does before the time limit or on preemption.
+  const long = join(dir, 'slurm-long');
+  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 12, shardSize: 6, name: 'long', extra: 'runtime:\n  batch_size: 1\n' }), '--out', long]).code, 0);
+  const longOut = join(dir, 'slurm-long-files');
+  assert.equal(pairgen(['emit', 'slurm', long, '--workers', '1', '--grace', '20', '--command', `${process.execPath} ${BIN}`, '--out', longOut]).code, 0);
+  const child = spawn('bash', [join(longOut, readdirSync(longOut)[0])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SLURM_ARRAY_TASK_ID: '0' } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  // Stop it once the first shard is committed, i.e. while the second one is being made (a fixed delay
+  // would race the worker's start-up on a loaded machine).
+  for (let waited = 0; !existsSync(join(long, 'shards', 'shard-00000.json')) && waited < 120_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
+  child.kill('SIGTERM');
+  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  assert.ok(code === 130 || code === 143, `the script exits with the worker's signal code (got ${code}); stderr: ${stderr}`);
+  assert.match(stderr, /SIGTERM: stopping/);
+  const shards = existsSync(join(long, 'shards')) ? readdirSync(join(long, 'shards')) : [];
+  assert.ok(shards.filter((f) => /^shard-\d+\.json$/.test(f)).length < 2, 'stopped before the end');
+  const after = JSON.parse(pairgen(['status', long, '--json']).stdout);
+  assert.deepEqual(after.shards.invalid, []);
+});
+
+test('batch: a job definition with retryStrategy and resources, and a submit-job input with arrayProperties.size', () => {
+  const out = join(dir, 'batch');
+  const r = pairgen(['emit', 'batch', runUri, '--image', 'acct.dkr.ecr/pairgen:1', '--queue', 'gpu-queue', '--workers', '6', '--retries', '2', '--memory', '15000Mi', '--job-role-arn', 'arn:aws:iam::1:role/pairgen', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const files = readdirSync(out).sort();
+  assert.equal(files.length, 2);
+  const def = JSON.parse(readFileSync(join(out, files.find((f) => f.endsWith('.job-definition.json'))!), 'utf8'));
+  const submit = JSON.parse(readFileSync(join(out, files.find((f) => f.endsWith('.submit-job.json'))!), 'utf8'));
+  assert.equal(def.type, 'container');
+  assert.deepEqual(def.containerProperties.command, ['pairgen', '--log-format', 'json', 'work', runUri, '--count', '6', '--grace', '25', '--retry-failed']);
+  assert.deepEqual(def.containerProperties.resourceRequirements, [{ type: 'VCPU', value: '4' }, { type: 'MEMORY', value: '15000' }, { type: 'GPU', value: '1' }]);
+  assert.equal(def.containerProperties.jobRoleArn, 'arn:aws:iam::1:role/pairgen');
+  assert.equal(def.retryStrategy.attempts, 3);
+  assert.deepEqual(def.retryStrategy.evaluateOnExit[0], { onExitCode: '2', action: 'EXIT' }, 'a user error is not retried');
+  assert.ok(def.retryStrategy.evaluateOnExit.length <= 5, 'AWS Batch allows at most 5 conditions');
+  assert.deepEqual([submit.jobQueue, submit.jobDefinition, submit.arrayProperties], ['gpu-queue', def.jobDefinitionName, { size: 6 }]);
+
+  // A single task is not an array job (Batch arrays have 2..10,000 children): it names its index itself.
+  const one = join(dir, 'batch-one');
+  assert.equal(pairgen(['emit', 'batch', runUri, '--image', 'i', '--queue', 'q', '--workers', '1', '--out', one]).code, 0);
+  const single = readdirSync(one).map((f) => JSON.parse(readFileSync(join(one, f), 'utf8')));
+  assert.ok(single.every((o) => o.arrayProperties === undefined));
+  assert.ok(single.some((o) => o.containerProperties?.command.join(' ').includes('--index 0 --count 1')));
+});
+
+test('bad emit options are user errors naming the option, and write nothing', async () => {
+  const out = join(dir, 'nothing');
+  // Through the CLI: exit 2, one line, no stack, no file.
+  expectUserError(pairgen(['emit', 'batch', runUri, '--image', 'i', '--queue', 'q', '--grace', '45', '--out', out]), /--grace 45: AWS Batch kills a container 30 s after SIGTERM/);
+  expectUserError(pairgen(['emit', 'batch', runUri, '--image', 'i', '--queue', 'q']), /emit batch writes 2 files .*: give --out <dir>/);
+  expectUserError(pairgen(['emit', 'slurm', join(dir, 'no-run-here'), '--out', out]), /no run here/);
+  const engine = pairgen(['emit', 'nomad', runUri]);
+  assert.notEqual(engine.code, 0);
+  assert.match(engine.stderr, /value 'nomad' is invalid for argument 'engine'\. Allowed choices are k8s, slurm, batch/);
+  assert.equal(existsSync(out), false, 'nothing was written');
+
+  // The same checks in process, each naming its option.
+  const plan = await withEnv(s3.env, () => readPlan(openStore(runUri)));
+  const cases: [Engine, Omit<EmitOptions, 'runUri'> & { runUri?: string }, RegExp][] = [
+    ['k8s', {}, /--image: required for k8s/],
+    ['k8s', { image: 'i', workers: 11 }, /--workers 11: the run has only 10 shards/],
+    ['k8s', { image: 'i', workers: 4, parallelism: 5 }, /--parallelism 5 exceeds --workers 4/],
+    ['k8s', { image: 'i', workers: 4, maxFailedIndexes: 5 }, /--max-failed-indexes 5 exceeds --workers 4/],
+    ['k8s', { image: 'i', memory: 'lots' }, /--memory lots: expected an amount such as 16Gi/],
+    ['k8s', { image: 'i', env: ['AWS_SECRET_ACCESS_KEY=x'] }, /--env AWS_SECRET_ACCESS_KEY: credentials do not belong in a job file/],
+    ['k8s', { image: 'i', env: ['novalue'] }, /--env novalue: expected NAME=VALUE/],
+    ['k8s', { image: 'i', runUri: join(dir, 'slurm-run') }, /k8s workers reach a run through object storage/],
+    ['batch', { image: 'i' }, /--queue: required for batch/],
+    ['batch', { image: 'i', queue: 'q', retries: 10 }, /--retries 10: AWS Batch allows at most 10 attempts/],
+    ['batch', { image: 'i', queue: 'q', parallelism: 2 }, /--parallelism: an AWS Batch array job has no parallelism/],
+    ['slurm', { time: 'forever' }, /--time forever: expected a Slurm time limit/],
+  ];
+  for (const [engine, options, message] of cases) {
+    assert.throws(() => emitJob(engine, plan, { runUri, ...options }), (e: Error) => e instanceof UserError && message.test(e.message), `${engine} ${JSON.stringify(options)}`);
+  }
+});

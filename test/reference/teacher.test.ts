@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../../src/errors.ts';
+import { decodeImage } from '../../src/image/decode.ts';
+import { DEFAULT_RUNTIME } from '../../src/onnx/session.ts';
+import { ensureReferenceTeacher, GroundTruth, precisionRecall } from '../../src/reference/index.ts';
+import { createTeacher } from '../../src/teacher/index.ts';
+import { withDefaults } from '../../src/teacher/config.ts';
+import type { CandidateSpec } from '../../src/types.ts';
+
+// The shared cache (.cache/reference-teacher, or PAIRGEN_CACHE): built once, reused by `make demo`.
+const ref = await ensureReferenceTeacher();
+const tmp = mkdtempSync(join(tmpdir(), 'pairgen-reference-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+const EDITS: [string, string][] = [
+  ['make the photo black and white', 'grayscale'],
+  ['give the photo a sepia tone', 'sepia'],
+  ['turn the photo into a pencil sketch', 'sketch'],
+  ['make it pop art', 'popart'],
+  ['add a vignette', 'vignette'],
+  ['increase the contrast', 'high-contrast'],
+  ['make the colors warmer', 'warm'],
+  ['give the image a cold blue tint', 'cool'],
+  ['soften the focus', 'soft-focus'],
+];
+
+function specs(n: number): CandidateSpec[] {
+  return Array.from({ length: n }, (_, i) => ({
+    pairId: `p${i}`, index: i, seed: 4242 + i * 104729, promptId: `q${i}`, sampleIndex: 0, category: 'test',
+    sourcePrompt: 'a headshot of a middle-aged person with short dark hair, in a cafe',
+    instruction: EDITS[i % EDITS.length][0], targetPrompt: '', identityThreshold: null, attributes: { edit: EDITS[i % EDITS.length][1] },
+  }));
+}
+
+test('the cache is reused: a second ensure builds nothing', async () => {
+  const again = await ensureReferenceTeacher();
+  assert.equal(again.built, false);
+  assert.equal(again.model, ref.model);
+  const calibration = JSON.parse(readFileSync(ref.calibration, 'utf8')) as { category_thresholds: Record<string, number> };
+  assert.deepEqual(Object.keys(calibration.category_thresholds).sort(), ['color_grade', 'lighting', 'style']);
+});
+
+for (const [scheduler, steps] of [[null, 20], ['DDIMScheduler', 8], ['EulerDiscreteScheduler', 6]] as const) {
+  test(`the sampler converges to bank items of the asked edit (${scheduler ?? 'folder scheduler'}, ${steps} steps)`, async () => {
+    const teacher = await createTeacher(
+      withDefaults({ model: ref.model, edit_model: ref.editModel, mode: 'instruct', steps, guidance_scale: 1, scheduler, max_batch: 9 }),
+      DEFAULT_RUNTIME,
+    );
+    try {
+      const list = specs(9);
+      const pairs = await teacher.generate(list);
+      pairs.forEach((p, i) => {
+        const x = p.extra!;
+        assert.equal(p.source.width, 128);
+        assert.match(String(x.source_item), /^source\/\d\d$/);
+        assert.equal(String(x.edited_item).split('/')[0], list[i].attributes.edit, `pair ${i}: the instruction chose the wrong bank`);
+        // Converged: the 8-bit image is its bank item up to rounding.
+        assert.ok(Number(x.source_distance) < 1e-4 && Number(x.edited_distance) < 1e-4, `pair ${i} did not converge: ${JSON.stringify(x)}`);
+        assert.equal(x.identity_kept, x.source_person === x.edited_person);
+      });
+      // Same specs → same bytes.
+      const again = await teacher.generate(list);
+      again.forEach((p, i) => assert.ok(Buffer.from(p.edited.data).equals(Buffer.from(pairs[i].edited.data))));
+    } finally {
+      await teacher.close();
+    }
+  });
+}
+
+test('ground truth: bank images are themselves; other sizes are a user error', async () => {
+  const truth = await GroundTruth.open(ref.editModel);
+  const src = await decodeImage(join(ref.bankDir, 'source', '05.png'));
+  const sketch = await decodeImage(join(ref.bankDir, 'sketch', '09.png'));
+  const label = truth.label(src, sketch);
+  assert.deepEqual(
+    { ...label },
+    { source_item: 'source/05', edited_item: 'sketch/09', source_person: 5, edited_person: 9, identity_kept: false, source_distance: 0, edited_distance: 0 },
+  );
+  assert.throws(() => truth.nearest({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3) }), (e: Error) => e instanceof UserError && /64x64.*128x128/.test(e.message));
+  await assert.rejects(GroundTruth.open(tmp), (e: Error) => e instanceof UserError && /reference\.json/.test(e.message));
+});
+
+test('precisionRecall counts the identity filter against the ground truth', () => {
+  const rows = [
+    { accepted: true, identity_kept: true },
+    { accepted: true, identity_kept: true },
+    { accepted: true, identity_kept: false },
+    { accepted: false, identity_kept: true },
+    { accepted: false, identity_kept: false },
+    { accepted: true, identity_kept: null },
+  ];
+  const pr = precisionRecall(rows);
+  assert.equal(pr.precision, 2 / 3);
+  assert.equal(pr.recall, 2 / 3);
+  assert.deepEqual([pr.truePositives, pr.falsePositives, pr.falseNegatives, pr.trueNegatives, pr.unlabelled], [2, 1, 1, 1, 1]);
+  assert.deepEqual(precisionRecall([]), { precision: null, recall: null, truePositives: 0, falsePositives: 0, falseNegatives: 0, trueNegatives: 0, unlabelled: 0 });
+});
+
+test('setup script: a bad --image-strength is a user error (exit 2)', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', new URL('../../scripts/setup-reference.ts', import.meta.url).pathname, '--image-strength', 'lots'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^error: --image-strength must be a number >= 0, got lots/m);
+  const fresh = spawnSync(process.execPath, ['--import', 'tsx', new URL('../../scripts/setup-reference.ts', import.meta.url).pathname], { encoding: 'utf8' });
+  assert.equal(fresh.status, 0, fresh.stderr);
+  assert.match(fresh.stdout, /^fresh reference teacher in .*\n[\s\S]*teacher\.edit_model: .*instruct[\s\S]*style: 0\.\d+/m);
+});
+
+test('bad inputs: a missing prompt set, an edit the bank lacks, a bad strength, an unwritable cache', async () => {
+  const cacheDir = join(tmp, 'cache');
+  await assert.rejects(ensureReferenceTeacher({ cacheDir, promptSet: join(tmp, 'nope.yaml') }), (e: Error) => e instanceof UserError && /nope\.yaml/.test(e.message));
+  const set = readFileSync(new URL('../../prompts/demo.yaml', import.meta.url), 'utf8').replace('attributes: { edit: sepia }', 'attributes: { edit: watercolor }');
+  writeFileSync(join(tmp, 'bad-edit.yaml'), set);
+  await assert.rejects(
+    ensureReferenceTeacher({ cacheDir, promptSet: join(tmp, 'bad-edit.yaml') }),
+    (e: Error) => e instanceof UserError && /bad-edit\.yaml: category "color_grade".*"watercolor".*grayscale, sepia/.test(e.message),
+  );
+  await assert.rejects(ensureReferenceTeacher({ cacheDir, imageStrength: -1 }), (e: Error) => e instanceof UserError && /strength/.test(e.message));
+  writeFileSync(join(tmp, 'a-file'), 'x');
+  await assert.rejects(ensureReferenceTeacher({ cacheDir: join(tmp, 'a-file', 'cache') }), (e: Error) => e instanceof UserError && /a-file.*PAIRGEN_CACHE/.test(e.message));
+  // nothing half-written is left behind
+  assert.deepEqual(readFileSync(join(tmp, 'a-file'), 'utf8'), 'x');
+});
