@@ -23,10 +23,10 @@ import sharp from 'sharp';
 import { ensurePackagedModels } from '../src/identity/convert.ts';
 import { DEFAULT_IDENTITY } from '../src/identity/config.ts';
 import { openDetector, openEmbedder } from '../src/identity/models.ts';
-import { decodeImage } from '../src/image/decode.ts';
+import { decodeImage } from '../src/image/index.ts';
 import { cropFaces } from '../src/identity/calibrate.ts';
 import { largestFace } from '../src/identity/scorer.ts';
-import { ImageModel } from '../src/identity/model.ts';
+import { ImageModel } from '../src/onnx/image-model.ts';
 import { DEFAULT_RUNTIME } from '../src/onnx/session.ts';
 
 const require = createRequire(import.meta.url);

@@ -2,7 +2,7 @@ import { extname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage } from '../image/index.ts';
 import { openDetector, openEmbedder } from '../identity/models.ts';
 import { countableFaces, largestFace } from '../identity/scorer.ts';
 import { cosine } from '../identity/embedder.ts';

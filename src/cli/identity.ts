@@ -1,9 +1,7 @@
-import { readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { extname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { asyncBufferFromFile, parquetReadObjects, parquetMetadataAsync } from 'hyparquet';
 import { UserError } from '../errors.ts';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage, ImageSources } from '../image/index.ts';
 import { openDetector, openEmbedder } from '../identity/models.ts';
 import { identitySettings } from './face-settings.ts';
 import { calibrate, cropFaces, plotCalibration, type FaceCrop } from '../identity/calibrate.ts';
@@ -11,8 +9,6 @@ import type { RgbImage } from '../types.ts';
 import { log, progress } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-
-const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif']);
 
 function farArg(v: string): number {
   const n = Number(v);
@@ -22,37 +18,8 @@ function farArg(v: string): number {
 
 /** The images to calibrate on: every image file of a folder, or the source images of a Parquet shard. */
 async function* readImages(input: string): AsyncGenerator<{ name: string; image: RgbImage }> {
-  let stat;
-  try {
-    stat = statSync(input);
-  } catch {
-    throw new UserError(`${input}: no such file or folder (expected a folder of images or a .parquet file)`);
-  }
-  if (stat.isDirectory()) {
-    const files = readdirSync(input).filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort();
-    if (files.length === 0) throw new UserError(`${input}: no image files (.jpg, .png, .webp, .tif, .gif) in this folder`);
-    for (const f of files) yield { name: f, image: await decodeImage(join(input, f)) };
-    return;
-  }
-  if (extname(input).toLowerCase() !== '.parquet') throw new UserError(`${input}: expected a folder of images or a .parquet file`);
-  let rows: Record<string, unknown>[];
-  let column: string;
-  try {
-    const file = await asyncBufferFromFile(input);
-    const meta = await parquetMetadataAsync(file);
-    const names = meta.schema.slice(1).map((s) => s.name);
-    column = ['source_image', 'image', 'edited_image'].find((c) => names.includes(c)) ?? '';
-    if (!column) throw new UserError(`${input}: no image column (expected source_image, image or edited_image as {bytes, path} structs); columns: ${names.join(', ')}`);
-    rows = await parquetReadObjects({ file, columns: [column], utf8: false });
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`${input}: cannot read Parquet: ${(e as Error).message}`);
-  }
-  for (const [i, row] of rows.entries()) {
-    const v = row[column] as { bytes?: Uint8Array } | Uint8Array | null;
-    const bytes = v instanceof Uint8Array ? v : v?.bytes;
-    if (bytes) yield { name: `${column}[${i}]`, image: await decodeImage(bytes, `${input} row ${i} ${column}`) };
-  }
+  const sources = await ImageSources.open(input, { columns: ['source_image', 'image', 'edited_image'] });
+  for await (const { name, label, input: encoded } of sources.all()) yield { name, image: await decodeImage(encoded, label) };
 }
 
 export function registerIdentity(program: Command): void {

@@ -1,6 +1,8 @@
 import sharp from 'sharp';
 import type { RgbImage } from '../types.ts';
-import type { ImageFormat } from '../shards/record.ts';
+
+/** The image formats a shard stores (the `image_format` column). */
+export type ImageFormat = 'jpeg' | 'png' | 'webp';
 
 export interface ImageEncoding {
   format: ImageFormat;

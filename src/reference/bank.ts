@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage } from '../image/index.ts';
 import type { RgbImage } from '../types.ts';
 
 /**

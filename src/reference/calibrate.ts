@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { DEFAULT_IDENTITY } from '../identity/config.ts';
 import { embedLargest } from '../identity/calibrate.ts';
 import { cosine } from '../identity/embedder.ts';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage } from '../image/index.ts';
 import { openDetector, openEmbedder } from '../identity/models.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { BankManifest } from './bank.ts';

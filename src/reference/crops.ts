@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { UserError } from '../errors.ts';
 import { ARCFACE_TEMPLATE_112, similarityTransform, warpAffine } from '../identity/align.ts';
 import { DEFAULT_IDENTITY } from '../identity/config.ts';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage } from '../image/index.ts';
 import { openDetector } from '../identity/models.ts';
 import { countableFaces } from '../identity/scorer.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';

@@ -13,7 +13,7 @@ import { DEFAULT_RUNTIME } from '../../src/onnx/session.ts';
 import { DEFAULT_IDENTITY } from '../../src/identity/config.ts';
 import { createIdentityScorer } from '../../src/identity/index.ts';
 import { openDetector, openEmbedder } from '../../src/identity/models.ts';
-import { decodeImage } from '../../src/image/decode.ts';
+import { decodeImage } from '../../src/image/index.ts';
 import { calibrate, cropFaces, type FaceCrop } from '../../src/identity/calibrate.ts';
 import { isUserError } from '../../src/errors.ts';
 import type { CandidateSpec, FaceDetection, RgbImage } from '../../src/types.ts';
@@ -127,14 +127,14 @@ test('bad images: clear errors from the decoder, "no face" reject reasons from t
   const scorer = await createIdentityScorer(DEFAULT_IDENTITY, DEFAULT_RUNTIME);
   try {
     const ref = await decodeImage(join(dir, 'cmyk.jpg'));
-    assert.equal((await scorer.score(ref, await decodeImage(join(dir, 'one-pixel.png')), spec)).rejectReason, 'no_face_edited');
-    assert.equal((await scorer.score(await decodeImage(join(dir, 'no-face.png')), ref, spec)).rejectReason, 'no_face_source');
+    assert.equal((await scorer.score(ref, await decodeImage(join(dir, 'one-pixel.png')), spec)).faceProblem, 'no_face_edited');
+    assert.equal((await scorer.score(await decodeImage(join(dir, 'no-face.png')), ref, spec)).faceProblem, 'no_face_source');
     // CMYK, 16-bit and alpha decode to the same 8-bit sRGB faces.
     for (const name of ['16bit.png', 'alpha.png']) {
       const v = await scorer.score(ref, await decodeImage(join(dir, name)), spec);
       assert.equal(v.sourceFaces, 3, name);
       assert.equal(v.editedFaces, 3, name);
-      assert.ok(v.accepted && v.similarity! > 0.9, `${name}: ${v.similarity}`);
+      assert.ok(v.faceProblem === null && v.similarity! > 0.9, `${name}: ${v.similarity}`);
     }
   } finally {
     await scorer.close();

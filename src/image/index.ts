@@ -1,0 +1,9 @@
+/**
+ * Images in and out, one policy for every stage: decoding (EXIF orientation applied, truncated and
+ * unsupported files refused as UserErrors naming the file, JPEG/PNG/WebP/TIFF/GIF only), the cover-and-
+ * centre-crop decode the teacher's sources use, the shard image encoder, and the one reader of "a folder
+ * of images or a Parquet column".
+ */
+export { decodeImage, decodeImageCover, IMAGE_EXTENSIONS, isImageFileName } from './decode.ts';
+export { encodeImage, type ImageEncoding, type ImageFormat } from './encode.ts';
+export { ImageSources, type ImageSourceOptions, type SourceImage } from './sources.ts';
