@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { checkPipeline, formatCheckReport } from '../report/index.ts';
+import { checkPipeline, formatCheckReport } from '../config/check.ts';
 import { action, collectSet } from './common.ts';
 
 /** `pairgen check <pipeline.yaml>`: is everything a run needs in place? Exit 0 with a summary, or 2 with every problem. */

@@ -3,7 +3,7 @@ import type * as ort from 'onnxruntime-node';
 import { UserError } from '../errors.ts';
 import type { FaceDetection, RgbImage } from '../types.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import { ImageModel } from './model.ts';
+import { ImageModel } from '../onnx/image-model.ts';
 import { nonMaxSuppression } from './nms.ts';
 
 export interface DetectorOptions {

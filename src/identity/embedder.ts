@@ -1,7 +1,7 @@
 import { UserError } from '../errors.ts';
 import type { FaceDetection, RgbImage } from '../types.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import { ImageModel } from './model.ts';
+import { ImageModel } from '../onnx/image-model.ts';
 import { ARCFACE_TEMPLATE_112, similarityTransform, warpAffine, type Affine, type FloatImage } from './align.ts';
 
 export interface FaceEmbedder {

@@ -22,7 +22,7 @@ export function identityModelFiles(config: IdentityConfig): string[] {
   return files;
 }
 
-function requireModel(path: string | undefined, section: string, kind: string): string {
+export function requireModel(path: string | undefined, section: string, kind: string): string {
   if (!path) throw new UserError(`identity.${section}.model: required when identity.${section}.kind is ${kind} (the path of your ${kind === 'scrfd' ? 'SCRFD' : 'ArcFace'} .onnx file)`);
   return path;
 }

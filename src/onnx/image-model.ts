@@ -1,11 +1,12 @@
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors.ts';
-import { openSession, type RuntimeConfig } from '../onnx/session.ts';
+import { openSession, type RuntimeConfig } from './session.ts';
 
 /**
  * An ONNX image model with one float image input, NCHW or NHWC with 3 channels, whose layout,
- * spatial size and batch capability are read from the file; outputs are found by shape, so both
- * converted TF.js names ("Identity:0") and insightface names ("448", "score_8") work.
+ * spatial size and batch capability are read from the file. It returns every output by name; callers
+ * (the face detectors and embedders) find theirs by shape, so both converted TF.js names ("Identity:0")
+ * and insightface names ("448", "score_8") work. `what` names the model in errors ("SCRFD detector").
  */
 export class ImageModel {
   readonly layout: 'nchw' | 'nhwc';
