@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE } from '../candidates/table.ts';
-import { MANIFEST_FILE, PROMPTS_FILE, shardDataKey, shardRejectsKey } from './layout.ts';
-import { openRun, type RunPlan } from '../run/plan.ts';
-import { scanShards } from '../run/status.ts';
+import { CANDIDATES_FILE, MANIFEST_FILE, PROMPTS_FILE, shardDataKey, shardRejectsKey } from './layout.ts';
+import { openRun, type RunPlan } from './run-file.ts';
+import { scanShards } from './scan.ts';
 import type { Store } from '../store/types.ts';
 
 /** The tables a run offers to SQL, each a DuckDB view over the run's Parquet files. */
@@ -21,30 +20,29 @@ export interface OpenOptions {
 }
 
 /**
- * A run opened for SQL. Local runs are read in place; s3:// runs are first copied to a temp folder
- * through src/store, because DuckDB reads s3:// only through its httpfs extension, which it would
- * download at run time (no network here, and a second credential path to keep in step).
- * Views: manifest (manifest.parquet), pairs (committed shard files, images included), rejects
- * (committed rejects files), prompts (prompts.parquet), candidates (a derived run's candidate table).
+ * DuckDB with one view per list of Parquet files of a store (`read_parquet` over them). Local stores
+ * are read in place; an s3:// store's files are first copied to a temp folder through src/store,
+ * because DuckDB reads s3:// only through its httpfs extension, which it would download at run time
+ * (no network here, and a second credential path to keep in step). Views with no files are skipped.
  */
-export class RunDb {
+export class ParquetViews {
   private constructor(
-    readonly plan: RunPlan,
-    readonly store: Store,
-    readonly views: Set<ViewName>,
     readonly db: DuckDBConnection,
+    /** The views made. */
+    readonly views: Set<string>,
     private readonly instance: DuckDBInstance,
     private readonly tmp: string | null,
   ) {}
 
-  static async open(runUri: string, options: OpenOptions = {}): Promise<RunDb> {
-    const { plan, store } = await openRun(runUri);
-    const wanted = new Set(options.views ?? VIEWS);
-    const files = await viewFiles(store, plan, wanted);
+  /**
+   * `files`: view name → store keys. `threads`: DuckDB worker threads (default: DuckDB's own choice).
+   * `unreadable` words the user error for a file DuckDB cannot read, given DuckDB's reason.
+   */
+  static async open(store: Store, files: Map<string, readonly string[]>, options: { threads?: number; unreadable: (reason: string) => string }): Promise<ParquetViews> {
     const local = !/^s3:\/\//i.test(store.uri);
-    const tmp = local ? null : await mkdtemp(join(tmpdir(), 'pairgen-query-'));
+    const tmp = local ? null : await mkdtemp(join(tmpdir(), 'pairgen-duckdb-'));
     try {
-      const paths = new Map<ViewName, string[]>();
+      const paths = new Map<string, string[]>();
       for (const [view, keys] of files) {
         const list: string[] = [];
         for (const key of keys) {
@@ -59,7 +57,7 @@ export class RunDb {
       }
       const instance = await DuckDBInstance.create(':memory:', options.threads ? { threads: String(options.threads) } : {});
       const db = await instance.connect();
-      const made = new Set<ViewName>();
+      const made = new Set<string>();
       try {
         for (const [view, list] of paths) {
           if (list.length === 0) continue;
@@ -70,13 +68,44 @@ export class RunDb {
       } catch (e) {
         db.closeSync();
         instance.closeSync();
-        throw new UserError(`${store.uri}: a data file is not readable Parquet (${firstLine(e)})`);
+        throw new UserError(options.unreadable(firstLine(e)));
       }
-      return new RunDb(plan, store, made, db, instance, tmp);
+      return new ParquetViews(db, made, instance, tmp);
     } catch (e) {
       if (tmp) await rm(tmp, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  async close(): Promise<void> {
+    this.db.closeSync();
+    this.instance.closeSync();
+    if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A run opened for SQL (ParquetViews over its files). Views: manifest (manifest.parquet), pairs
+ * (committed shard files, images included), rejects (committed rejects files), prompts
+ * (prompts.parquet), candidates (a derived run's candidate table).
+ */
+export class RunDb {
+  private constructor(
+    readonly plan: RunPlan,
+    readonly store: Store,
+    readonly views: Set<ViewName>,
+    private readonly parquet: ParquetViews,
+  ) {}
+
+  static async open(runUri: string, options: OpenOptions = {}): Promise<RunDb> {
+    const { plan, store } = await openRun(runUri);
+    const files = await viewFiles(store, plan, new Set(options.views ?? VIEWS));
+    const parquet = await ParquetViews.open(store, files, { threads: options.threads, unreadable: (reason) => `${store.uri}: a data file is not readable Parquet (${reason})` });
+    return new RunDb(plan, store, parquet.views as Set<ViewName>, parquet);
+  }
+
+  get db(): DuckDBConnection {
+    return this.parquet.db;
   }
 
   /** Prepare one read-only statement; anything DuckDB cannot parse or bind is the user's mistake, named in `what`. */
@@ -113,10 +142,8 @@ export class RunDb {
     return rows.map((r) => String(r.column_name));
   }
 
-  async close(): Promise<void> {
-    this.db.closeSync();
-    this.instance.closeSync();
-    if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+  close(): Promise<void> {
+    return this.parquet.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import { digestFiles } from '../util/digest.ts';
-import type { CandidateSpec, FaceDetection, IdentityScorer, IdentityVerdict, RgbImage, StageInfo } from '../types.ts';
+import type { FaceDetection, IdentityScore, IdentityScorer, RgbImage, StageInfo } from '../types.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { IdentityConfig } from './config.ts';
 import type { FaceDetector } from './detector.ts';
@@ -18,11 +18,6 @@ export function largestFace(faces: FaceDetection[]): FaceDetection | null {
   return best;
 }
 
-/** The threshold a candidate is judged against: config category map, then the prompt set's, then global. */
-export function thresholdFor(config: IdentityConfig, spec: Pick<CandidateSpec, 'category' | 'identityThreshold'>): number {
-  return config.category_thresholds[spec.category] ?? spec.identityThreshold ?? config.threshold;
-}
-
 function validImage(img: RgbImage): boolean {
   return Number.isInteger(img.width) && Number.isInteger(img.height) && img.width > 0 && img.height > 0 && img.data?.length === img.width * img.height * 3;
 }
@@ -38,23 +33,19 @@ class Scorer implements IdentityScorer {
     return { faces, face: largestFace(faces), problem: null };
   }
 
-  async score(source: RgbImage, edited: RgbImage, spec: CandidateSpec): Promise<IdentityVerdict> {
-    const threshold = thresholdFor(this.config, spec);
+  /** The faces and their similarity; accepting or rejecting is src/candidates/verdict.ts's. */
+  async score(source: RgbImage, edited: RgbImage): Promise<IdentityScore> {
     const s = await this.side(source);
     const e = await this.side(edited);
-    const verdict: IdentityVerdict = {
+    const score: IdentityScore = {
       similarity: null, sourceFaces: s.faces.length, editedFaces: e.faces.length,
-      sourceFace: s.face, editedFace: e.face, threshold, accepted: false, rejectReason: null,
+      sourceFace: s.face, editedFace: e.face, faceProblem: s.problem ? `${s.problem}_source` : e.problem ? `${e.problem}_edited` : null,
     };
     if (s.face && e.face) {
       const [a, b] = await this.embedder.embed([this.embedder.align(source, s.face), this.embedder.align(edited, e.face)]);
-      verdict.similarity = cosine(a, b);
+      score.similarity = cosine(a, b);
     }
-    if (s.problem) verdict.rejectReason = `${s.problem}_source`;
-    else if (e.problem) verdict.rejectReason = `${e.problem}_edited`;
-    else if ((verdict.similarity as number) < threshold) verdict.rejectReason = 'identity_below_threshold';
-    verdict.accepted = verdict.rejectReason === null;
-    return verdict;
+    return score;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,4 @@
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
-import { UserError } from '../errors.ts';
+import { ShardFile } from '../dataset/rows.ts';
 import type { Store } from '../store/types.ts';
 import type { SheetRow } from './manifest.ts';
 
@@ -21,33 +20,11 @@ export async function loadImages(store: Store, rows: SheetRow[]): Promise<Map<st
     byFile.get(r.file)!.push(r);
   }
   for (const [file, wanted] of [...byFile].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const bytes = await store.getIfExists(file);
-    if (!bytes) throw new UserError(`${store.uri}/${file}: listed in the manifest but missing from the run`);
-    const buffer: AsyncBuffer = { byteLength: bytes.byteLength, slice: (s, e) => bytes.buffer.slice(bytes.byteOffset + s, bytes.byteOffset + (e ?? bytes.byteLength)) as ArrayBuffer };
-    let metadata;
-    try {
-      metadata = await parquetMetadataAsync(buffer);
-    } catch (e) {
-      throw new UserError(`${store.uri}/${file}: not a readable Parquet file (${(e as Error).message})`);
-    }
-    const names = new Set(metadata.schema.map((s) => s.name));
-    if (!names.has('source_image') || !names.has('edited_image')) {
-      for (const r of wanted) out.set(r.pair_id, { source: null, edited: null });
-      continue;
-    }
-    const first = Math.min(...wanted.map((r) => r.file_row));
-    const last = Math.max(...wanted.map((r) => r.file_row));
-    const cells = await parquetReadObjects({ file: buffer, metadata, columns: ['pair_id', 'source_image', 'edited_image'], rowStart: first, rowEnd: last + 1, utf8: false });
+    const images = await (await ShardFile.fetch(store, file)).images(wanted);
     for (const r of wanted) {
-      const cell = cells[r.file_row - first];
-      if (!cell || cell.pair_id !== r.pair_id) throw new UserError(`${store.uri}/${file}: row ${r.file_row} is not pair ${r.pair_id} as the manifest says; the manifest is stale, re-run \`pairgen finalize\``);
-      out.set(r.pair_id, { source: imageBytes(cell.source_image), edited: imageBytes(cell.edited_image) });
+      const stored = images?.get(r.pair_id);
+      out.set(r.pair_id, { source: stored?.source_image?.bytes ?? null, edited: stored?.edited_image?.bytes ?? null });
     }
   }
   return out;
-}
-
-function imageBytes(cell: unknown): Uint8Array | null {
-  const bytes = (cell as { bytes?: unknown } | null)?.bytes;
-  return bytes instanceof Uint8Array ? bytes : null;
 }

@@ -1,8 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { UserError } from '../errors.ts';
+import { ParquetViews, firstLine } from '../dataset/db.ts';
 import { MANIFEST_FILE } from '../dataset/layout.ts';
 import type { Store } from '../store/types.ts';
 
@@ -33,40 +31,21 @@ const COLUMNS = `pair_id, "index"::DOUBLE AS "index", shard::DOUBLE AS shard, se
   accepted, reject_reason, file, file_row::DOUBLE AS file_row,
   prompt_id, sample_index::DOUBLE AS sample_index, source_prompt, target_prompt, attributes`;
 
-/**
- * SQL over a run's manifest.parquet with DuckDB, read as the view `manifest`. A local run's manifest is
- * read in place; an s3:// run's is copied to a temp file first (DuckDB reads s3:// only through an
- * extension it would download).
- */
+/** SQL over a run's manifest.parquet with DuckDB (one thread), read as the view `manifest`. */
 export class ManifestQuery {
-  private constructor(
-    private readonly dir: string | null,
-    private readonly instance: DuckDBInstance,
-    private readonly db: DuckDBConnection,
-  ) {}
+  private constructor(private readonly parquet: ParquetViews) {}
 
   static async open(store: Store, runUri: string): Promise<ManifestQuery> {
-    const local = !/^s3:\/\//i.test(store.uri);
-    const bytes = local ? null : await store.getIfExists(MANIFEST_FILE);
-    if (local ? !(await store.head(MANIFEST_FILE)) : !bytes) throw new UserError(`${store.uri}: the run has no ${MANIFEST_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
-    const dir = local ? null : await mkdtemp(join(tmpdir(), 'pairgen-report-'));
-    try {
-      const file = join(dir ?? store.uri, MANIFEST_FILE);
-      if (dir) await writeFile(file, bytes!);
-      const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
-      const db = await instance.connect();
-      try {
-        await db.run(`CREATE VIEW manifest AS SELECT * FROM read_parquet('${file.replace(/'/g, "''")}')`);
-      } catch (e) {
-        db.closeSync();
-        instance.closeSync();
-        throw new UserError(`${store.uri}/${MANIFEST_FILE}: not a readable Parquet file (${firstLine(e)})`);
-      }
-      return new ManifestQuery(dir, instance, db);
-    } catch (e) {
-      if (dir) await rm(dir, { recursive: true, force: true });
-      throw e;
-    }
+    if (!(await store.head(MANIFEST_FILE))) throw new UserError(`${store.uri}: the run has no ${MANIFEST_FILE} yet; finish it with \`pairgen finalize ${runUri}\``);
+    const parquet = await ParquetViews.open(store, new Map([['manifest', [MANIFEST_FILE]]]), {
+      threads: 1,
+      unreadable: (reason) => `${store.uri}/${MANIFEST_FILE}: not a readable Parquet file (${reason})`,
+    });
+    return new ManifestQuery(parquet);
+  }
+
+  private get db(): DuckDBConnection {
+    return this.parquet.db;
   }
 
   /** The manifest's column names, in file order. */
@@ -131,10 +110,8 @@ export class ManifestQuery {
     return out;
   }
 
-  async close(): Promise<void> {
-    this.db.closeSync();
-    this.instance.closeSync();
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  close(): Promise<void> {
+    return this.parquet.close();
   }
 }
 
@@ -158,8 +135,4 @@ function toRows(rows: Record<string, unknown>[]): SheetRow[] {
     target_prompt: String(r.target_prompt),
     attributes: JSON.parse(String(r.attributes)) as Record<string, string>,
   }));
-}
-
-function firstLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
 }

@@ -1,13 +1,14 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
 // The identity histograms are the preview's own drawing (src/report); the report adds the research plots.
-import { renderHistogram } from './index.ts';
-import { PREVIEW_DIR } from './index.ts';
+import { renderHistogram } from './histogram.ts';
+import { PREVIEW_DIR } from './preview.ts';
 import { STATS_FILE } from '../dataset/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { RunDb } from '../dataset/db.ts';
+import { judgeAt, recordedEvidence, type IdentityEvidence } from '../candidates/verdict.ts';
 
 export const REPORT_DIR = 'report/';
 
@@ -57,33 +58,57 @@ export async function reportRun(runUri: string, options: ReportOptions = {}): Pr
   return { uri: out.uri, files: [...files.keys()] };
 }
 
-/** Thresholds -1.00 … 1.00 in steps of 0.01; a pair is kept at t when its recorded score ≥ t and nothing else rejected it. */
+/**
+ * Thresholds -1.00 … 1.00 in steps of 0.01; a pair is kept at t when the accept rule (judgeAt, as
+ * refilter applies it) accepts its recorded score at t. DuckDB groups equal scores; the groups stream
+ * through, so a manifest of millions of rows is never held in memory.
+ */
 async function thresholdSweep(run: RunDb): Promise<ThresholdSweep> {
   const thresholds = Array.from({ length: 201 }, (_, i) => Math.round(i - 100) / 100);
-  const bins = (await run.db.runAndReadAll(`
-    SELECT category, floor(identity_similarity * 100)::INTEGER AS bin, count(*)::INTEGER AS n FROM manifest
-    WHERE identity_similarity IS NOT NULL AND (reject_reason IS NULL OR reject_reason = 'identity_below_threshold')
-    GROUP BY ALL`)).getRowObjectsJS();
   const totals = (await run.db.runAndReadAll('SELECT category, count(*)::INTEGER AS n FROM manifest GROUP BY ALL ORDER BY category')).getRowObjectsJS();
   const current = (await run.db.runAndReadAll('SELECT DISTINCT category, identity_threshold::DOUBLE AS t FROM manifest ORDER BY ALL')).getRowObjectsJS();
   const candidates: Record<string, number> = { all: 0 };
-  const kept: Record<string, number[]> = { all: thresholds.map(() => 0) };
+  // passing[c][m]: pairs of category c that exactly the m lowest thresholds accept (m = 0 … 201).
+  const passing: Record<string, number[]> = { all: new Array(thresholds.length + 1).fill(0) };
   for (const r of totals) {
     candidates[String(r.category)] = Number(r.n);
     candidates.all += Number(r.n);
-    kept[String(r.category)] = thresholds.map(() => 0);
+    passing[String(r.category)] = new Array(thresholds.length + 1).fill(0);
   }
-  for (const r of bins) {
-    // score in [bin/100, (bin+1)/100): kept at every threshold ≤ bin/100 (1.0 itself falls in bin 100).
-    const top = Math.min(Number(r.bin), 100) + 100;
-    for (let i = 0; i <= top; i++) {
-      kept[String(r.category)][i] += Number(r.n);
-      kept.all[i] += Number(r.n);
+  const groups = await run.db.stream('SELECT category, identity_similarity::DOUBLE AS s, reject_reason, count(*)::INTEGER AS n FROM manifest GROUP BY ALL');
+  for await (const rows of groups.yieldRowsJs()) {
+    for (const [category, s, reason, n] of rows) {
+      const evidence = recordedEvidence({ identity_similarity: s === null ? null : Number(s), reject_reason: reason === null ? null : String(reason) });
+      const m = thresholdsPassed(evidence, thresholds);
+      passing[String(category)][m] += Number(n);
+      passing.all[m] += Number(n);
+    }
+  }
+  const kept: Record<string, number[]> = {};
+  for (const [c, counts] of Object.entries(passing)) {
+    // Kept at thresholds[k]: the pairs that pass more than k thresholds.
+    kept[c] = new Array(thresholds.length);
+    let sum = 0;
+    for (let k = thresholds.length - 1; k >= 0; k--) {
+      sum += counts[k + 1];
+      kept[c][k] = sum;
     }
   }
   const cur: Record<string, number[]> = {};
   for (const r of current) (cur[String(r.category)] ??= []).push(Number(r.t));
   return { thresholds, kept, candidates, current: cur };
+}
+
+/** How many of the ascending thresholds accept the evidence: a stricter threshold never accepts what a laxer one rejects. */
+function thresholdsPassed(evidence: IdentityEvidence, thresholds: number[]): number {
+  let lo = 0;
+  let hi = thresholds.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (judgeAt(evidence, thresholds[mid]).accepted) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 const W = 720;

@@ -1,10 +1,10 @@
 import { PassThrough } from 'node:stream';
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import tar from 'tar-stream';
 import { UserError } from '../errors.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { RunDb, firstLine } from '../dataset/db.ts';
+import { ShardFile, type RowRef, type StoredImages } from '../dataset/rows.ts';
 
 export const EXPORT_FORMATS = ['webdataset'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -58,7 +58,7 @@ export async function exportRun(runUri: string, outUri: string, options: ExportO
   for await (const e of out.list('')) {
     if (e.key.endsWith('.tar') || e.key === 'index.json') throw new UserError(`--out ${outUri} already holds an export (${e.key}); give an empty folder`);
   }
-  const images = new ImageReader(run.store);
+  const images = new ImageReader(run.store, rows);
   const files: { file: string; pairs: number }[] = [];
   for (let start = 0; start < rows.length; start += shardSize) {
     const file = `pairs-${String(files.length).padStart(6, '0')}.tar`;
@@ -82,9 +82,9 @@ async function writeTar(out: Store, file: string, rows: Record<string, unknown>[
     for (const row of rows) {
       const key = String(row.pair_id);
       const ext = row.image_format === 'jpeg' ? 'jpg' : String(row.image_format);
-      const { source, edited } = await images.get(String(row.file), Number(row.file_row), key);
-      await add(`${key}.source.${ext}`, source);
-      await add(`${key}.edited.${ext}`, edited);
+      const { source_image: source, edited_image: edited } = await images.get(String(row.file), key);
+      await add(`${key}.source.${ext}`, source.bytes);
+      await add(`${key}.edited.${ext}`, edited.bytes);
       await add(`${key}.json`, JSON.stringify(metadata(row)));
     }
     pack.finalize();
@@ -106,24 +106,27 @@ function metadata(row: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** Image bytes by (data file, row); keeps one data file in memory at a time (rows come in file order). */
+/** Stored images by pair_id; holds one data file's chosen pairs at a time (rows come in file order). */
 class ImageReader {
+  private readonly byFile = new Map<string, RowRef[]>();
   private file: string | null = null;
-  private cells: { pair_id: unknown; source_image: { bytes: Uint8Array }; edited_image: { bytes: Uint8Array } }[] = [];
-  constructor(private readonly store: Store) {}
+  private images = new Map<string, StoredImages>();
 
-  async get(file: string, row: number, pairId: string): Promise<{ source: Uint8Array; edited: Uint8Array }> {
+  constructor(private readonly store: Store, rows: Record<string, unknown>[]) {
+    for (const r of rows) {
+      const file = String(r.file);
+      if (!this.byFile.has(file)) this.byFile.set(file, []);
+      this.byFile.get(file)!.push({ pair_id: String(r.pair_id), file_row: Number(r.file_row) });
+    }
+  }
+
+  async get(file: string, pairId: string): Promise<StoredImages> {
     if (file !== this.file) {
-      const bytes = await this.store.getIfExists(file);
-      if (!bytes) throw new UserError(`${this.store.uri}/${file}: listed in the manifest but missing from the run`);
-      const buffer: AsyncBuffer = { byteLength: bytes.byteLength, slice: (s, e) => bytes.buffer.slice(bytes.byteOffset + s, bytes.byteOffset + (e ?? bytes.byteLength)) as ArrayBuffer };
-      const metadata = await parquetMetadataAsync(buffer);
-      // utf8: false keeps the image bytes binary (hyparquet would otherwise decode un-annotated BYTE_ARRAYs as text).
-      this.cells = (await parquetReadObjects({ file: buffer, metadata, columns: ['pair_id', 'source_image', 'edited_image'], utf8: false })) as typeof this.cells;
+      const images = await (await ShardFile.fetch(this.store, file)).images(this.byFile.get(file) ?? []);
+      if (!images) throw new UserError(`${this.store.uri}/${file}: holds no images, but the manifest lists accepted pair ${pairId} there; re-run \`pairgen finalize\``);
+      this.images = images;
       this.file = file;
     }
-    const cell = this.cells[row];
-    if (!cell || Buffer.from(cell.pair_id as Uint8Array).toString('utf8') !== pairId) throw new UserError(`${this.store.uri}/${file}: row ${row} is not pair ${pairId} as the manifest says; re-run \`pairgen finalize\``);
-    return { source: cell.source_image.bytes, edited: cell.edited_image.bytes };
+    return this.images.get(pairId)!;
   }
 }

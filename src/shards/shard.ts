@@ -1,8 +1,8 @@
-import { DataType } from 'apache-arrow';
+import { DataType, type Field } from 'apache-arrow';
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { UserError } from '../errors.ts';
 import { encodeRows, FORMAT_VERSION, type FileKind } from './parquet.ts';
-import { isJsonField, pairSchema, rejectsSchema, type ManifestRow, type PairRecord } from './record.ts';
+import { IMAGE_COLUMNS, isJsonField, pairSchema, rejectsSchema, type ManifestRow, type PairRecord } from './record.ts';
 
 /** A row group is sized by bytes: ~32 MiB of images keeps readers' memory flat and seeks cheap. */
 export const DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024;
@@ -52,7 +52,8 @@ export function encodeRejects(records: readonly PairRecord[]): Uint8Array {
  */
 export type ParquetSource = Uint8Array | AsyncBuffer;
 
-function asAsyncBuffer(src: ParquetSource): AsyncBuffer {
+/** What hyparquet reads from: bytes in memory are wrapped (no copy until a slice is asked for). */
+export function asAsyncBuffer(src: ParquetSource): AsyncBuffer {
   if (!(src instanceof Uint8Array)) return src;
   return { byteLength: src.byteLength, slice: (start, end) => src.buffer.slice(src.byteOffset + start, src.byteOffset + (end ?? src.byteLength)) as ArrayBuffer };
 }
@@ -92,15 +93,24 @@ export async function readShardMetadataRows(source: ParquetSource, file: string)
   const rows = await parquetReadObjects({ file: buffer, metadata, columns: rejectsSchema.fields.map((f) => f.name) });
   return rows.map((raw, i) => {
     const row: Record<string, unknown> = {};
-    for (const f of rejectsSchema.fields) {
-      const v = raw[f.name];
-      row[f.name] = v === null || v === undefined ? null
-        : isJsonField(f) ? JSON.parse(v)
-        : DataType.isInt(f.type) && typeof v === 'bigint' ? Number(v)
-        : v;
-    }
+    for (const f of rejectsSchema.fields) row[f.name] = recordValue(f, raw[f.name]);
     row.file = file;
     row.file_row = i;
     return row as ManifestRow;
   });
+}
+
+/**
+ * A cell as hyparquet reads it → its PairRecord value: JSON columns parsed, 64-bit integers as
+ * numbers, image cells as { bytes, path }. Read with utf8: false, so image bytes stay binary.
+ */
+export function recordValue(field: Field, v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (isJsonField(field)) return JSON.parse(v as string);
+  if (DataType.isInt(field.type) && typeof v === 'bigint') return Number(v);
+  if (DataType.isStruct(field.type) && (IMAGE_COLUMNS as readonly string[]).includes(field.name)) {
+    const cell = v as { bytes: Uint8Array; path?: string | null };
+    return { bytes: cell.bytes, path: cell.path ?? null };
+  }
+  return v;
 }

@@ -5,7 +5,7 @@
  * whose weight depends on the category, so some edits keep "identity" and some lose it.
  */
 import { createHash } from 'node:crypto';
-import type { StageInfo, CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, RgbImage, Teacher } from '../../src/types.ts';
+import type { StageInfo, CandidateSpec, GeneratedPair, IdentityScore, IdentityScorer, RgbImage, Teacher } from '../../src/types.ts';
 
 function bytesFrom(seed: string, n: number): Uint8Array {
   const out = new Uint8Array(n);
@@ -59,9 +59,8 @@ export class TestTeacher implements Teacher {
 /** "Identity" = Pearson correlation of the two images' pixels; a stand-in for face embeddings. */
 export class TestScorer implements IdentityScorer {
   readonly info = { name: 'test-scorer', modelDigest: '', settings: {} };
-  constructor(private readonly threshold = 0.6) {}
 
-  async score(source: RgbImage, edited: RgbImage, spec: CandidateSpec): Promise<IdentityVerdict> {
+  async score(source: RgbImage, edited: RgbImage): Promise<IdentityScore> {
     const a = source.data;
     const b = edited.data;
     let ma = 0;
@@ -81,10 +80,8 @@ export class TestScorer implements IdentityScorer {
       sbb += (b[i] - mb) ** 2;
     }
     const similarity = sab / Math.sqrt(saa * sbb || 1);
-    const threshold = spec.identityThreshold ?? this.threshold;
     const face = { box: [8, 8, 56, 56] as [number, number, number, number], score: 0.99, keypoints: [[20, 24], [44, 24], [32, 34], [24, 44], [40, 44]] as [number, number][] };
-    const accepted = similarity >= threshold;
-    return { similarity, sourceFaces: 1, editedFaces: 1, sourceFace: face, editedFace: face, threshold, accepted, rejectReason: accepted ? null : 'identity_below_threshold' };
+    return { similarity, sourceFaces: 1, editedFaces: 1, sourceFace: face, editedFace: face, faceProblem: null };
   }
   async close(): Promise<void> {}
 }

@@ -14,7 +14,7 @@ import { openScrfd } from '../../src/identity/detector.ts';
 import { openArcface } from '../../src/identity/embedder.ts';
 import { similarityTransform, applyAffine, warpAffine, ARCFACE_TEMPLATE_112 } from '../../src/identity/align.ts';
 import { nonMaxSuppression } from '../../src/identity/nms.ts';
-import { thresholdFor } from '../../src/identity/scorer.ts';
+import { judgeCandidate, thresholdFor } from '../../src/candidates/verdict.ts';
 import { isUserError } from '../../src/errors.ts';
 import type { CandidateSpec, RgbImage } from '../../src/types.ts';
 import { mulberry32 } from '../helpers/prng.ts';
@@ -158,18 +158,18 @@ test('scorer: same face moved → accepted; other face → below threshold; rule
     assert.match(scorer.info.modelDigest, /^[0-9a-f]{64}$/);
     const src = faceImage(128, [{ x: 64, y: 32, seed: 1 }]);
     const moved = await scorer.score(src, faceImage(128, [{ x: 32, y: 64, seed: 1 }]), spec());
-    assert.equal(moved.rejectReason, null);
-    assert.ok(moved.accepted && moved.similarity! > 0.999, String(moved.similarity));
+    assert.equal(moved.faceProblem, null);
+    assert.ok(judgeCandidate(moved, spec(), config()).accepted && moved.similarity! > 0.999, String(moved.similarity));
     assert.deepEqual(moved.editedFace!.box, [32, 64, 64, 96]);
     const other = await scorer.score(src, faceImage(128, [{ x: 64, y: 32, seed: 99 }]), spec());
-    assert.equal(other.rejectReason, 'identity_below_threshold', String(other.similarity));
+    assert.equal(judgeCandidate(other, spec(), config()).rejectReason, 'identity_below_threshold', String(other.similarity));
     assert.ok(other.similarity! < 0.9 && other.similarity! > -1);
     const none = await scorer.score(src, { width: 128, height: 128, data: new Uint8Array(128 * 128 * 3) }, spec());
-    assert.deepEqual([none.rejectReason, none.similarity, none.sourceFaces, none.editedFaces], ['no_face_edited', null, 1, 0]);
+    assert.deepEqual([none.faceProblem, none.similarity, none.sourceFaces, none.editedFaces], ['no_face_edited', null, 1, 0]);
     const tiny = await scorer.score({ width: 1, height: 1, data: new Uint8Array(3) }, src, spec());
-    assert.equal(tiny.rejectReason, 'no_face_source');
+    assert.equal(tiny.faceProblem, 'no_face_source');
     const broken = await scorer.score({ width: 4, height: 4, data: new Uint8Array(5) }, src, spec());
-    assert.equal(broken.rejectReason, 'invalid_image_source');
+    assert.equal(broken.faceProblem, 'invalid_image_source');
     // largest rule scores the larger face; single rule rejects two faces.
     const two = faceImage(128, [{ x: 64, y: 32, seed: 1 }, { x: 0, y: 96, seed: 5 }]);
     assert.equal((await scorer.score(src, two, spec())).editedFaces, 2);
@@ -179,7 +179,7 @@ test('scorer: same face moved → accepted; other face → below threshold; rule
   const single = await createIdentityScorer(config({ face_rule: 'single' }), DEFAULT_RUNTIME);
   try {
     const v = await single.score(faceImage(128, [{ x: 64, y: 32, seed: 1 }]), faceImage(128, [{ x: 64, y: 32, seed: 1 }, { x: 0, y: 96, seed: 5 }]), spec());
-    assert.equal(v.rejectReason, 'multiple_faces_edited');
+    assert.equal(v.faceProblem, 'multiple_faces_edited');
     assert.equal(v.editedFaces, 2);
     assert.ok(v.similarity === null);
   } finally {
@@ -188,7 +188,7 @@ test('scorer: same face moved → accepted; other face → below threshold; rule
   const big = await createIdentityScorer(config({ min_face_size: 40 }), DEFAULT_RUNTIME);
   try {
     const v = await big.score(faceImage(128, [{ x: 64, y: 32, seed: 1 }]), faceImage(128, [{ x: 64, y: 32, seed: 1 }]), spec());
-    assert.equal(v.rejectReason, 'no_face_source');
+    assert.equal(v.faceProblem, 'no_face_source');
   } finally {
     await big.close();
   }
@@ -245,7 +245,7 @@ test('pipeline config: identity defaults filled in, model paths resolved against
   assert.deepEqual([c.identity.enabled, c.identity.threshold, c.identity.face_rule, c.identity.min_face_size, c.identity.detector.nms_iou], [true, 0.65, 'largest', 32, 0.3]);
   const scorer = await createIdentityScorer(c.identity, c.runtime);
   const v = await scorer.score(faceImage(128, [{ x: 64, y: 32, seed: 1 }]), faceImage(128, [{ x: 64, y: 32, seed: 9 }]), spec('style'));
-  assert.equal(v.threshold, 0.3);
+  assert.equal(judgeCandidate(v, spec('style'), c.identity).threshold, 0.3);
   await scorer.close();
   assert.throws(() => loadPipelineConfig(file, ['identity.face_rule=all']), (e) => isUserError(e) && /identity\.face_rule/.test((e as Error).message));
   assert.throws(() => loadPipelineConfig(file, ['identity.detector.size=3']), (e) => isUserError(e) && /identity\.detector/.test((e as Error).message));
