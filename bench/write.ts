@@ -22,10 +22,13 @@ import sharp from 'sharp';
 import { openStore, type Store } from '../src/store/index.ts';
 import { startS3Server } from '../test/helpers/s3server.ts';
 import {
-  buildMarker, encodeImage, encodeRejects, encodeShard, huggingfaceMetadata, markerJson, pairSchema, shardFileNames, toPairRecord,
+  buildMarker, encodeImage, encodeRejects, encodeShard, huggingfaceMetadata, markerJson, pairSchema, toPairRecord,
   type PairRecord,
 } from '../src/shards/index.ts';
 import type { CandidateSpec, IdentityVerdict, StageInfo } from '../src/types.ts';
+import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
+
+const shardKeys = (n: number) => ({ data: shardDataKey(n), rejects: shardRejectsKey(n), marker: shardMarkerKey(n) });
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -79,7 +82,7 @@ function record(i: number, images: { source: Uint8Array; edited: Uint8Array } | 
 
 /** The product write path for one shard: data, rejects, then the marker last. */
 async function writeShard(store: Store, shard: number, accepted: PairRecord[], rejected: PairRecord[]): Promise<number> {
-  const names = shardFileNames(shard);
+  const names = shardKeys(shard);
   const data = encodeShard(accepted);
   const rejects = encodeRejects(rejected);
   await store.put(names.data, data);

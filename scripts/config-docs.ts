@@ -1,6 +1,6 @@
 /**
  * Generate docs/config.md from the pipeline config schema, so the documentation of every key is the
- * schema itself. `npm run config-docs` rewrites it; test/config.test.ts fails when it is stale.
+ * schema itself. `npm run config-docs` rewrites it; test/config/config.test.ts fails when it is stale.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

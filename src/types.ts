@@ -17,7 +17,7 @@ export interface CandidateSpec {
   pairId: string;
   /** Position of the candidate in the run (0-based); decides its shard. */
   index: number;
-  /** Per-pair seed in [0, 2^53): hash of (run seed, prompt id, sample index). See src/run/seeds.ts. */
+  /** Per-pair seed in [0, 2^53): hash of (run seed, prompt id, sample index). See src/candidates/seeds.ts. */
   seed: number;
   promptId: string;
   /** Which repetition of this prompt this candidate is (0 for the first). */
@@ -50,6 +50,30 @@ export interface StageInfo {
   settings: Record<string, unknown>;
 }
 
+/**
+ * Facts about a generated pair that only the model that made it can know (the demo's reference teacher
+ * knows which face each image is), recorded in the pair's `extra` column. `identity_kept` is the ground
+ * truth the identity filter is measured against (precision and recall in stats.json).
+ */
+export interface PairLabel {
+  [fact: string]: string | number | boolean;
+  identity_kept: boolean;
+}
+
+export interface PairLabeller {
+  label(source: RgbImage, edited: RgbImage): PairLabel;
+}
+
+/**
+ * A hook of the teacher: a labeller the teacher's worker thread loads and applies to every pair it makes.
+ * `module` (a file URL) exports `createLabeller(arg: string): Promise<PairLabeller>`; it runs beside the
+ * models, so the images are labelled before they leave the worker.
+ */
+export interface LabellerHook {
+  module: string;
+  arg: string;
+}
+
 export interface Teacher {
   readonly info: StageInfo;
   /** Generate pairs for a batch of candidates, in the same order. Must be a pure function of the specs. */
@@ -65,14 +89,20 @@ export interface FaceDetection {
   keypoints: [number, number][];
 }
 
-/** The identity stage's result for one pair; every field is recorded, rejects included. */
-export interface IdentityVerdict {
+/** What the identity stage measures for one pair; src/candidates/verdict.ts judges it. */
+export interface IdentityScore {
   /** Cosine similarity of the two chosen faces' embeddings, null when either image has no usable face. */
   similarity: number | null;
   sourceFaces: number;
   editedFaces: number;
   sourceFace: FaceDetection | null;
   editedFace: FaceDetection | null;
+  /** Why the faces could not be compared, e.g. "no_face_edited", "multiple_faces_source"; null when they were. */
+  faceProblem: string | null;
+}
+
+/** The identity result recorded for one pair (its score and verdict); every field is recorded, rejects included. */
+export interface IdentityVerdict extends Omit<IdentityScore, 'faceProblem'> {
   /** The threshold this pair was judged against (global or per category). */
   threshold: number;
   accepted: boolean;
@@ -82,6 +112,6 @@ export interface IdentityVerdict {
 
 export interface IdentityScorer {
   readonly info: StageInfo;
-  score(source: RgbImage, edited: RgbImage, spec: CandidateSpec): Promise<IdentityVerdict>;
+  score(source: RgbImage, edited: RgbImage, spec: CandidateSpec): Promise<IdentityScore>;
   close(): Promise<void>;
 }

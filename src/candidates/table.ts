@@ -4,16 +4,16 @@
  * pair it was made from and what changed). When run.json names such a table, workers read their
  * shard's candidates from it instead of deriving them from the prompt table.
  */
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
+import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { UserError } from '../errors.ts';
 import type { Lineage, LineageSpec, PairRecord } from '../shards/record.ts';
+import { asAsyncBuffer } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec } from '../types.ts';
 import { sha256Hex } from '../util/digest.ts';
-import type { RunPlan } from '../run/plan.ts';
+import type { RunPlan } from '../dataset/run-file.ts';
 
-export const CANDIDATES_FILE = 'candidates.parquet';
 
 /** The table's bytes. Same specs → same bytes. */
 export function encodeCandidates(specs: LineageSpec[]): Uint8Array {
@@ -77,7 +77,7 @@ export async function readCandidateSpecs(store: Store, plan: RunPlan, start: num
     cache.set(cacheKey, got);
     bytes = got;
   }
-  const file: AsyncBuffer = { byteLength: bytes.byteLength, slice: (s, e) => bytes.buffer.slice(bytes.byteOffset + s, bytes.byteOffset + (e ?? bytes.byteLength)) as ArrayBuffer };
+  const file = asAsyncBuffer(bytes);
   const metadata = await parquetMetadataAsync(file);
   const rows = await parquetReadObjects({ file, metadata, rowStart: start, rowEnd: end });
   return rows.map((r, i) => {

@@ -1,3 +1,4 @@
+/** The pairgen command line: global options, then one verb per file (verbs.ts lists them); parsing and printing only. */
 import { Command, CommanderError } from 'commander';
 import { setLogFormat, setQuiet, type LogFormat } from '../util/log.ts';
 import { VERBS } from './verbs.ts';

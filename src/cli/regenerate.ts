@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { parseSplits, regenerateRun, type SplitFractions } from '../research/index.ts';
+import { parseSplits, type SplitFractions } from '../dataset/splits.ts';
+import { regenerateRun } from '../research/index.ts';
 import { logShard } from '../run/work.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';

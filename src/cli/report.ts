@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { reportRun } from '../research/index.ts';
+import { reportRun } from '../report/index.ts';
 import { log } from '../util/log.ts';
 import { action } from './common.ts';
 

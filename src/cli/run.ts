@@ -1,16 +1,8 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { UserError } from '../errors.ts';
-import { finalizeRun, type FinalizeResult } from '../run/finalize.ts';
-import { planRun } from '../run/plan.ts';
-import { runStatus, formatStatus } from '../run/status.ts';
-import { logShard, workRun, WorkAborted } from '../run/work.ts';
-import { formatRunSummary } from '../run/summary.ts';
+import { EXIT_SHARDS_FAILED, runLocalWorkers, signalExitCode, stopOnSignals, workerShare } from '../launch/index.ts';
+import { finalizeRun, formatRunSummary, formatStatus, logShard, planRun, runStatus, workRun, WorkAborted, type FinalizeResult } from '../run/index.ts';
 import { log, logFormat, progress, type Progress } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/pairgen.js', import.meta.url));
 
 const positiveInt = (name: string) => wholeNumber(name, 1);
 const nonNegativeInt = (name: string) => wholeNumber(name, 0);
@@ -27,18 +19,6 @@ export function parseShardList(spec: string): number[] {
     for (let s = a; s <= b; s++) out.push(s);
   }
   return out;
-}
-
-/** The array index of this worker from the array-job engine's environment, when --index is not given. */
-function indexFromEnvironment(): number | undefined {
-  for (const name of ['JOB_COMPLETION_INDEX', 'SLURM_ARRAY_TASK_ID', 'AWS_BATCH_JOB_ARRAY_INDEX']) {
-    const v = process.env[name];
-    if (v !== undefined && v !== '') {
-      if (!/^\d+$/.test(v)) throw new UserError(`${name}=${v} is not a whole number`);
-      return Number(v);
-    }
-  }
-  return undefined;
 }
 
 function planOptions(cmd: Command): Command {
@@ -61,22 +41,6 @@ async function doPlan(config: string, opts: PlanCliOptions): Promise<void> {
   else log.info(`${store.uri} already holds this exact plan; nothing to do`);
 }
 
-/** Stop taking work on SIGINT/SIGTERM; past the grace period, exit without committing the shard in progress. */
-const signalExitCode = (signal: NodeJS.Signals) => (signal === 'SIGINT' ? 130 : 143);
-
-function stopOnSignals(graceSeconds: number): AbortController {
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) return;
-    log.warn(`${signal}: stopping; the shard in progress will not be committed`);
-    controller.abort(signal);
-    setTimeout(() => process.exit(signalExitCode(signal)), graceSeconds * 1000).unref();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return controller;
-}
-
 interface WorkCliOptions {
   shards?: number[];
   index?: number;
@@ -86,18 +50,8 @@ interface WorkCliOptions {
   grace: number;
 }
 
-/** `work` exits with this when it finished but some shards of its share failed or were held back. */
-export const EXIT_SHARDS_FAILED = 3;
-
 async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
-  let share: { index: number; count: number } | undefined;
-  const index = opts.index ?? (opts.count !== undefined ? indexFromEnvironment() : undefined);
-  if (opts.count !== undefined || opts.index !== undefined) {
-    if (opts.shards) throw new UserError('give either --shards or --index/--count, not both');
-    if (index === undefined || opts.count === undefined) throw new UserError('--index and --count go together (--index may come from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX)');
-    if (index >= opts.count) throw new UserError(`--index ${index} must be below --count ${opts.count}`);
-    share = { index, count: opts.count };
-  }
+  const share = workerShare(opts);
   let bar: Progress | null = null;
   let done = 0;
   const controller = stopOnSignals(opts.grace);
@@ -135,25 +89,6 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
     }
     throw e;
   }
-}
-
-async function runWorkers(runUri: string, workers: number, grace: number): Promise<void> {
-  const children = Array.from({ length: workers }, (_, i) =>
-    spawn(process.execPath, [BIN, '--log-format', logFormat(), 'work', runUri, '--index', String(i), '--count', String(workers), '--grace', String(grace)], { stdio: ['ignore', 'inherit', 'inherit'] }),
-  );
-  const forward = (signal: NodeJS.Signals) => children.forEach((c) => c.kill(signal));
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  const codes = await Promise.all(children.map((c) => new Promise<number>((res) => c.on('exit', (code, sig) => res(code ?? (sig ? 128 : 1))))));
-  process.off('SIGINT', forward);
-  process.off('SIGTERM', forward);
-  const failed = codes.filter((c) => c !== 0).length;
-  if (failed > 0 && codes.every((c) => c === 0 || c === EXIT_SHARDS_FAILED)) {
-    log.error(`${failed} of ${workers} workers finished with failed shards; see \`pairgen status ${runUri}\`, then run \`pairgen work ${runUri} --retry-failed\``);
-    process.exitCode = EXIT_SHARDS_FAILED;
-    return;
-  }
-  if (failed > 0) throw new UserError(`${failed} of ${workers} workers failed (exit codes ${codes.join(', ')}); run \`pairgen work ${runUri}\` again to finish the missing shards`);
 }
 
 function printFinalize(result: FinalizeResult, wallSeconds: number | null = null): void {
@@ -195,7 +130,7 @@ export function registerRunVerbs(program: Command): void {
       const started = performance.now();
       await doPlan(config, opts);
       if (opts.workers > 1) {
-        await runWorkers(opts.out, opts.workers, opts.grace);
+        await runLocalWorkers(opts.out, opts.workers, opts.grace);
         if (process.exitCode) return;
       } else {
         await doWork(opts.out, { grace: opts.grace });

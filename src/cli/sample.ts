@@ -1,6 +1,61 @@
+import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { sampleToFile } from '../teacher/sample.ts';
+import { UserError } from '../errors.ts';
+import { sampleToFile, type SampleRequest } from '../teacher/sample.ts';
 import { action } from './common.ts';
+
+/** `pairgen sample`'s options as given on the command line (strings). */
+export interface SampleOptions {
+  model: string;
+  prompt: string;
+  negativePrompt?: string;
+  image?: string;
+  scheduler?: string;
+  schedulerConfig?: string;
+  steps: string;
+  guidance: string;
+  imageGuidance?: string;
+  strength?: string;
+  eta?: string;
+  height: string;
+  width: string;
+  seed?: string;
+  latents?: string;
+  out: string;
+  threads?: string;
+}
+
+function number(flag: string, text: string, check: (v: number) => boolean, expected: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || !check(v)) throw new UserError(`${flag}: expected ${expected}, got "${text}"`);
+  return v;
+}
+
+const int = (flag: string, text: string, min: number) => number(flag, text, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
+
+/** The command line's strings → a checked SampleRequest; every bad option is a UserError naming the flag. */
+export function parseSampleOptions(o: SampleOptions): SampleRequest {
+  const outExt = extname(o.out).toLowerCase();
+  if (outExt !== '.png' && outExt !== '.npy') throw new UserError(`--out: expected a .png or .npy file name, got ${o.out}`);
+  if (o.scheduler && o.schedulerConfig) throw new UserError('--scheduler and --scheduler-config: give one, not both');
+  if (o.seed !== undefined && o.latents) throw new UserError('--seed and --latents: give one, not both');
+  const steps = int('--steps', o.steps, 1);
+  const height = int('--height', o.height, 8);
+  const width = int('--width', o.width, 8);
+  const guidance = number('--guidance', o.guidance, (v) => v >= 0, 'a number >= 0');
+  const imageGuidance = number('--image-guidance', o.imageGuidance ?? '1.5', (v) => v >= 0, 'a number >= 0');
+  const eta = number('--eta', o.eta ?? '0', (v) => v >= 0, 'a number >= 0');
+  const strength = o.strength === undefined ? null : number('--strength', o.strength, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+  const seed = o.seed === undefined ? 0 : number('--seed', o.seed, (v) => Number.isSafeInteger(v) && v >= 0, 'an integer in [0, 2^53)');
+  if (strength !== null && !o.image) throw new UserError('--strength needs --image (img2img starts from a source image)');
+  const threads = int('--threads', o.threads ?? '1', 0);
+  return {
+    model: o.model, prompt: o.prompt, negativePrompt: o.negativePrompt ?? null, image: o.image ?? null,
+    scheduler: o.scheduler ?? null, schedulerConfig: o.schedulerConfig ?? null,
+    steps, guidance, imageGuidance, strength, eta, height, width, seed, latents: o.latents ?? null, threads, out: o.out,
+  };
+}
+
 
 export function registerSample(program: Command): void {
   program
@@ -25,6 +80,6 @@ export function registerSample(program: Command): void {
     .option('--latents <file>', '.npy float32 [1, 4, h, w] initial latents, before multiplication by init_noise_sigma')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = its default)', '1')
     .requiredOption('--out <file>', 'output .png, or .npy float32 HWC in [0, 1]')
-    .action(action(sampleToFile));
+    .action(action((o: SampleOptions) => sampleToFile(parseSampleOptions(o))));
 }
 

@@ -1,7 +1,7 @@
 import { buildMarker, encodeRejects, encodeShard, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { shardDataKey, shardMarkerKey, shardRejectsKey } from './layout.ts';
-import type { RunPlan } from '../run/plan.ts';
+import type { RunPlan } from './run-file.ts';
 
 /**
  * Write a shard and commit it: the accepted pairs' file and the rejects file first, the marker last.

@@ -1,9 +1,11 @@
-/** Where each file of a run lives on its store (see DESIGN.md, "Run layout on the store"). */
+/** Where each file of a run lives on its store (docs/architecture.md, "Run layout"). */
 export const RUN_FILE = 'run.json';
 export const PROMPTS_FILE = 'prompts.parquet';
 export const MANIFEST_FILE = 'manifest.parquet';
 export const STATS_FILE = 'stats.json';
 export const CARD_FILE = 'README.md';
+/** A derived run's explicit candidate table (`pairgen regenerate`), see src/candidates/table.ts. */
+export const CANDIDATES_FILE = 'candidates.parquet';
 export const SHARDS_PREFIX = 'shards/';
 
 export function shardName(shard: number): string {

@@ -9,7 +9,7 @@
  */
 import { stringify } from 'yaml';
 import { UserError } from '../errors.ts';
-import type { RunPlan } from '../run/plan.ts';
+import type { RunPlan } from '../dataset/run-file.ts';
 
 export const ENGINES = ['k8s', 'slurm', 'batch'] as const;
 export type Engine = (typeof ENGINES)[number];

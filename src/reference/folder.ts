@@ -14,7 +14,7 @@ import { trainTextTable, writeTokenizer, type LabelledText } from './text.ts';
  */
 export const SCHEDULER_CONFIG = {
   // Ancestral (fresh noise each step from the candidate's own stream); DDIM, Euler and DPM-Solver also
-  // converge to single bank items (test/reference-teacher.test.ts).
+  // converge to single bank items (test/reference/teacher.test.ts).
   _class_name: 'EulerAncestralDiscreteScheduler',
   num_train_timesteps: 1000,
   beta_start: 0.00085,

@@ -21,7 +21,7 @@ import { classifyText, type LabelledText } from './text.ts';
  *   const ref = await ensureReferenceTeacher();   // builds once, then returns the cached folders
  *   // teacher: { model: ref.model, edit_model: ref.editModel, mode: instruct }
  */
-export { precisionRecall, GroundTruth, type PairTruth, type PrecisionRecall } from './truth.ts';
+export { precisionRecall, GroundTruth, GroundTruthTally, referenceLabeller, type PairTruth, type PrecisionRecall } from './truth.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Part of the cache stamp (with the source of this folder): bump to force a rebuild everywhere. */

@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
-import type { RgbImage } from '../types.ts';
+import type { LabellerHook, PairLabel, PairLabeller, RgbImage } from '../types.ts';
 import { loadBank, toLatent, type Bank } from './bank.ts';
 import type { ReferenceInfo } from './folder.ts';
 
@@ -10,8 +11,7 @@ import type { ReferenceInfo } from './folder.ts';
  * denoiser converges to a single item), hence whether a pair kept its person, and the identity
  * filter's precision and recall against that.
  */
-export interface PairTruth {
-  [key: string]: string | number | boolean;
+export interface PairTruth extends PairLabel {
   /** "<bank>/<person>", e.g. "source/07", "grayscale/07". */
   source_item: string;
   edited_item: string;
@@ -36,6 +36,37 @@ export interface PrecisionRecall {
   unlabelled: number;
 }
 
+/**
+ * Ground-truth counts by (accepted, identity kept), added one pair at a time: memory stays flat at 10M rows.
+ * Pairs whose teacher recorded no ground truth are not counted.
+ */
+export class GroundTruthTally {
+  private readonly counts = { tp: 0, fp: 0, fn: 0, tn: 0 };
+
+  /** `extra` is the pair's teacher facts (the `extra` column); its `identity_kept` is the truth when present. */
+  add(accepted: boolean, extra: Record<string, unknown>): void {
+    const kept = extra.identity_kept;
+    if (typeof kept !== 'boolean') return;
+    if (accepted) kept ? this.counts.tp++ : this.counts.fp++;
+    else kept ? this.counts.fn++ : this.counts.tn++;
+  }
+
+  /** null when no pair had ground truth. */
+  result(): PrecisionRecall | null {
+    const { tp, fp, fn, tn } = this.counts;
+    if (tp + fp + fn + tn === 0) return null;
+    return {
+      precision: tp + fp ? tp / (tp + fp) : null,
+      recall: tp + fn ? tp / (tp + fn) : null,
+      truePositives: tp,
+      falsePositives: fp,
+      falseNegatives: fn,
+      trueNegatives: tn,
+      unlabelled: 0,
+    };
+  }
+}
+
 /** Precision and recall of the identity filter (accepted = predicted same person) against the ground truth. */
 export function precisionRecall(rows: Iterable<{ accepted: boolean; identity_kept: boolean | null | undefined }>): PrecisionRecall {
   let tp = 0, fp = 0, fn = 0, tn = 0, unlabelled = 0;
@@ -55,7 +86,7 @@ export function precisionRecall(rows: Iterable<{ accepted: boolean; identity_kep
   };
 }
 
-export class GroundTruth {
+export class GroundTruth implements PairLabeller {
   private constructor(private readonly bank: Bank) {}
 
   /** Open the bank of a reference model folder (its reference.json says where the bank is). */
@@ -106,4 +137,16 @@ export class GroundTruth {
       edited_distance: Number(e.distance.toPrecision(4)),
     };
   }
+}
+
+/** The teacher hook's entry (LabellerHook.module): the ground truth of a reference model folder. */
+export const createLabeller = (modelDir: string): Promise<PairLabeller> => GroundTruth.open(modelDir);
+
+/**
+ * The labeller hook for a teacher config whose edit model is a reference teacher folder (it has a
+ * reference.json), else null: only the reference teacher knows which face each image is.
+ */
+export function referenceLabeller(teacher: { model: string; edit_model?: string | null }): LabellerHook | null {
+  const editDir = teacher.edit_model ?? teacher.model;
+  return existsSync(join(editDir, 'reference.json')) ? { module: import.meta.url, arg: editDir } : null;
 }

@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
+import { runTeacher } from '../candidates/draw.ts';
 import { specOfRow } from '../candidates/table.ts';
-import { openRun, type RunPlan } from '../run/plan.ts';
+import { openRun, type RunPlan } from '../dataset/run-file.ts';
 import { STATS_FILE } from '../dataset/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
@@ -127,8 +128,7 @@ async function withImages(store: Store, plan: RunPlan, rows: SheetRow[], regener
 async function regenerateImages(plan: RunPlan, rows: SheetRow[]): Promise<Map<string, { source: Uint8Array; edited: Uint8Array }>> {
   const out = new Map<string, { source: Uint8Array; edited: Uint8Array }>();
   if (rows.length === 0) return out;
-  const { createTeacher } = await import('../teacher/index.ts');
-  const teacher = await createTeacher(plan.config.teacher, plan.config.runtime);
+  const teacher = await runTeacher(plan);
   try {
     const specs = rows.map((r) => specOfRow(r, r.identity_threshold));
     const batch = plan.config.runtime.batch_size;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { loadPipelineConfig, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
 import { PROMPTS_FILE, RUN_FILE } from '../dataset/layout.ts';
-import { planId, serializePlan, type RunPlan } from '../run/plan.ts';
+import { planId, serializePlan, type RunPlan } from '../dataset/run-file.ts';
 import { canonicalJson } from '../shards/parquet.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';

@@ -1,16 +1,19 @@
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE, specOfRow } from '../candidates/table.ts';
+import { runTeacher } from '../candidates/draw.ts';
+import { specOfRow } from '../candidates/table.ts';
+import { judgeCandidate, recordedEvidence } from '../candidates/verdict.ts';
+import { CANDIDATES_FILE } from '../dataset/layout.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
 import { shardDataKey, shardRejectsKey } from '../dataset/layout.ts';
-import { openRun, type RunPlan } from '../run/plan.ts';
-import { scanShards } from '../run/status.ts';
+import { openRun, type RunPlan } from '../dataset/run-file.ts';
+import { scanShards } from '../dataset/scan.ts';
 import { CODE_VERSION } from '../util/version.ts';
 import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import type { Teacher } from '../types.ts';
 import { RunDb } from '../dataset/db.ts';
+import { ShardFile } from '../dataset/rows.ts';
 import { deriveConfig, writeDerivedRun } from './derive.ts';
 
 export interface RefilterOptions {
@@ -67,7 +70,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
         options.onShard?.({ shard, status: 'skipped', copied: 0, regenerated: 0 });
         continue;
       }
-      const counts = await refilterShard({ plan, parentStore, store, shard, promptThresholds, teacher: async () => (teacher ??= await createTeacherFor(plan)) });
+      const counts = await refilterShard({ plan, parentStore, store, shard, promptThresholds, teacher: async () => (teacher ??= await runTeacher(plan)) });
       result.copied += counts.copied;
       result.regenerated += counts.regenerated;
       result.dropped += counts.dropped;
@@ -80,11 +83,6 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   result.accepted = done.accepted;
   result.rejected = done.rejected;
   return result;
-}
-
-async function createTeacherFor(plan: RunPlan): Promise<Teacher> {
-  const { createTeacher } = await import('../teacher/index.ts');
-  return createTeacher(plan.config.teacher, plan.config.runtime);
 }
 
 /** The prompt set's per-category thresholds, from the parent's prompt table (null: none set). */
@@ -115,35 +113,35 @@ interface ShardJob {
 async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerated: number; dropped: number }> {
   const { plan, shard } = job;
   const identity = plan.config.identity;
-  const dataBytes = await job.parentStore.get(shardDataKey(shard));
+  const dataKey = shardDataKey(shard);
+  const dataBytes = await job.parentStore.get(dataKey);
+  const stored = await readShardMetadataRows(dataBytes, dataKey);
   const rows = [
-    ...(await readShardMetadataRows(dataBytes, shardDataKey(shard))),
+    ...stored,
     ...(await readShardMetadataRows(await job.parentStore.get(shardRejectsKey(shard)), shardRejectsKey(shard))),
   ].sort((a, b) => a.index - b.index);
-  const images = await readImages(dataBytes);
+  const images = (await (await ShardFile.open(dataBytes, dataKey)).images(stored)) ?? new Map();
 
   const records: PairRecord[] = [];
   const missing: PairRecord[] = [];
   let copied = 0;
   let dropped = 0;
   for (const row of rows) {
-    const threshold = identity.category_thresholds[row.category] ?? job.promptThresholds.get(row.category) ?? identity.threshold;
-    const judged = row.reject_reason === null || row.reject_reason === 'identity_below_threshold';
-    const accepted = judged ? row.identity_similarity !== null && row.identity_similarity >= threshold : false;
+    const verdict = judgeCandidate(recordedEvidence(row), { category: row.category, identityThreshold: job.promptThresholds.get(row.category) ?? null }, identity);
     const record: PairRecord = {
       ...withoutManifestColumns(row),
       run_id: plan.run_id,
-      identity_threshold: threshold,
+      identity_threshold: verdict.threshold,
       identity_settings: withThresholds(row.identity_settings, identity),
-      accepted,
-      reject_reason: accepted ? null : judged ? 'identity_below_threshold' : row.reject_reason,
+      accepted: verdict.accepted,
+      reject_reason: verdict.rejectReason,
       source_image: null,
       edited_image: null,
     };
-    if (accepted) {
-      const stored = images.get(row.pair_id);
-      if (stored) {
-        Object.assign(record, stored);
+    if (verdict.accepted) {
+      const kept = images.get(row.pair_id);
+      if (kept) {
+        Object.assign(record, kept);
         copied++;
       } else missing.push(record);
     } else if (row.accepted) dropped++;
@@ -184,14 +182,4 @@ function withThresholds(settings: Record<string, unknown>, identity: RunPlan['co
   if ('threshold' in out) out.threshold = identity.threshold;
   if ('category_thresholds' in out) out.category_thresholds = identity.category_thresholds;
   return out;
-}
-
-/** The stored image cells of a shard data file, by pair_id. */
-async function readImages(bytes: Uint8Array): Promise<Map<string, Pick<PairRecord, 'source_image' | 'edited_image'>>> {
-  const file: AsyncBuffer = { byteLength: bytes.byteLength, slice: (s, e) => bytes.buffer.slice(bytes.byteOffset + s, bytes.byteOffset + (e ?? bytes.byteLength)) as ArrayBuffer };
-  const metadata = await parquetMetadataAsync(file);
-  const cells = await parquetReadObjects({ file, metadata, columns: ['pair_id', 'source_image', 'edited_image'], utf8: false });
-  const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
-  const cell = (v: { bytes: Uint8Array; path: unknown }) => ({ bytes: v.bytes, path: v.path === null || v.path === undefined ? null : text(v.path) });
-  return new Map(cells.map((c) => [text(c.pair_id), { source_image: cell(c.source_image), edited_image: cell(c.edited_image) }]));
 }

@@ -1,8 +1,9 @@
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE, encodeCandidates } from '../candidates/table.ts';
+import { encodeCandidates } from '../candidates/table.ts';
+import { CANDIDATES_FILE } from '../dataset/layout.ts';
 import { sha256Hex } from '../util/digest.ts';
 import { finalizeRun } from '../run/finalize.ts';
-import { modelDigests, type RunPlan } from '../run/plan.ts';
+import { modelDigests, type RunPlan } from '../dataset/run-file.ts';
 import { CODE_VERSION } from '../util/version.ts';
 import { workRun, type WorkOptions, type WorkSummary } from '../run/work.ts';
 import type { LineageSpec } from '../shards/record.ts';

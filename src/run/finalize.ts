@@ -1,12 +1,12 @@
 import { PassThrough } from 'node:stream';
 import { UserError } from '../errors.ts';
-import { precisionRecall, type PrecisionRecall } from '../reference/truth.ts';
+import { GroundTruthTally, type PrecisionRecall } from '../reference/index.ts';
 import { writePreview } from '../report/index.ts';
 import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from '../dataset/layout.ts';
-import { openRun, type RunPlan } from './plan.ts';
-import { scanShards } from './status.ts';
+import { openRun, type RunPlan } from '../dataset/run-file.ts';
+import { scanShards } from '../dataset/scan.ts';
 import { checkSplits, splitOf, SPLIT_NAMES } from '../dataset/splits.ts';
 
 export interface FinalizeResult {
@@ -46,13 +46,10 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
   const stats = new StatsAccumulator();
   const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
   const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
-  // Ground-truth tallies by (accepted, identity kept): counts, not rows, so memory stays flat at 10M rows.
-  const truth = new Map<string, number>();
+  const truth = new GroundTruthTally();
   let rows = 0;
   const manifestRows = manifestRowsOf(store, plan, markers, options.rangeReadBytes ?? RANGE_READ_BYTES, (row) => {
-    // The reference teacher records whether the edited image really shows the source's person.
-    const kept = (row.extra as Record<string, unknown>).identity_kept;
-    if (typeof kept === 'boolean') truth.set(`${row.accepted}:${kept}`, (truth.get(`${row.accepted}:${kept}`) ?? 0) + 1);
+    truth.add(row.accepted, row.extra as Record<string, unknown>);
     row.split = splitOf(row.pair_id, fractions);
     splitCounts[row.split].candidates++;
     if (row.accepted) splitCounts[row.split].accepted++;
@@ -69,7 +66,7 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
     name: plan.name,
     ...stats.result(),
     splits,
-    identity_vs_ground_truth: truth.size ? precisionRecall(tallied(truth)) : null,
+    identity_vs_ground_truth: truth.result(),
   };
   await store.put(STATS_FILE, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({
@@ -83,14 +80,6 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
   const preview = options.preview === false ? [] : await writePreview(runUri);
   return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows, stats: result, preview };
-}
-
-/** The rows behind ground-truth tallies, one at a time, for precisionRecall. */
-function* tallied(counts: Map<string, number>): Generator<{ accepted: boolean; identity_kept: boolean }> {
-  for (const [key, n] of counts) {
-    const [accepted, kept] = key.split(':').map((v) => v === 'true');
-    for (let i = 0; i < n; i++) yield { accepted, identity_kept: kept };
-  }
 }
 
 /** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */

@@ -1,10 +1,7 @@
-import pLimit from 'p-limit';
-import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
-import type { Store } from '../store/types.ts';
-import { markerProblems } from '../dataset/commit.ts';
-import { failureShard, readFailure, type FailureRecord } from '../dataset/failures.ts';
-import { markerShard, SHARDS_PREFIX, shardName } from '../dataset/layout.ts';
-import { openRun, type RunPlan } from './plan.ts';
+/** `pairgen status`: how far a run is, from its shard markers and failure records. */
+import { MANIFEST_FILE, shardName } from '../dataset/layout.ts';
+import { openRun } from '../dataset/run-file.ts';
+import { failedShards, scanShards, type FailedShard } from '../dataset/scan.ts';
 
 export interface RunStatus {
   uri: string;
@@ -19,64 +16,6 @@ export interface RunStatus {
   /** Seconds of worker time still needed at that rate (divide by the number of workers). */
   eta_worker_seconds: number | null;
   finalized: boolean;
-}
-
-/** A pending shard whose last attempt failed (it has a failure record). */
-export interface FailedShard {
-  shard: number;
-  attempts: number;
-  error: string;
-  time: string;
-}
-
-/**
- * Committed markers of a run, keyed by shard, with the ones whose files do not match listed apart, and
- * the shards that have a failure record (committed or not).
- */
-export async function scanShards(store: Store, plan: RunPlan, verify = false): Promise<{ markers: Map<number, ShardMarker>; invalid: number[]; failureRecords: number[] }> {
-  const sizes = new Map<string, number>();
-  const markerKeys: [number, string][] = [];
-  const failureRecords: number[] = [];
-  for await (const entry of store.list(SHARDS_PREFIX)) {
-    sizes.set(entry.key, entry.size);
-    const shard = markerShard(entry.key);
-    if (shard !== null && shard < plan.shards) markerKeys.push([shard, entry.key]);
-    const failed = failureShard(entry.key);
-    if (failed !== null && failed < plan.shards) failureRecords.push(failed);
-  }
-  const markers = new Map<number, ShardMarker>();
-  const invalid: number[] = [];
-  const limit = pLimit(16);
-  await Promise.all(
-    markerKeys.map(([shard, key]) =>
-      limit(async () => {
-        let marker: ShardMarker;
-        try {
-          marker = parseMarker(await store.get(key), `${store.uri}/${key}`);
-        } catch {
-          invalid.push(shard);
-          return;
-        }
-        const ok = verify
-          ? (await markerProblems(store, marker, true)).length === 0
-          : verifyMarkerSizes(marker, new Map(marker.files.map((f) => [f.name, sizes.get(f.name) ?? null]))).ok;
-        if (ok && marker.run_id === plan.run_id) markers.set(shard, marker);
-        else invalid.push(shard);
-      }),
-    ),
-  );
-  invalid.sort((a, b) => a - b);
-  return { markers, invalid, failureRecords };
-}
-
-/** The failure records of shards that are not committed, in shard order. */
-async function failedShards(store: Store, shards: number[], markers: Map<number, ShardMarker>): Promise<FailedShard[]> {
-  const limit = pLimit(16);
-  const records = await Promise.all(shards.filter((s) => !markers.has(s)).map((s) => limit(() => readFailure(store, s))));
-  return records
-    .filter((r): r is FailureRecord => r !== null)
-    .map((r) => ({ shard: r.shard, attempts: r.attempts, error: r.error, time: r.time }))
-    .sort((a, b) => a.shard - b.shard);
 }
 
 export async function runStatus(runUri: string, options: { verify?: boolean } = {}): Promise<RunStatus> {
@@ -113,7 +52,7 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
     rejected_by_reason: Object.fromEntries(Object.entries(byReason).sort((a, b) => b[1] - a[1])),
     pairs_per_worker_second: rate,
     eta_worker_seconds: rate ? (plan.pairs - done) / rate : null,
-    finalized: (await store.head('manifest.parquet')) !== null,
+    finalized: (await store.head(MANIFEST_FILE)) !== null,
   };
 }
 

@@ -12,10 +12,12 @@ import { log } from '../util/log.ts';
 import { digestFiles, sha256Hex } from '../util/digest.ts';
 import { clearFailure, readFailure, recordFailure } from '../dataset/failures.ts';
 import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from '../dataset/layout.ts';
-import { openRun, type RunPlan } from './plan.ts';
+import { openRun, type RunPlan } from '../dataset/run-file.ts';
 import { candidateSlot, pairId, pairSeed } from '../candidates/seeds.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
+import { runTeacher } from '../candidates/draw.ts';
 import { readCandidateSpecs } from '../candidates/table.ts';
+import { identityVerdict } from '../candidates/verdict.ts';
 
 export interface WorkOptions {
   /** This worker's share of an array job of `count` workers: the shards s with s mod count = index. */
@@ -111,7 +113,7 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   const tmp = mkdtempSync(join(tmpdir(), 'pairgen-work-'));
   const promptPath = join(tmp, PROMPTS_FILE);
   writeFileSync(promptPath, await readPrompts(store, plan));
-  const teacher = await (options.teacherFactory ?? defaultTeacher)(plan);
+  const teacher = await (options.teacherFactory ?? runTeacher)(plan);
   let scorer: IdentityScorer | null = null;
   try {
     scorer = await (options.scorerFactory ?? defaultScorer)(plan);
@@ -145,11 +147,6 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
 }
 
 // Model stages are imported on first use, so status/finalize never load onnxruntime.
-async function defaultTeacher(plan: RunPlan): Promise<Teacher> {
-  const { createTeacher } = await import('../teacher/index.ts');
-  return createTeacher(plan.config.teacher, plan.config.runtime);
-}
-
 async function defaultScorer(plan: RunPlan): Promise<IdentityScorer | null> {
   if (!plan.config.identity.enabled) return null;
   const { createIdentityScorer } = await import('../identity/index.ts');
@@ -273,7 +270,7 @@ async function shardSpecs(plan: RunPlan, shard: number, promptPath: string, stor
 async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: GeneratedPair, timings: Timings): Promise<PairRecord> {
   const { plan } = ctx;
   let t0 = performance.now();
-  const verdict = ctx.scorer ? await ctx.scorer.score(pair.source, pair.edited, spec) : unfiltered(plan);
+  const verdict = ctx.scorer ? identityVerdict(await ctx.scorer.score(pair.source, pair.edited, spec), spec, plan.config.identity) : unfiltered(plan);
   timings.score_s += (performance.now() - t0) / 1000;
   t0 = performance.now();
   const encoding = { format: plan.config.output.image_format, quality: plan.config.output.quality };

@@ -6,7 +6,10 @@ export {
   pairSchema, rejectsSchema, manifestSchema, toPairRecord, imageExtension, columnDescriptions, IMAGE_COLUMNS,
   type PairRecord, type ImageCell, type ImageFormat, type ManifestRow, type RecordParts,
 } from './record.ts';
-export { encodeShard, encodeRejects, readShardMetadataRows, DEFAULT_ROW_GROUP_BYTES, type ShardOptions, type ParquetSource } from './shard.ts';
+export {
+  encodeShard, encodeRejects, readShardMetadataRows, readPairgenMetadata, asAsyncBuffer, recordValue, DEFAULT_ROW_GROUP_BYTES,
+  type ShardOptions, type ParquetSource,
+} from './shard.ts';
 export { huggingfaceMetadata } from './parquet.ts';
 export {
   buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, sha256Hex,
@@ -16,4 +19,3 @@ export { writeManifest, MANIFEST_ROW_GROUP_ROWS } from './manifest.ts';
 export { StatsAccumulator, computeStats, HISTOGRAM_BINS, type DatasetStats, type StatsRow } from './stats.ts';
 export { renderDatasetCard, SHARD_GLOB, type CardInput } from './card.ts';
 export { encodeImage } from '../image/encode.ts';
-export { shardFileNames } from './names.ts';

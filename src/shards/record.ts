@@ -1,5 +1,7 @@
 import { Binary, Bool, Field, Float32, Float64, Int32, Int64, List, Schema, Struct, Utf8, type DataType } from 'apache-arrow';
 import type { CandidateSpec, FaceDetection, IdentityVerdict, StageInfo } from '../types.ts';
+import type { ImageFormat } from '../image/encode.ts';
+export type { ImageFormat };
 
 /**
  * The pair record: one row of a shard. Property names ARE the column names; `pairSchema` below is the
@@ -13,7 +15,6 @@ export interface ImageCell {
   path: string | null;
 }
 
-export type ImageFormat = 'jpeg' | 'png' | 'webp';
 
 export interface PairRecord {
   pair_id: string;
@@ -60,7 +61,7 @@ export interface PairRecord {
   changes: Record<string, unknown>;
 }
 
-/** Where a regenerated pair came from (src/run/candidates.ts). */
+/** Where a regenerated pair came from (src/candidates/table.ts). */
 export interface Lineage {
   parentPairId: string | null;
   changes: Record<string, unknown>;
@@ -136,7 +137,7 @@ export type ManifestRow = Omit<PairRecord, 'source_image' | 'edited_image'> & {
   file: string;
   /** The row's position in that file (0-based). */
   file_row: number;
-  /** train / validation / test by a hash of pair_id (src/research/splits.ts); set by finalize. */
+  /** train / validation / test by a hash of pair_id (src/dataset/splits.ts); set by finalize. */
   split?: string;
 };
 

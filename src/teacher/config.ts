@@ -6,7 +6,7 @@
 export type PairMode = 'prompt-pair' | 'instruct' | 'img2img';
 
 export interface SourcesConfig {
-  /** A folder of images (png/jpg/webp, sorted by name) or a Parquet table. */
+  /** A folder of images (jpg/png/webp/tif/gif, sorted by name) or a .parquet table. */
   path: string;
   /** Parquet only: the image column (an HF Image struct {bytes, path} or raw bytes). */
   column: string;
@@ -92,7 +92,7 @@ export const teacherConfigSchema = {
       required: ['path'],
       description: 'img2img mode: the real source portraits. Candidate k of a prompt uses portrait number (sample index mod count).',
       properties: {
-        path: { type: 'string', 'x-path': true, description: 'A folder of .png/.jpg/.jpeg/.webp images (sorted by name) or a .parquet table.' },
+        path: { type: 'string', 'x-path': true, description: 'A folder of .jpg/.jpeg/.png/.webp/.tif/.tiff/.gif images (sorted by name) or a .parquet table.' },
         column: { type: 'string', default: 'image', description: 'Parquet only: the image column (HF Image struct {bytes, path} or binary).' },
       },
     },

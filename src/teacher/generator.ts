@@ -2,15 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import type { CandidateSpec, GeneratedPair, RgbImage } from '../types.ts';
+import type { CandidateSpec, GeneratedPair, PairLabeller, RgbImage } from '../types.ts';
 import type { TeacherConfig } from './config.ts';
 import { fromRgb, SourcePortraits, toRgb } from './images.ts';
 import { loadDiffusersModel, teacherFolders, type DiffusersModel } from './model.ts';
 import { DiffusionPipeline, type SampleItem, type SamplerSettings } from './pipeline.ts';
 import { normalStream } from './random.ts';
+import { modeProblems, outputSize, sampleSizeOf, type ModelFacts } from './modes.ts';
 import { createScheduler } from './schedulers/index.ts';
 import { PromptEncoder } from './text.ts';
-import { GroundTruth } from '../reference/truth.ts';
 
 /**
  * The teacher side of a candidate pair, in the configured mode (see TeacherConfig.mode).
@@ -24,25 +24,24 @@ export class PairGenerator {
     private readonly sourceSettings: SamplerSettings,
     private readonly editSettings: SamplerSettings,
     private readonly portraits: SourcePortraits | null,
-    private readonly truth: GroundTruth | null,
+    private readonly labeller: PairLabeller | null,
   ) {}
 
-  static async create(config: TeacherConfig, runtime: RuntimeConfig): Promise<PairGenerator> {
+  static async create(config: TeacherConfig, runtime: RuntimeConfig, labeller: PairLabeller | null = null): Promise<PairGenerator> {
     const opened: DiffusersModel[] = [];
     try {
       for (const folder of teacherFolders(config)) opened.push(await loadDiffusersModel(folder.dir, runtime, folder.parts));
       const [main, editModel = main] = opened;
       const source = new DiffusionPipeline(main, new PromptEncoder(main));
       const edit = editModel !== main ? new DiffusionPipeline(editModel, new PromptEncoder(editModel)) : source;
-      checkMode(config, source, edit);
-      const size = outputSize(config, main);
+      const sourceFacts = factsOf(main);
+      const [problem] = modeProblems(config, sourceFacts, editModel !== main ? factsOf(editModel) : null);
+      if (problem) throw new UserError(problem);
+      const size = outputSize(config, sourceFacts);
       const sourceSettings = samplerSettings(config, main, config.steps, size);
       const editSettings = samplerSettings(config, editModel, config.edit_steps ?? config.steps, size);
       const portraits = config.mode === 'img2img' ? await SourcePortraits.open(config.sources!) : null;
-      // A reference teacher folder (src/reference) knows which bank item each image is: record it.
-      const editDir = config.edit_model ?? config.model;
-      const truth = existsSync(join(editDir, 'reference.json')) ? await GroundTruth.open(editDir) : null;
-      return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits, truth);
+      return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits, labeller);
     } catch (e) {
       for (const m of opened) await m.release();
       throw e;
@@ -68,8 +67,8 @@ export class PairGenerator {
   async generate(specs: CandidateSpec[]): Promise<GeneratedPair[]> {
     const out: GeneratedPair[] = [];
     for (let i = 0; i < specs.length; i += this.config.max_batch) out.push(...(await this.generateBatch(specs.slice(i, i + this.config.max_batch))));
-    const truth = this.truth;
-    return truth ? out.map((p) => ({ ...p, extra: { ...p.extra, ...truth.label(p.source, p.edited) } })) : out;
+    const labeller = this.labeller;
+    return labeller ? out.map((p) => ({ ...p, extra: { ...p.extra, ...labeller.label(p.source, p.edited) } })) : out;
   }
 
   private async generateBatch(specs: CandidateSpec[]): Promise<GeneratedPair[]> {
@@ -114,35 +113,11 @@ export class PairGenerator {
   }
 }
 
-function checkMode(config: TeacherConfig, source: DiffusionPipeline, edit: DiffusionPipeline): void {
-  if (source.isInstruct) throw new UserError(`teacher.model: ${config.model} is an InstructPix2Pix model (its UNet takes image latents); it cannot draw sources from a prompt. Put it in teacher.edit_model`);
-  if (config.mode === 'instruct' && !edit.isInstruct) {
-    throw new UserError(`teacher.edit_model: mode "instruct" needs an InstructPix2Pix model (a UNet with ${edit.model.vae.latentChannels * 2} input channels); ${edit.model.dir} has ${edit.model.unetInChannels}`);
-  }
-  if (config.mode === 'img2img') {
-    if (!config.sources) throw new UserError('teacher.sources: mode "img2img" needs sources: {path: <folder or .parquet>}');
-    if (!edit.isInstruct && config.strength === null) throw new UserError('teacher.strength: mode "img2img" with a text-to-image edit model needs a strength in (0, 1]');
-  }
-  if (config.mode === 'prompt-pair' && config.edit_model !== null && config.edit_model !== config.model && config.strength === null) {
-    throw new UserError('teacher.edit_model: mode "prompt-pair" without strength draws both images from teacher.model; set strength to SDEdit with the edit model, or remove edit_model');
-  }
-}
-
-function outputSize(config: TeacherConfig, model: DiffusersModel): { height: number; width: number } {
-  let base: number | null = null;
+/** The facts of a loaded model that the mode rules (modes.ts) need. */
+function factsOf(model: DiffusersModel): ModelFacts {
   const unetConfig = join(model.dir, 'unet/config.json');
-  if (existsSync(unetConfig)) {
-    const sampleSize = (JSON.parse(readFileSync(unetConfig, 'utf8')) as { sample_size?: unknown }).sample_size;
-    if (typeof sampleSize === 'number') base = sampleSize * model.vae.scaleFactor;
-  }
-  const height = config.height ?? config.width ?? base;
-  const width = config.width ?? config.height ?? base;
-  if (height === null || width === null) throw new UserError(`teacher.height: ${model.dir}/unet/config.json has no sample_size; set teacher.height and teacher.width`);
-  const f = model.vae.scaleFactor;
-  for (const [key, v] of [['height', height], ['width', width]] as const) {
-    if (v % f !== 0) throw new UserError(`teacher.${key}: ${v} is not a multiple of the VAE scale factor ${f}`);
-  }
-  return { height, width };
+  const sampleSize = existsSync(unetConfig) ? sampleSizeOf(JSON.parse(readFileSync(unetConfig, 'utf8'))) : null;
+  return { dir: model.dir, unetChannels: model.unetInChannels, latentChannels: model.vae.latentChannels, scaleFactor: model.vae.scaleFactor, sampleSize };
 }
 
 /** The model's scheduler config with the configured class and options applied (a UserError for an unknown class). */

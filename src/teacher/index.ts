@@ -2,20 +2,25 @@ import { basename } from 'node:path';
 import { UserError } from '../errors.ts';
 import { digestFiles } from '../util/digest.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import type { CandidateSpec, GeneratedPair, StageInfo, Teacher } from '../types.ts';
+import type { CandidateSpec, GeneratedPair, LabellerHook, StageInfo, Teacher } from '../types.ts';
 import { startTsWorker } from '../util/worker.ts';
 import type { TeacherConfig } from './config.ts';
 import { modelFiles, teacherFolders } from './model.ts';
 import type { Reply } from './worker.ts';
+
+export interface TeacherHooks {
+  /** Label every pair inside the worker (the demo's ground truth, src/reference). */
+  labeller?: LabellerHook | null;
+}
 
 /**
  * The teacher stage: a diffusers ONNX model folder (or two) sampling candidate pairs in a worker thread.
  *   const teacher = await createTeacher(config.teacher, config.runtime);
  *   const pairs = await teacher.generate(specs); // same specs → same bytes
  */
-export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfig): Promise<Teacher> {
+export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfig, hooks: TeacherHooks = {}): Promise<Teacher> {
   const files = teacherModelFiles(config); // a missing file fails here, before a worker starts
-  const worker = startTsWorker(new URL('./worker.ts', import.meta.url), { config, runtime });
+  const worker = startTsWorker(new URL('./worker.ts', import.meta.url), { config, runtime, labeller: hooks.labeller ?? null });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | null = null;

@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isUserError } from '../errors.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import type { CandidateSpec } from '../types.ts';
+import type { CandidateSpec, LabellerHook, PairLabeller } from '../types.ts';
 import type { TeacherConfig } from './config.ts';
 import { PairGenerator } from './generator.ts';
 
@@ -19,7 +19,9 @@ const failure = (id: number, e: unknown): Reply => ({ type: 'error', id, user: i
 
 let generator: PairGenerator;
 try {
-  generator = await PairGenerator.create(workerData.config as TeacherConfig, workerData.runtime as RuntimeConfig);
+  const hook = workerData.labeller as LabellerHook | null;
+  const labeller: PairLabeller | null = hook ? await (await import(hook.module)).createLabeller(hook.arg) : null;
+  generator = await PairGenerator.create(workerData.config as TeacherConfig, workerData.runtime as RuntimeConfig, labeller);
   post({ type: 'ready', describe: generator.describe() });
 } catch (e) {
   post(failure(-1, e));

@@ -1,18 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ensureReferenceTeacher, precisionRecall } from '../../src/reference/index.ts';
+import { FIXTURES } from '../helpers/fixtures.ts';
 
 /** pipelines/demo.yaml end to end through the CLI, as `make demo` runs it (with few pairs). */
 const run = promisify(execFile);
 const BIN = new URL('../../bin/pairgen.js', import.meta.url).pathname;
 const DEMO = new URL('../../pipelines/demo.yaml', import.meta.url).pathname;
-import { FIXTURES } from '../helpers/fixtures.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'pairgen-demo-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
@@ -51,7 +52,19 @@ test('the demo pipeline runs end to end, records ground truth, and twice gives b
   const pr = precisionRecall(rows as { accepted: boolean; identity_kept: boolean }[]);
   assert.equal(pr.unlabelled, 0);
   assert.equal(pr.truePositives + pr.falsePositives + pr.falseNegatives + pr.trueNegatives, 8);
+
+  // The bytes a code change must not move by accident (the restructuring of issue 10 kept them; a change
+  // that means to change the output format updates them, and says so).
+  const sha = (f: string) => createHash('sha256').update(readFileSync(join(a, f))).digest('hex');
+  assert.deepEqual(Object.fromEntries(GOLDEN.map(([f]) => [f, sha(f)])), Object.fromEntries(GOLDEN));
 });
+
+const GOLDEN = [
+  ['prompts.parquet', '34b62438e685d658916456a24090caa3dbd5af132fbd86b3918ea3c75849a881'],
+  ['shards/shard-00000.parquet', 'd6ff4a6ca3be836cd661d467c6718319d3397c2098e7d61cab42b36d241e60e1'],
+  ['shards/shard-00000.rejects.parquet', '9c0d3571b1ada2d2f7ac84745a15cc0ff0512b6e7ae6281ab6e31e195049d962'],
+  ['manifest.parquet', 'b14e3d0f347f9d61a222b5a06525aba2aa3c0c0db33505261709cf553b10ee03'],
+] as const;
 
 test('the tiny fixture teacher swaps in by config only', async () => {
   const out = join(tmp, 'tiny');

@@ -5,12 +5,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../src/errors.ts';
-import { decodeImage } from '../../src/image/decode.ts';
+import { decodeImage } from '../../src/image/index.ts';
 import { DEFAULT_RUNTIME } from '../../src/onnx/session.ts';
-import { ensureReferenceTeacher, GroundTruth, precisionRecall } from '../../src/reference/index.ts';
+import { ensureReferenceTeacher, GroundTruth, precisionRecall, GroundTruthTally, referenceLabeller } from '../../src/reference/index.ts';
 import { createTeacher } from '../../src/teacher/index.ts';
 import { withDefaults } from '../../src/teacher/config.ts';
 import type { CandidateSpec } from '../../src/types.ts';
+import { FIXTURES } from '../helpers/fixtures.ts';
 
 // The shared cache (.cache/reference-teacher, or PAIRGEN_CACHE): built once, reused by `make demo`.
 const ref = await ensureReferenceTeacher();
@@ -47,10 +48,9 @@ test('the cache is reused: a second ensure builds nothing', async () => {
 
 for (const [scheduler, steps] of [[null, 20], ['DDIMScheduler', 8], ['EulerDiscreteScheduler', 6]] as const) {
   test(`the sampler converges to bank items of the asked edit (${scheduler ?? 'folder scheduler'}, ${steps} steps)`, async () => {
-    const teacher = await createTeacher(
-      withDefaults({ model: ref.model, edit_model: ref.editModel, mode: 'instruct', steps, guidance_scale: 1, scheduler, max_batch: 9 }),
-      DEFAULT_RUNTIME,
-    );
+    const config = withDefaults({ model: ref.model, edit_model: ref.editModel, mode: 'instruct', steps, guidance_scale: 1, scheduler, max_batch: 9 });
+    // The ground truth reaches the teacher through its labeller hook, as the run's teacher gets it.
+    const teacher = await createTeacher(config, DEFAULT_RUNTIME, { labeller: referenceLabeller(config) });
     try {
       const list = specs(9);
       const pairs = await teacher.generate(list);
@@ -99,6 +99,12 @@ test('precisionRecall counts the identity filter against the ground truth', () =
   assert.equal(pr.recall, 2 / 3);
   assert.deepEqual([pr.truePositives, pr.falsePositives, pr.falseNegatives, pr.trueNegatives, pr.unlabelled], [2, 1, 1, 1, 1]);
   assert.deepEqual(precisionRecall([]), { precision: null, recall: null, truePositives: 0, falsePositives: 0, falseNegatives: 0, trueNegatives: 0, unlabelled: 0 });
+
+  // finalize's tally, one pair at a time from the `extra` column, agrees on the labelled rows.
+  const tally = new GroundTruthTally();
+  for (const r of rows) tally.add(r.accepted, { identity_kept: r.identity_kept, source_item: 'source/01' });
+  assert.deepEqual(tally.result(), precisionRecall(rows.filter((r) => r.identity_kept !== null)));
+  assert.equal(new GroundTruthTally().result(), null);
 });
 
 test('setup script: a bad --image-strength is a user error (exit 2)', () => {
@@ -124,4 +130,17 @@ test('bad inputs: a missing prompt set, an edit the bank lacks, a bad strength, 
   await assert.rejects(ensureReferenceTeacher({ cacheDir: join(tmp, 'a-file', 'cache') }), (e: Error) => e instanceof UserError && /a-file.*PAIRGEN_CACHE/.test(e.message));
   // nothing half-written is left behind
   assert.deepEqual(readFileSync(join(tmp, 'a-file'), 'utf8'), 'x');
+});
+
+test('the ground truth comes only through the labeller hook: a reference folder alone labels nothing, other folders get no hook', async () => {
+  assert.equal(referenceLabeller({ model: ref.model, edit_model: null }) !== null, true);
+  assert.equal(referenceLabeller({ model: join(FIXTURES, 'tiny-sd'), edit_model: null }), null);
+  const config = withDefaults({ model: ref.model, edit_model: ref.editModel, mode: 'instruct', steps: 2, guidance_scale: 1, max_batch: 2 });
+  const teacher = await createTeacher(config, DEFAULT_RUNTIME);
+  try {
+    const [pair] = await teacher.generate(specs(1));
+    assert.equal(pair.extra?.identity_kept, undefined);
+  } finally {
+    await teacher.close();
+  }
 });

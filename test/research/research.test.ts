@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { planRun, type RunPlan } from '../../src/run/plan.ts';
+import { planRun } from '../../src/run/plan.ts';
 import { workRun } from '../../src/run/work.ts';
 import { finalizeRun } from '../../src/run/finalize.ts';
 import tar from 'tar-stream';
-import { derivedPairId, exportRun, parseSplits, queryRun, refilterRun, regenerateRun, reportRun, splitOf } from '../../src/research/index.ts';
+import { derivedPairId, exportRun, queryRun, refilterRun, regenerateRun } from '../../src/research/index.ts';
+import { parseSplits, splitOf } from '../../src/dataset/splits.ts';
+import { reportRun } from '../../src/report/index.ts';
 import sharp from 'sharp';
-import type { CandidateSpec, RgbImage } from '../../src/types.ts';
 import { TestScorer } from '../helpers/test-teacher.ts';
 import { startS3Server } from '../helpers/s3server.ts';
 import { openStore } from '../../src/store/index.ts';
@@ -29,22 +30,13 @@ function config(name: string, identity: boolean, pairs: number, identityExtra = 
   return writeFlowConfig(dir, name, { seed: 5, pairs, shardSize: 4, teacher: `model: ${join(FIXTURES, 'tiny-sd')}, steps: 2`, identity: `enabled: ${identity}${identityExtra}` });
 }
 
-/** The test scorer, judging against the run config's thresholds as the real scorer does. */
-function configScorer(plan: RunPlan) {
-  const scorer = new TestScorer(plan.config.identity.threshold);
-  const score = scorer.score.bind(scorer);
-  scorer.score = (a: RgbImage, b: RgbImage, spec: CandidateSpec) =>
-    score(a, b, { ...spec, identityThreshold: plan.config.identity.category_thresholds[spec.category] ?? spec.identityThreshold });
-  return scorer;
-}
-
 before(async () => {
   await planRun(config('plain', false, 8), plain);
   await workRun(plain);
   await finalizeRun(plain);
   // Fixture edits keep ~0.97-0.999 pixel correlation: thresholds that high reject some.
   await planRun(config('scored', true, 12, ', category_thresholds: { color_grade: 0.997, lighting: 0.99 }'), scored);
-  await workRun(scored, { scorerFactory: async (plan) => configScorer(plan) });
+  await workRun(scored, { scorerFactory: async () => new TestScorer() });
   await finalizeRun(scored);
 });
 
@@ -130,7 +122,7 @@ test('refilter at a lower threshold regenerates only the newly accepted pairs; t
   // The same config planned fresh and scored again gives the same pairs and images.
   const fresh = join(dir, 'fresh');
   await planRun(config('fresh', true, 12, ', category_thresholds: { color_grade: 0.9, lighting: -1, style: 0.99 }'), fresh);
-  await workRun(fresh, { scorerFactory: async (plan) => configScorer(plan) });
+  await workRun(fresh, { scorerFactory: async () => new TestScorer() });
   const a = await images(out);
   const b = await images(fresh);
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());

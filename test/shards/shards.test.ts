@@ -13,10 +13,13 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { UserError } from '../../src/errors.ts';
 import {
   buildMarker, columnDescriptions, computeStats, encodeImage, encodeRejects, encodeShard, manifestSchema, pairSchema,
-  parseMarker, readShardMetadataRows, renderDatasetCard, shardFileNames, SHARD_GLOB, StatsAccumulator, toPairRecord,
+  parseMarker, readShardMetadataRows, renderDatasetCard, SHARD_GLOB, StatsAccumulator, toPairRecord,
   verifyMarker, verifyMarkerSizes, writeManifest, type ImageFormat, type ManifestRow, type PairRecord,
 } from '../../src/shards/index.ts';
 import type { CandidateSpec, IdentityVerdict, StageInfo } from '../../src/types.ts';
+import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../../src/dataset/layout.ts';
+
+const shardKeys = (n: number) => ({ data: shardDataKey(n), rejects: shardRejectsKey(n), marker: shardMarkerKey(n) });
 
 const W = 64;
 const H = 48;
@@ -253,7 +256,7 @@ test('commit marker: verify catches a flipped byte, a size change and a missing 
   const records = await acceptedRecords(2);
   const data = encodeShard(records);
   const rejects = encodeRejects(await rejectedRecords(1));
-  const names = shardFileNames(7);
+  const names = shardKeys(7);
   assert.deepEqual(names, { data: 'shards/shard-00007.parquet', rejects: 'shards/shard-00007.rejects.parquet', marker: 'shards/shard-00007.json' });
   const marker = buildMarker({
     shard: 7, runId: 'run-1', codeVersion: '0.1.0',
@@ -365,7 +368,7 @@ test('dataset card: YAML front matter names the accepted shards only; body has c
   assert.deepEqual(front.configs, [{ config_name: 'default', data_files: [{ split: 'train', path: SHARD_GLOB }] }]);
   assert.deepEqual(front.size_categories, ['n<1K']);
   for (const n of [0, 7, 123456]) {
-    const names = shardFileNames(n);
+    const names = shardKeys(n);
     assert.ok(matchesGlob(names.data, SHARD_GLOB), `${names.data} matches`);
     assert.ok(!matchesGlob(names.rejects, SHARD_GLOB), `${names.rejects} does not match`);
     assert.ok(!matchesGlob(names.marker, SHARD_GLOB));

@@ -14,7 +14,8 @@ import { loadDiffusersModel } from '../../src/teacher/model.ts';
 import { encodeNpy, readNpy, writeNpy } from '../../src/teacher/npy.ts';
 import { OnnxModel } from '../../src/onnx/model.ts';
 import { decode, encodeMean } from '../../src/teacher/vae.ts';
-import { sampleToFile, type SampleOptions } from '../../src/teacher/sample.ts';
+import { sampleToFile } from '../../src/teacher/sample.ts';
+import { parseSampleOptions, type SampleOptions } from '../../src/cli/sample.ts';
 import { UserError } from '../../src/errors.ts';
 
 import { FIXTURES as FIX, tinySdExternal } from '../helpers/fixtures.ts';
@@ -47,7 +48,7 @@ function npyFile(a: Arr | { shape: number[]; data: Float32Array }): string {
   return path;
 }
 
-/** `pairgen sample` flags → the options object commander hands to sampleToFile. */
+/** `pairgen sample` flags → the options object commander hands to the verb. */
 function options(args: string[], out: string): SampleOptions {
   const o: Record<string, string> = { out };
   for (let i = 0; i < args.length; i += 2) o[args[i].slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = args[i + 1];
@@ -57,7 +58,7 @@ function options(args: string[], out: string): SampleOptions {
 /** `pairgen sample ... --out X.npy` in this process (the CLI's own code path); returns the image. */
 async function sample(args: string[]): Promise<Float32Array> {
   const out = join(tmp, `out-${n++}.npy`);
-  await sampleToFile(options(args, out));
+  await sampleToFile(parseSampleOptions(options(args, out)));
   return readNpy(out).data;
 }
 
@@ -208,7 +209,7 @@ test('through the CLI: a user error is one line on stderr and exit 2', () => {
 });
 
 async function expectUserError(args: string[], pattern: RegExp, out = join(tmp, `never-${n++}.png`)): Promise<void> {
-  await assert.rejects(sampleToFile(options(args, out)), (e: unknown) => {
+  await assert.rejects(async () => sampleToFile(parseSampleOptions(options(args, out))), (e: unknown) => {
     assert.ok(e instanceof UserError, `a UserError, got ${(e as Error).stack}`);
     assert.match(e.message, pattern);
     return true;
@@ -248,7 +249,7 @@ test('bad input: scheduler, numbers, latents, images, output', async () => {
   await expectUserError([...model, ...basic, '--latents', npyFile({ shape: [1, 4, 8, 8], data: new Float32Array(256) })], /--latents: .* has shape \(1, 4, 8, 8\); expected \(1, 4, 32, 32\)/);
   const corrupt = join(tmp, 'corrupt.png');
   writeFileSync(corrupt, Buffer.from('\x89PNG\r\n\x1a\n this is not really a png'));
-  await expectUserError([...model, ...basic, '--image', corrupt, '--strength', '0.5'], /cannot decode image .*corrupt\.png/);
+  await expectUserError([...model, ...basic, '--image', corrupt, '--strength', '0.5'], /cannot read image .*corrupt\.png/);
   await expectUserError([...model, ...basic, '--strength', '0.5'], /--strength needs --image/);
   await expectUserError(['--model', join(FIX, 'tiny-sd-ip2p'), ...basic], /InstructPix2Pix model; it edits a source image/);
   await expectUserError([...model, ...basic], /--out: expected a \.png or \.npy/, join(tmp, 'x.jpg'));
