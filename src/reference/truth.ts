@@ -54,16 +54,7 @@ export class GroundTruthTally {
   /** null when no pair had ground truth. */
   result(): PrecisionRecall | null {
     const { tp, fp, fn, tn } = this.counts;
-    if (tp + fp + fn + tn === 0) return null;
-    return {
-      precision: tp + fp ? tp / (tp + fp) : null,
-      recall: tp + fn ? tp / (tp + fn) : null,
-      truePositives: tp,
-      falsePositives: fp,
-      falseNegatives: fn,
-      trueNegatives: tn,
-      unlabelled: 0,
-    };
+    return tp + fp + fn + tn === 0 ? null : fromCounts(tp, fp, fn, tn, 0);
   }
 }
 
@@ -75,6 +66,10 @@ export function precisionRecall(rows: Iterable<{ accepted: boolean; identity_kep
     else if (r.accepted) r.identity_kept ? tp++ : fp++;
     else r.identity_kept ? fn++ : tn++;
   }
+  return fromCounts(tp, fp, fn, tn, unlabelled);
+}
+
+function fromCounts(tp: number, fp: number, fn: number, tn: number, unlabelled: number): PrecisionRecall {
   return {
     precision: tp + fp ? tp / (tp + fp) : null,
     recall: tp + fn ? tp / (tp + fn) : null,
