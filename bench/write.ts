@@ -26,9 +26,7 @@ import {
   type PairRecord,
 } from '../src/shards/index.ts';
 import type { CandidateSpec, IdentityVerdict, StageInfo } from '../src/types.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
-
-const shardKeys = (n: number) => ({ data: shardDataKey(n), rejects: shardRejectsKey(n), marker: shardMarkerKey(n) });
+import { shardKeys } from '../src/dataset/layout.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -77,6 +77,13 @@ export class ParquetViews {
     }
   }
 
+  /** A view's column names, in file order; none when the view was not made. */
+  async columns(view: string): Promise<string[]> {
+    if (!this.views.has(view)) return [];
+    const rows = (await this.db.runAndReadAll(`SELECT column_name FROM (DESCRIBE ${view})`)).getRowObjectsJS();
+    return rows.map((r) => String(r.column_name));
+  }
+
   async close(): Promise<void> {
     this.db.closeSync();
     this.instance.closeSync();
@@ -136,10 +143,8 @@ export class RunDb {
     return '';
   }
 
-  async columns(view: ViewName): Promise<string[]> {
-    if (!this.views.has(view)) return [];
-    const rows = (await this.db.runAndReadAll(`SELECT column_name FROM (DESCRIBE ${view})`)).getRowObjectsJS();
-    return rows.map((r) => String(r.column_name));
+  columns(view: ViewName): Promise<string[]> {
+    return this.parquet.columns(view);
   }
 
   close(): Promise<void> {

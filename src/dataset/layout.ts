@@ -20,6 +20,10 @@ export function shardRejectsKey(shard: number): string {
 export function shardMarkerKey(shard: number): string {
   return `${SHARDS_PREFIX}${shardName(shard)}.json`;
 }
+/** The keys of one shard's files: accepted pairs, rejects and the commit marker. */
+export function shardKeys(shard: number): { data: string; rejects: string; marker: string } {
+  return { data: shardDataKey(shard), rejects: shardRejectsKey(shard), marker: shardMarkerKey(shard) };
+}
 /** The shard number of a marker key, or null when the key is not a marker. */
 export function markerShard(key: string): number | null {
   const m = /^shards\/shard-(\d+)\.json$/.exec(key);

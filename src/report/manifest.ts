@@ -49,9 +49,8 @@ export class ManifestQuery {
   }
 
   /** The manifest's column names, in file order. */
-  async columns(): Promise<string[]> {
-    const rows = (await this.db.runAndReadAll('SELECT column_name FROM (DESCRIBE manifest)')).getRowObjectsJS();
-    return rows.map((r) => String(r.column_name));
+  columns(): Promise<string[]> {
+    return this.parquet.columns('manifest');
   }
 
   /**

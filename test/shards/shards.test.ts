@@ -17,9 +17,7 @@ import {
   verifyMarker, verifyMarkerSizes, writeManifest, type ImageFormat, type ManifestRow, type PairRecord,
 } from '../../src/shards/index.ts';
 import type { CandidateSpec, IdentityVerdict, StageInfo } from '../../src/types.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../../src/dataset/layout.ts';
-
-const shardKeys = (n: number) => ({ data: shardDataKey(n), rejects: shardRejectsKey(n), marker: shardMarkerKey(n) });
+import { shardKeys } from '../../src/dataset/layout.ts';
 
 const W = 64;
 const H = 48;
