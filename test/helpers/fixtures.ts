@@ -3,6 +3,7 @@
  * InstructPix2Pix and SDXL teachers with diffusers' own outputs, see its README.md), and what tests
  * derive from them instead of storing a second copy.
  */
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,19 +17,27 @@ const CACHE = fileURLToPath(new URL('../../.cache/fixtures', import.meta.url));
 /**
  * tiny-sd with every model's weights moved to an external `model.onnx_data` file, as full-size exports
  * (over 2 GB) always are: the same weights, so it must render exactly like tiny-sd. Built once into
- * .cache/fixtures/tiny-sd-external (a few milliseconds per model) and reused.
+ * .cache/fixtures/, in a folder named by the digest of tiny-sd's models (a changed fixture gets a new
+ * copy), and reused.
  */
+let external: string | null = null;
+
 export function tinySdExternal(): string {
-  const out = join(CACHE, 'tiny-sd-external');
+  return (external ??= buildTinySdExternal());
+}
+
+function buildTinySdExternal(): string {
+  const source = join(FIXTURES, 'tiny-sd');
+  const parts = readdirSync(source).filter((part) => existsSync(join(source, part, 'model.onnx'))).sort();
+  const digest = createHash('sha256');
+  for (const part of parts) digest.update(part).update(readFileSync(join(source, part, 'model.onnx')));
+  const out = join(CACHE, `tiny-sd-external-${digest.digest('hex').slice(0, 12)}`);
   if (existsSync(join(out, '.complete'))) return out;
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(CACHE, { recursive: true });
-  cpSync(join(FIXTURES, 'tiny-sd'), tmp, { recursive: true });
-  for (const part of readdirSync(tmp)) {
-    const file = join(tmp, part, 'model.onnx');
-    if (existsSync(file)) moveWeightsOut(file, 'model.onnx_data');
-  }
+  cpSync(source, tmp, { recursive: true });
+  for (const part of parts) moveWeightsOut(join(tmp, part, 'model.onnx'), 'model.onnx_data');
   writeFileSync(join(tmp, '.complete'), '');
   try {
     renameSync(tmp, out);
