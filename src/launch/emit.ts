@@ -9,6 +9,7 @@
  */
 import { stringify } from 'yaml';
 import { UserError } from '../errors.ts';
+import { hasCredentials } from '../store/config.ts';
 import type { RunPlan } from '../dataset/run-file.ts';
 
 export const ENGINES = ['k8s', 'slurm', 'batch'] as const;
@@ -109,6 +110,7 @@ function resolve(engine: Engine, plan: RunPlan, o: EmitOptions): Resolved {
     if (SECRET_NAMES.test(m[1]) || /^AWS_ACCESS_KEY_ID$/.test(m[1])) {
       throw new UserError(`--env ${m[1]}: credentials do not belong in a job file; put them in the Kubernetes Secret (--secret), the AWS Batch job role (--job-role-arn) or the Slurm user's ~/.aws files`);
     }
+    if (/^AWS_ENDPOINT_URL/.test(m[1]) && hasCredentials(m[2])) throw new UserError(`--env ${m[1]}: credentials in the URL are not allowed; give the endpoint without user:password and the credentials through the Secret, job role or ~/.aws`);
     return [m[1], m[2]];
   });
   return {

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../errors.ts';
 import { NotFoundError } from './errors.ts';
 import { checkKey, checkPrefix, checkRange, compareKeys } from './keys.ts';
-import type { Store, StoreEntry } from './types.ts';
+import type { ConditionalWrites, PutIfAbsentResult, Store, StoreEntry } from './types.ts';
 
 /** Temp files carry this marker; list() never shows them. */
 const TEMP_MARK = '.pairgen-tmp-';
@@ -27,15 +27,39 @@ export class LocalStore implements Store {
   }
 
   async put(key: string, body: Uint8Array | string): Promise<void> {
-    await this.writeAtomically(key, async (tmp) => {
-      const file = await open(tmp, 'wx');
+    await this.writeAtomically(key, (tmp) => writeSynced(tmp, body));
+  }
+
+  /**
+   * rename() would replace an existing key, and open(key, 'wx') would let a reader see a half-written
+   * file. So the bytes go to a temp file first, then link() gives them the key's name: link fails with
+   * EEXIST when the name is taken, and the kernel makes that check and the naming one step, so of two
+   * racing calls exactly one wins. The temp name is unlinked either way (the key keeps the data).
+   */
+  async putIfAbsent(key: string, body: Uint8Array | string): Promise<PutIfAbsentResult> {
+    const target = this.path(key);
+    const tmp = tempName(target);
+    let result: PutIfAbsentResult = 'written';
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await writeSynced(tmp, body);
       try {
-        await file.writeFile(body);
-        await file.sync();
-      } finally {
-        await file.close();
+        await link(tmp, target);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        result = 'exists';
       }
-    });
+    } catch (e) {
+      throw this.explain(e, key);
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+    if (result === 'written') await syncFolder(dirname(target));
+    return result;
+  }
+
+  async conditionalWrites(): Promise<ConditionalWrites> {
+    return 'atomic';
   }
 
   async putStream(key: string, body: Readable): Promise<void> {
@@ -53,7 +77,7 @@ export class LocalStore implements Store {
   private async writeAtomically(key: string, write: (tmp: string) => Promise<void>): Promise<void> {
     const target = this.path(key);
     const dir = dirname(target);
-    const tmp = `${target}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+    const tmp = tempName(target);
     try {
       await mkdir(dir, { recursive: true });
       await write(tmp);
@@ -62,12 +86,7 @@ export class LocalStore implements Store {
       await unlink(tmp).catch(() => {});
       throw this.explain(e, key);
     }
-    const folder = await open(dir, 'r');
-    try {
-      await folder.sync();
-    } finally {
-      await folder.close();
-    }
+    await syncFolder(dir);
   }
 
   /** Errors the user can fix (an unwritable or read-only folder, a file where a folder should be) become UserErrors. */
@@ -171,6 +190,30 @@ export class LocalStore implements Store {
 
   child(prefix: string): Store {
     return new LocalStore(join(this.root, ...checkKey(prefix.replace(/\/+$/, '')).split('/')));
+  }
+}
+
+function tempName(target: string): string {
+  return `${target}${TEMP_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+async function writeSynced(path: string, body: Uint8Array | string): Promise<void> {
+  const file = await open(path, 'wx');
+  try {
+    await file.writeFile(body);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+/** fsync a folder so a new name in it survives a crash. */
+async function syncFolder(dir: string): Promise<void> {
+  const folder = await open(dir, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
   }
 }
 

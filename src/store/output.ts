@@ -1,17 +1,19 @@
 import { statSync } from 'node:fs';
 import { UserError } from '../errors.ts';
-import { openStore } from './index.ts';
+import { localPath, openStore } from './index.ts';
 
 /**
  * Write one output file (a query result, a report page) to a local path or an s3:// URI, atomically
  * through the store: a reader sees the whole file or none of it.
  */
 export async function putOutput(out: string, body: Uint8Array | string): Promise<void> {
-  const { parent, key } = splitUri(out);
-  if (!/^s3:\/\//i.test(out)) {
+  // The whole URI is checked (scheme, file:// query or fragment, special file systems) before it is split.
+  const path = localPath(out);
+  const { parent, key } = path === null ? splitUri(out) : splitUri(path);
+  if (path !== null) {
     const isDir = (() => {
       try {
-        return statSync(out).isDirectory();
+        return statSync(path).isDirectory();
       } catch {
         return false;
       }

@@ -11,14 +11,15 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.ts';
 import { log } from '../util/log.ts';
-import type { StorageConfig } from './config.ts';
+import { CREDENTIALS_REFUSED, hasCredentials, redactUrl, type StorageConfig } from './config.ts';
 import { NotFoundError } from './errors.ts';
 import { checkKey, checkPrefix, checkRange } from './keys.ts';
 import { backoffDelay, JitterRetryStrategy, type RetryPolicy } from './retry.ts';
-import type { Store, StoreEntry } from './types.ts';
+import type { ConditionalWrites, PutIfAbsentResult, Store, StoreEntry } from './types.ts';
 
 /** Knobs that are not pipeline keys: tests use them to keep runs short, benchmarks to vary them. */
 export interface S3Tuning {
@@ -47,18 +48,24 @@ export interface S3Settings {
 }
 
 const MIN_PART_BYTES = 5 * 1024 * 1024;
+/** The conditional-write probe's throw-away objects carry this; list() never shows them. */
+const PROBE_MARK = '.pairgen-probe-';
 
 /** s3://bucket/some/prefix → bucket and "some/prefix/" (or ""). */
 export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(uri);
   const bucket = m?.[1] ?? '';
-  if (bucket.includes('@')) throw new UserError(`storage URI ${uri.replace(/\/\/[^@/]*@/, '//***@')}: credentials in the URI are not supported; use the AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)`);
+  const shown = redactUrl(uri);
+  // A secret may hold '/', so KEY:SE/CRET@bucket parses as bucket "KEY:SE": an '@' with a bad bucket is credentials too.
+  if (bucket.includes('@') || (uri.includes('@') && !/^[A-Za-z0-9._-]{3,255}$/.test(bucket))) {
+    throw new UserError(`storage URI ${shown}: ${CREDENTIALS_REFUSED}`);
+  }
   if (!/^[A-Za-z0-9._-]{3,255}$/.test(bucket)) {
-    throw new UserError(`storage URI ${uri}: expected s3://BUCKET/PREFIX with a bucket name of 3-63 letters, digits, '.', '-' (got '${bucket}')`);
+    throw new UserError(`storage URI ${shown}: expected s3://BUCKET/PREFIX with a bucket name of 3-63 letters, digits, '.', '-' (got '${bucket}')`);
   }
   const path = (m?.[2] ?? '').replace(/^\/+|\/+$/g, '');
   if (path !== '' && path.split('/').some((s) => s === '' || s === '.' || s === '..')) {
-    throw new UserError(`storage URI ${uri}: the prefix after the bucket must be '/'-separated names without empty, '.' or '..' parts`);
+    throw new UserError(`storage URI ${shown}: the prefix after the bucket must be '/'-separated names without empty, '.' or '..' parts`);
   }
   return { bucket, prefix: path === '' ? '' : path + '/' };
 }
@@ -75,8 +82,10 @@ export function resolveS3Settings(uri: string, config: Partial<StorageConfig>, e
     [env.AWS_ENDPOINT_URL_S3, 'AWS_ENDPOINT_URL_S3'],
     [env.AWS_ENDPOINT_URL, 'AWS_ENDPOINT_URL'],
   ]);
+  // Checked here too (not only at config load): the variables, and a run.json written before the check.
+  if (endpoint !== undefined && hasCredentials(endpoint)) throw new UserError(`${endpointSource}: ${CREDENTIALS_REFUSED}`);
   if (endpoint !== undefined && !/^https?:\/\/[^/\s]+/i.test(endpoint)) {
-    throw new UserError(`${endpointSource} '${endpoint}' (for ${uri}): expected an http:// or https:// URL such as http://127.0.0.1:9000`);
+    throw new UserError(`${endpointSource} '${redactUrl(endpoint)}' (for ${uri}): expected an http:// or https:// URL such as http://127.0.0.1:9000`);
   }
   endpointSource ||= 'the AWS default for the region';
   let [region, regionSource] = pick([
@@ -96,7 +105,7 @@ export function resolveS3Settings(uri: string, config: Partial<StorageConfig>, e
 /** One line for logs: where the data goes and through which endpoint. No secrets. */
 export function describeS3(s: S3Settings): string {
   const root = `s3://${s.bucket}/${s.prefix}`.replace(/\/$/, '');
-  const endpoint = s.endpoint ? `${s.endpoint} (from ${s.endpointSource})` : 'AWS S3';
+  const endpoint = s.endpoint ? `${redactUrl(s.endpoint)} (from ${s.endpointSource})` : 'AWS S3';
   return `${root} via ${endpoint}, region ${s.region ?? 'from ' + s.regionSource}, ${s.forcePathStyle ? 'path-style' : 'virtual-hosted'} addressing`;
 }
 
@@ -109,6 +118,9 @@ interface Shared {
   multipartThresholdBytes: number;
   listPageSize: number;
   bucketChecked: Promise<void> | null;
+  conditionalWrites: StorageConfig['conditional_writes'];
+  /** auto: the answer of the one probe this client makes (see probeConditionalWrites). */
+  conditionalProbe: Promise<ConditionalWrites> | null;
 }
 
 export function openS3Store(uri: string, config: Partial<StorageConfig>, tuning: S3Tuning = {}): Store {
@@ -138,6 +150,8 @@ export function openS3Store(uri: string, config: Partial<StorageConfig>, tuning:
     partBytes: Math.max(MIN_PART_BYTES, thresholdBytes),
     listPageSize: tuning.listPageSize ?? 1000,
     bucketChecked: null,
+    conditionalWrites: config.conditional_writes ?? 'auto',
+    conditionalProbe: null,
   };
   return new S3Store(shared, settings.prefix);
 }
@@ -178,6 +192,74 @@ class S3Store implements Store {
     await this.call('write', key, () =>
       this.s.client.send(new PutObjectCommand({ ...this.params(key), Body: bytes, ContentLength: bytes.byteLength, ContentType: options.contentType })),
     );
+  }
+
+  async putIfAbsent(key: string, body: Uint8Array | string, options: { contentType?: string } = {}): Promise<PutIfAbsentResult> {
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    if ((await this.conditionalWrites()) === 'atomic') return this.putIfNoneMatch(key, bytes, options.contentType);
+    if ((await this.head(key)) !== null) return 'exists';
+    await this.put(key, bytes, options);
+    return 'written';
+  }
+
+  async conditionalWrites(): Promise<ConditionalWrites> {
+    switch (this.s.conditionalWrites) {
+      case 'on':
+        return 'atomic';
+      case 'off':
+        return 'check-then-put';
+      default:
+        this.s.conditionalProbe ??= this.probeConditionalWrites().catch((e) => {
+          this.s.conditionalProbe = null;
+          throw e;
+        });
+        return this.s.conditionalProbe;
+    }
+  }
+
+  /**
+   * PutObject with If-None-Match: * (AWS S3 since 2024, MinIO, R2, ...): 412 PreconditionFailed means the
+   * key exists. 409 ConditionalRequestConflict (a racing write in flight) is retried. After a lost answer
+   * the SDK's retry may meet our own first write and get 412, so 'exists' can mean "written by this call".
+   */
+  private async putIfNoneMatch(key: string, bytes: Uint8Array, contentType: string | undefined): Promise<PutIfAbsentResult> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.call('write', key, () =>
+        this.s.client
+          .send(new PutObjectCommand({ ...this.params(key), Body: bytes, ContentLength: bytes.byteLength, ContentType: contentType, IfNoneMatch: '*' }))
+          .then(
+            () => 'written' as const,
+            (e: SdkError) => {
+              const status = e.$metadata?.httpStatusCode;
+              if (status === 412 || e.name === 'PreconditionFailed') return 'exists' as const;
+              if (status === 409 && attempt < this.s.policy.maxAttempts) return 'conflict' as const;
+              throw e;
+            },
+          ),
+      );
+      if (outcome !== 'conflict') return outcome;
+      await sleep(backoffDelay(this.s.policy, attempt));
+    }
+  }
+
+  /**
+   * Whether the server honours If-None-Match on PUT. Some S3-compatible servers (s3rver among them)
+   * ignore the header and overwrite, which only a write can reveal: put a probe object, put it again
+   * conditionally (412 = honoured; 200 = ignored; 501 or 400 = not implemented), delete it.
+   */
+  private async probeConditionalWrites(): Promise<ConditionalWrites> {
+    const key = `${PROBE_MARK}${process.pid}-${randomBytes(6).toString('hex')}`;
+    await this.put(key, 'probe');
+    try {
+      const second = await this.putIfNoneMatch(key, Buffer.from('probe'), undefined).catch((e: Error) => {
+        const status = ((e.cause ?? e) as SdkError).$metadata?.httpStatusCode;
+        if (status === 501 || status === 400) return 'written' as const;
+        throw e;
+      });
+      return second === 'exists' ? 'atomic' : 'check-then-put';
+    } finally {
+      await this.delete(key).catch(() => {});
+    }
   }
 
   async putStream(key: string, body: Readable, options: { contentType?: string } = {}): Promise<void> {
@@ -285,7 +367,7 @@ class S3Store implements Store {
       );
       for (const o of page.Contents ?? []) {
         // Keys ending in '/' are folder placeholders made by consoles, not objects.
-        if (o.Key && !o.Key.endsWith('/')) yield { key: o.Key.slice(this.root.length), size: o.Size ?? 0 };
+        if (o.Key && !o.Key.endsWith('/') && !o.Key.includes(PROBE_MARK)) yield { key: o.Key.slice(this.root.length), size: o.Size ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -338,7 +420,7 @@ class S3Store implements Store {
     const name = err.Code ?? err.name ?? '';
     const status = err.$metadata?.httpStatusCode;
     const attempts = err.$metadata?.attempts ?? 1;
-    const where = s.endpoint ? `${s.endpoint} (from ${s.endpointSource})` : `AWS S3 (region from ${s.regionSource})`;
+    const where = s.endpoint ? `${redactUrl(s.endpoint)} (from ${s.endpointSource})` : `AWS S3 (region from ${s.regionSource})`;
     const what = `${op} '${key}'`;
     const credentialsHint = 'Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws/credentials)';
     switch (name) {

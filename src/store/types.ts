@@ -6,6 +6,9 @@ export interface StoreEntry {
   size: number;
 }
 
+export type PutIfAbsentResult = 'written' | 'exists';
+export type ConditionalWrites = 'atomic' | 'check-then-put';
+
 /**
  * Object storage rooted at a URI: a local folder (path or file://) or s3://bucket/prefix.
  * Keys are '/'-separated and relative to the root. Every write is atomic: a reader sees the
@@ -15,6 +18,18 @@ export interface Store {
   /** The root URI as given (normalised), e.g. "/data/runs/a" or "s3://bucket/runs/a". */
   readonly uri: string;
   put(key: string, body: Uint8Array | string, options?: { contentType?: string }): Promise<void>;
+  /**
+   * Write the object only if no object has that key yet: 'written', or 'exists' (then nothing was
+   * changed). See conditionalWrites() for how strong that promise is on this store. One request on S3
+   * (no multipart), so it suits small objects such as commit markers.
+   */
+  putIfAbsent(key: string, body: Uint8Array | string, options?: { contentType?: string }): Promise<PutIfAbsentResult>;
+  /**
+   * How putIfAbsent works here. 'atomic': of any number of racing calls on one key exactly one writes
+   * (local link(), S3 If-None-Match). 'check-then-put': a HEAD then a PUT, so racing calls may both
+   * write; correct when they write identical bytes (the storage.conditional_writes fallback).
+   */
+  conditionalWrites(): Promise<ConditionalWrites>;
   /** Stream a large object (multipart on S3); atomic like put. */
   putStream(key: string, body: Readable, options?: { contentType?: string }): Promise<void>;
   /** The whole object; throws NotFoundError when missing. */
