@@ -18,7 +18,7 @@ export function registerPreview(program: Command): void {
     .command('preview')
     .description('draw a contact sheet of a run: source | edited | instruction, category, identity score; rejected pairs framed in red with their reason')
     .argument('<run-uri>', 'a run folder or s3://bucket/prefix (finalized: it needs manifest.parquet)')
-    .option('--where <sql>', 'SQL condition over the manifest columns, e.g. "category = \'style\' AND identity_similarity < 0.5"')
+    .option('--where <condition>', 'a condition over the manifest columns (columns, literals, comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL; no subqueries), e.g. "category = \'style\' AND identity_similarity < 0.5"')
     .option('--limit <n>', `most pairs on the sheet, first in run order (1-${MAX_SHEET_ROWS})`, limitArg, 24)
     .option('--out <file.png>', 'where to write the sheet', 'sheet.png')
     .option('--regenerate', 'draw rejected pairs again from their seeds with the run\'s teacher (its model files must be on this machine); default: grey "not stored" tiles')

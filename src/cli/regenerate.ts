@@ -5,13 +5,13 @@ import { logShard } from '../run/work.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';
 
-/** `pairgen regenerate <run> --where "<SQL>" [--set k=v] --out <new>`: chosen pairs again from their seeds. */
+/** `pairgen regenerate <run> --where "<condition>" [--set k=v] --out <new>`: chosen pairs again from their seeds. */
 export function registerRegenerate(program: Command): void {
   program
     .command('regenerate')
     .description('the pairs chosen by --where, again from their own seeds, as a new run: byte-identical with no --set; with --set each pair records the pair_id it came from and what changed')
     .argument('<run-uri>', 'the finalized run to draw pairs from')
-    .requiredOption('--where <sql>', 'SQL condition over the manifest columns, e.g. "category = \'style\' AND accepted" ("true" for all)')
+    .requiredOption('--where <condition>', 'a condition over the manifest columns (columns, literals, comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL; no subqueries), e.g. "category = \'style\' AND accepted" ("true" for all)')
     .option('--set <key.path=value>', 'override a setting of the parent run, e.g. --set teacher.steps=50 (repeatable)', collectSet, [])
     .requiredOption('--out <uri>', 'where to write the new run (a new folder or s3:// prefix); running again resumes it')
     .option('--shard-size <k>', 'candidates per shard of the new run (default: the parent\'s)', wholeNumber('--shard-size', 1))

@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { UserError } from '../errors.ts';
 import { ParquetViews, firstLine } from '../dataset/db.ts';
 import { MANIFEST_FILE } from '../dataset/layout.ts';
+import { predicateSql } from '../dataset/predicate.ts';
 import type { Store } from '../store/types.ts';
 
 /** What a contact sheet shows of one candidate (manifest columns; images are fetched separately). */
@@ -54,20 +55,20 @@ export class ManifestQuery {
   }
 
   /**
-   * Candidates matching `predicate` (an SQL boolean expression over the manifest columns, or none),
-   * in candidate order, at most `limit`. A predicate DuckDB cannot bind or run is the user's mistake.
+   * Candidates matching `predicate` (a `--where` condition over the manifest columns, parsed by
+   * predicateSql: never pasted into SQL), in candidate order, at most `limit`. A condition DuckDB
+   * cannot bind or run (e.g. a type mismatch) is the user's mistake.
    */
   async select(predicate: string | undefined, limit: number): Promise<SheetRow[]> {
-    if (predicate !== undefined && predicate.trim() === '') throw new UserError('--where is empty: expected an SQL condition over the manifest columns, e.g. "category = \'style\' AND NOT accepted"');
-    // The predicate sits on lines of its own so that a trailing `-- comment` cannot swallow the rest.
-    const where = predicate === undefined ? '' : `WHERE (\n${predicate}\n)`;
-    const sql = `SELECT ${COLUMNS} FROM manifest ${where}\nORDER BY "index" LIMIT ${Math.floor(limit)}`;
+    const columns = await this.columns();
+    const where = predicate === undefined ? '' : `WHERE ${predicateSql(predicate, { option: '--where', view: 'manifest', columns })}`;
+    const sql = `SELECT ${COLUMNS} FROM manifest ${where} ORDER BY "index" LIMIT ${Math.floor(limit)}`;
     try {
       const stmt = await this.db.prepare(sql);
       return toRows((await stmt.runAndReadAll()).getRowObjectsJS());
     } catch (e) {
       if (predicate === undefined) throw e;
-      throw new UserError(`--where ${JSON.stringify(predicate)}: ${firstLine(e)} (manifest columns: ${(await this.columns()).join(', ')})`);
+      throw new UserError(`--where ${JSON.stringify(predicate)}: ${firstLine(e)} (manifest columns: ${columns.join(', ')})`);
     }
   }
 

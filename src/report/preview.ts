@@ -20,7 +20,7 @@ export const SHEET_REJECTED = 3;
 export const MAX_SHEET_ROWS = 200;
 
 export interface PreviewOptions {
-  /** SQL boolean expression over the manifest columns. */
+  /** A condition over the manifest columns (parsed by predicateSql, never pasted into SQL). */
   where?: string;
   /** Most rows on the sheet (default 24, at most MAX_SHEET_ROWS). */
   limit?: number;

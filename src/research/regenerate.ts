@@ -8,11 +8,12 @@ import { CODE_VERSION } from '../util/version.ts';
 import { workRun, type WorkOptions, type WorkSummary } from '../run/work.ts';
 import type { LineageSpec } from '../shards/record.ts';
 import { RunDb, firstLine } from '../dataset/db.ts';
+import { predicateSql } from '../dataset/predicate.ts';
 import { configChanges, deriveConfig, derivedPairId, writeDerivedRun } from './derive.ts';
 import { checkSplits, type SplitFractions } from '../dataset/splits.ts';
 
 export interface RegenerateOptions {
-  /** SQL boolean expression over the parent's manifest columns; required (use "true" for every pair). */
+  /** A condition over the parent's manifest columns (see predicateSql); required (use "true" for every pair). */
   where: string;
   /** Config overrides, key.path=value (teacher.steps=50, identity.enabled=false, ...). */
   sets?: string[];
@@ -102,16 +103,16 @@ export async function regenerateRun(parentUri: string, outUri: string, options: 
 /** The chosen candidates in the parent's order, as specs of the new run (index = position). */
 async function selectSpecs(run: RunDb, where: string, changes: Record<string, unknown>): Promise<LineageSpec[]> {
   if (!run.views.has('manifest')) throw new UserError(`${run.store.uri}: the run has no manifest.parquet yet; finish it with \`pairgen finalize\` first`);
-  if (where.trim() === '') throw new UserError('--where is empty: expected an SQL condition over the manifest columns, e.g. "category = \'style\' AND accepted"');
-  // The predicate sits on lines of its own so that a trailing `-- comment` cannot swallow the rest.
-  const sql = `SELECT m.*, t.prompt_threshold FROM (SELECT * FROM manifest WHERE (\n${where}\n)) m
+  const columns = await run.columns('manifest');
+  const condition = predicateSql(where, { option: '--where', view: 'manifest', columns });
+  const sql = `SELECT m.*, t.prompt_threshold FROM (SELECT * FROM manifest WHERE ${condition}) m
     LEFT JOIN (SELECT prompt_id, any_value(identity_threshold) AS prompt_threshold FROM prompts GROUP BY prompt_id) t USING (prompt_id)
     ORDER BY m."index"`;
   let rows: Record<string, unknown>[];
   try {
     rows = (await run.db.runAndReadAll(sql)).getRowObjectsJS();
   } catch (e) {
-    throw new UserError(`--where ${JSON.stringify(where)}: ${firstLine(e)} (manifest columns: ${(await run.columns('manifest')).join(', ')})`);
+    throw new UserError(`--where ${JSON.stringify(where)}: ${firstLine(e)} (manifest columns: ${columns.join(', ')})`);
   }
   if (rows.length === 0) throw new UserError(`--where ${JSON.stringify(where)} matches no candidate of ${run.store.uri}`);
   const exact = Object.keys(changes).length === 0;
