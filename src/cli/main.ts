@@ -9,7 +9,8 @@ program
   .description('Generate synthetic paired portrait-editing datasets: prompts → teacher → identity filter → sharded Parquet.')
   .option('--log-format <format>', 'human (default) or json lines on stderr', 'human')
   .option('-q, --quiet', 'only warnings and errors')
-  .showHelpAfterError()
+  // A usage error is one line, like every user error (exit 2); the usage is one --help away.
+  .configureOutput({ outputError: (text, write) => write(`${text.trimEnd()} (see --help)\n`) })
   .hook('preAction', (cmd) => {
     const opts = cmd.opts();
     if (opts.logFormat !== 'human' && opts.logFormat !== 'json') {

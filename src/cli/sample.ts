@@ -1,6 +1,7 @@
 import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
+import { DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE } from '../teacher/config.ts';
 import { sampleToFile, type SampleRequest } from '../teacher/sample.ts';
 import { action } from './common.ts';
 
@@ -32,6 +33,7 @@ function number(flag: string, text: string, check: (v: number) => boolean, expec
 }
 
 const int = (flag: string, text: string, min: number) => number(flag, text, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
+const side = (flag: string, text: string) => number(flag, text, (v) => Number.isInteger(v) && v >= MIN_SIDE && v <= MAX_SIDE, `an integer from ${MIN_SIDE} to ${MAX_SIDE}`);
 
 /** The command line's strings → a checked SampleRequest; every bad option is a UserError naming the flag. */
 export function parseSampleOptions(o: SampleOptions): SampleRequest {
@@ -40,8 +42,9 @@ export function parseSampleOptions(o: SampleOptions): SampleRequest {
   if (o.scheduler && o.schedulerConfig) throw new UserError('--scheduler and --scheduler-config: give one, not both');
   if (o.seed !== undefined && o.latents) throw new UserError('--seed and --latents: give one, not both');
   const steps = int('--steps', o.steps, 1);
-  const height = int('--height', o.height, 8);
-  const width = int('--width', o.width, 8);
+  const height = side('--height', o.height);
+  const width = side('--width', o.width);
+  if (height * width > DEFAULT_MAX_PIXELS) throw new UserError(`--height x --width: ${height} x ${width} is ${height * width} pixels, more than ${DEFAULT_MAX_PIXELS} (2048 x 2048), the most an image may have`);
   const guidance = number('--guidance', o.guidance, (v) => v >= 0, 'a number >= 0');
   const imageGuidance = number('--image-guidance', o.imageGuidance ?? '1.5', (v) => v >= 0, 'a number >= 0');
   const eta = number('--eta', o.eta ?? '0', (v) => v >= 0, 'a number >= 0');

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { loadPipelineConfig, type PipelineConfig } from './index.ts';
-import { isUserError } from '../errors.ts';
+import { EXECUTION_PROVIDERS, MAX_PROMPT_ROWS } from './schema.ts';
+import { isUserError, UserError } from '../errors.ts';
 import { checkIdentity } from '../identity/check.ts';
 import { loadPromptSet } from '../prompts/index.ts';
 import { checkTeacher } from '../teacher/check.ts';
@@ -16,27 +17,56 @@ export interface CheckReport {
   howToGetModels: string | null;
 }
 
+export interface ValidateOptions {
+  /** The prompt set's categories when the caller has them (work: from run.json); otherwise the set is loaded. */
+  categories?: string[];
+  /** Open the identity models (false: the caller opens the same scorer right after, as work does). */
+  openIdentityModels?: boolean;
+}
+
 /**
- * `pairgen check`: load the config (a bad config throws its UserError), then check, without running any
- * model, everything a run will read: the prompt set, then each stage by its own check (teacher/check.ts:
- * model folders, sources, mode; identity/check.ts: face models, per-category thresholds against the
- * prompt set). Every problem is collected, not just the first.
+ * The one validation of a loaded pipeline config, without running a model: `pairgen check` reports
+ * it, `plan` refuses to write a run that fails it, and `work` refuses before it tries a shard (a
+ * problem here would fail every shard). The prompt set, the runtime, then each stage by its own check
+ * (teacher/check.ts: model folders and ONNX headers, schedulers, mode and size rules, img2img sources;
+ * identity/check.ts: face models, per-category thresholds against the prompt set). Every problem is
+ * collected, not just the first.
  */
-export async function checkPipeline(file: string, sets: string[] = []): Promise<CheckReport> {
-  const { config, file: abs } = loadPipelineConfig(file, sets);
-  const report: CheckReport = { file: abs, problems: [], summary: [], howToGetModels: null };
-  const categories = checkPrompts(config, report);
-  const stages = [await checkTeacher(config.teacher), await checkIdentity(config.identity, config.runtime, categories)];
+export async function validateConfig(config: PipelineConfig, options: ValidateOptions = {}): Promise<Omit<CheckReport, 'file' | 'howToGetModels'> & { missing: boolean }> {
+  const report = { problems: [] as string[], summary: [] as string[], missing: false };
+  const categories = options.categories ?? checkPrompts(config, report);
+  const count = config.prompts.count ?? config.pairs;
+  if (count > MAX_PROMPT_ROWS) {
+    report.problems.push(`prompts.count: ${config.prompts.count === null ? `null expands one prompt row per pair (pairs: ${config.pairs})` : count}, more than the ${MAX_PROMPT_ROWS} rows a plan expands; set prompts.count to at most ${MAX_PROMPT_ROWS} (prompts then repeat with new seeds)`);
+  }
+  config.runtime.execution_providers.forEach((ep, i) => {
+    if (!EXECUTION_PROVIDERS.includes(ep)) report.problems.push(`runtime.execution_providers.${i}: unknown execution provider ${JSON.stringify(ep)}; known: ${EXECUTION_PROVIDERS.join(', ')}`);
+  });
+  const stages = [await checkTeacher(config.teacher), await checkIdentity(config.identity, config.runtime, categories, options.openIdentityModels ?? true)];
   for (const stage of stages) {
     report.problems.push(...stage.problems);
     if (stage.summary) report.summary.push(stage.summary);
   }
-  if (stages.some((s) => s.missing)) report.howToGetModels = leadingComment(abs);
+  report.missing = stages.some((s) => s.missing);
   return report;
 }
 
+/** validateConfig's problems as one UserError line starting with `where` (plan, work); nothing when there are none. */
+export function refuseProblems(problems: string[], where: string): void {
+  if (problems.length === 0) return;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''}: \`pairgen check\` lists them all)` : '';
+  throw new UserError(`${where}: ${problems[0]}${more}`);
+}
+
+/** `pairgen check`: load the config (a bad config throws its UserError), then validateConfig. */
+export async function checkPipeline(file: string, sets: string[] = []): Promise<CheckReport> {
+  const { config, file: abs } = loadPipelineConfig(file, sets);
+  const { problems, summary, missing } = await validateConfig(config);
+  return { file: abs, problems, summary, howToGetModels: missing ? leadingComment(abs) : null };
+}
+
 /** The prompt set's category names, or null when it does not load. */
-function checkPrompts(config: PipelineConfig, report: CheckReport): string[] | null {
+function checkPrompts(config: PipelineConfig, report: { problems: string[]; summary: string[] }): string[] | null {
   try {
     const set = loadPromptSet(config.prompts.set);
     const names = set.categories.map((c) => c.name);
@@ -64,6 +94,7 @@ function leadingComment(file: string): string | null {
 export function formatCheckReport(r: CheckReport, cwd = process.cwd()): string {
   const name = relative(cwd, r.file).startsWith('..') ? r.file : relative(cwd, r.file);
   if (r.problems.length === 0) return [`${name}: ok`, ...r.summary.map((s) => `  ${s}`)].join('\n');
+  if (r.problems.length === 1 && !r.howToGetModels) return `${name}: ${r.problems[0]}`;
   const out = [`${name}: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`, ...r.problems.map((p) => `  - ${p}`)];
   if (r.howToGetModels) out.push('', `How to get the models (from ${name}):`, ...r.howToGetModels.split('\n').map((l) => `  ${l}`));
   return out.join('\n');

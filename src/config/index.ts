@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, parseDocument, parse as parseYaml, isMap, type Document } from 'yaml';
+import { parseDocument, isMap, type Document, type LineCounter } from 'yaml';
 import { UserError } from '../errors.ts';
+import { parseYamlBytes, parseYamlText, PROTOTYPE_KEYS, readBounded } from '../prompts/index.ts';
 import { pipelineConfigSchema, type PipelineConfig } from './schema.ts';
+import { checkStorageConfig } from '../store/config.ts';
 
 export type { PipelineConfig, OutputConfig } from './schema.ts';
 export { pipelineConfigSchema } from './schema.ts';
@@ -21,27 +22,37 @@ export interface LoadedConfig {
  */
 export function loadPipelineConfig(file: string, sets: string[] = []): LoadedConfig {
   const path = resolve(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readBounded(path, file);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`cannot read pipeline config ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0];
-    const pos = lines.linePos(err.pos[0]);
-    throw new UserError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML/JSON: ${err.message.split('\n')[0]}`);
-  }
-  const raw = doc.toJS() ?? {};
+  const { doc, lines, value } = parseYamlBytes(bytes, file, { syntax: 'not valid YAML/JSON' });
+  const raw = (value ?? {}) as Record<string, unknown>;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${file}: expected a mapping of keys at the top level, got ${Array.isArray(raw) ? 'a list' : typeof raw}`);
   const fromSet = new Set<string>();
   for (const assignment of sets) fromSet.add(applySet(raw, assignment));
   if (raw.name === undefined) raw.name = basename(path, extname(path)).replace(/[^A-Za-z0-9._-]/g, '-');
-  validate(raw, file, doc, lines, fromSet);
+  const where = (keyPath: string[]) => (fromSet.has(keyPath.join('.')) ? ' (from --set)' : locate(doc, lines, keyPath));
+  const nonFinite = firstNonFinite(raw);
+  if (nonFinite) throw new UserError(`${file}${where(nonFinite.path)}: ${nonFinite.path.join('.')}: expected a finite number, got ${nonFinite.value}`);
+  validate(raw, file, where);
+  checkStorageConfig(raw.storage, file);
   resolvePaths(raw, pipelineConfigSchema, dirname(path));
-  return { config: raw as PipelineConfig, file: path };
+  return { config: raw as unknown as PipelineConfig, file: path };
+}
+
+/** The first .inf / -.inf / .nan in the config (JSON cannot hold them: run.json would say null). */
+function firstNonFinite(value: unknown, path: string[] = []): { path: string[]; value: string } | null {
+  if (typeof value === 'number' && !Number.isFinite(value)) return { path, value: Number.isNaN(value) ? '.nan' : value > 0 ? '.inf' : '-.inf' };
+  if (value === null || typeof value !== 'object') return null;
+  for (const [k, v] of Object.entries(value)) {
+    const found = firstNonFinite(v, [...path, k]);
+    if (found) return found;
+  }
+  return null;
 }
 
 /** Apply one `a.b.c=value` override in place; returns the key path. */
@@ -51,16 +62,17 @@ function applySet(target: Record<string, unknown>, assignment: string): string {
   const keyPath = assignment.slice(0, eq).trim();
   const keys = keyPath.split('.');
   if (keys.some((k) => k === '')) throw new UserError(`--set ${assignment}: empty key in "${keyPath}"`);
-  let value: unknown;
-  try {
-    value = parseYaml(assignment.slice(eq + 1));
-  } catch {
-    value = assignment.slice(eq + 1);
-  }
+  const proto = keys.find((k) => PROTOTYPE_KEYS.has(k));
+  if (proto) throw new UserError(`--set ${keyPath}: "${proto}" cannot be a config key`);
+  const text = assignment.slice(eq + 1);
+  let value: unknown = text;
+  // A value is YAML when it parses as YAML (a number, a list...), else the text itself; either way it
+  // passes the same limits as a config file (no prototype keys, bounded aliases).
+  if (parseDocument(text).errors.length === 0) value = parseYamlText(text, `--set ${keyPath}`, { syntax: 'not valid YAML' }).value;
   let node: Record<string, unknown> = target;
   for (const key of keys.slice(0, -1)) {
     const next = node[key];
-    if (next === undefined || next === null) node[key] = {};
+    if (!Object.hasOwn(node, key) || next === undefined || next === null) node[key] = {};
     else if (typeof next !== 'object' || Array.isArray(next)) throw new UserError(`--set ${keyPath}: "${key}" is not a section`);
     node = node[key] as Record<string, unknown>;
   }
@@ -68,25 +80,26 @@ function applySet(target: Record<string, unknown>, assignment: string): string {
   return keyPath;
 }
 
-function validate(raw: unknown, file: string, doc: Document, lines: LineCounter, fromSet: Set<string>): void {
+function validate(raw: unknown, file: string, where: (keyPath: string[]) => string): void {
   const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false, verbose: true });
   ajv.addKeyword({ keyword: 'x-path' });
+  ajv.addKeyword({ keyword: 'x-message' }); // a schema's own wording for a failed pattern / const
   const check = ajv.compile(pipelineConfigSchema);
   if (check(raw)) return;
   const err = pickError(check.errors ?? []);
   const keyPath = err.instancePath.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
-  let where = keyPath;
+  let at = keyPath;
   let what: string;
   switch (err.keyword) {
     case 'additionalProperties': {
       const extra = String(err.params.additionalProperty);
-      where = [...keyPath, extra];
+      at = [...keyPath, extra];
       const allowed = Object.keys((err.parentSchema as { properties?: object }).properties ?? {});
       what = `unknown key; expected one of: ${allowed.join(', ')}`;
       break;
     }
     case 'required':
-      where = [...keyPath, String(err.params.missingProperty)];
+      at = [...keyPath, String(err.params.missingProperty)];
       what = 'required key is missing';
       break;
     case 'enum':
@@ -96,11 +109,9 @@ function validate(raw: unknown, file: string, doc: Document, lines: LineCounter,
       what = `expected ${[err.params.type].flat().join(' or ')}, got ${describe(err.data)}`;
       break;
     default:
-      what = `${err.message}, got ${describe(err.data)}`;
+      what = `${(err.parentSchema as { 'x-message'?: string })['x-message'] ?? err.message}, got ${describe(err.data)}`;
   }
-  const dotted = where.join('.') || '(top level)';
-  const origin = fromSet.has(dotted) ? ' (from --set)' : locate(doc, lines, where);
-  throw new UserError(`${file}${origin}: ${dotted}: ${what}`);
+  throw new UserError(`${file}${where(at)}: ${at.join('.') || '(top level)'}: ${what}`);
 }
 
 /** Prefer the most specific error: unknown keys first, then the deepest path; `if`/`anyOf` noise last. */

@@ -2,6 +2,7 @@ import { teacherConfigSchema, type TeacherConfig } from '../teacher/config.ts';
 import { identityConfigSchema, type IdentityConfig } from '../identity/config.ts';
 import { storageConfigSchema, type StorageConfig } from '../store/config.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
+import { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from '../image/index.ts';
 
 /**
  * The pipeline config: one YAML or JSON file. Each stage owns the schema of its own section; this file
@@ -25,9 +26,22 @@ export interface PipelineConfig {
 export interface OutputConfig {
   image_format: 'jpeg' | 'png' | 'webp';
   quality: number;
-  row_group_rows: number;
+  lossless: boolean;
+  license: string | null;
+  language: string[];
+  row_group_bytes: number;
   splits: { train?: number; validation?: number; test?: number } | null;
 }
+
+/**
+ * The execution providers onnxruntime-node knows by name on some platform (its README's table, plus
+ * tensorrt beside cuda on Linux x64); a name outside it can never load, so it is refused at plan time.
+ */
+export const EXECUTION_PROVIDERS: readonly string[] = ['cpu', 'cuda', 'tensorrt', 'dml', 'webgpu', 'coreml'];
+/** The most candidate pairs a run plans (shard numbers, candidate indexes and seeds stay exact far below 2^53). */
+export const MAX_PAIRS = 1_000_000_000_000;
+/** The most prompt rows a plan expands: their de-duplication table (src/prompts/fingerprint-set.ts) takes 8 bytes per slot, 512 MiB here. */
+export const MAX_PROMPT_ROWS = 50_000_000;
 
 const runtimeSchema = {
   type: 'object',
@@ -39,7 +53,7 @@ const runtimeSchema = {
       items: { type: 'string', minLength: 1 },
       minItems: 1,
       default: ['cpu'],
-      description: 'onnxruntime execution providers in order of preference, e.g. [cuda, cpu] on a GPU machine.',
+      description: `onnxruntime execution providers in order of preference, e.g. [cuda, cpu] on a GPU machine; known: ${EXECUTION_PROVIDERS.join(', ')} (which of them a machine has depends on its onnxruntime build).`,
     },
     intra_op_threads: { type: 'integer', minimum: 0, default: 1, description: 'Threads inside one ONNX operator (0: onnxruntime decides). Same threads → same bytes.' },
     inter_op_threads: { type: 'integer', minimum: 0, default: 1, description: 'Threads across ONNX operators (0: onnxruntime decides).' },
@@ -52,11 +66,31 @@ const runtimeSchema = {
 const outputSchema = {
   type: 'object',
   additionalProperties: false,
-  description: 'How images are encoded into the shards.',
+  description: 'How images are encoded into the shards, and what the dataset card states about the data.',
   properties: {
-    image_format: { enum: ['jpeg', 'png', 'webp'], default: 'jpeg', description: 'Image codec for source_image / edited_image (encoded by sharp).' },
-    quality: { type: 'integer', minimum: 1, maximum: 100, default: 92, description: 'JPEG / WebP quality (PNG is lossless and ignores it).' },
-    row_group_rows: { type: 'integer', minimum: 1, maximum: 100000, default: 64, description: 'Rows per Parquet row group in shard files (images make rows large: keep groups to tens of MB).' },
+    image_format: {
+      enum: ['jpeg', 'png', 'webp'],
+      default: 'jpeg',
+      description: `Image codec for source_image / edited_image (encoded by sharp, no metadata). jpeg: 4:4:4 chroma at \`quality\`; webp: lossy at \`quality\`, or lossless with \`lossless: true\`; png: lossless, zlib level ${PNG_COMPRESSION_LEVEL} with adaptive filtering.`,
+    },
+    quality: { type: 'integer', minimum: 1, maximum: 100, default: DEFAULT_QUALITY, description: 'JPEG / lossy WebP quality (PNG and lossless WebP do not use it).' },
+    lossless: { type: 'boolean', default: false, description: 'Lossless WebP (needs image_format webp): the same pixels as PNG in fewer bytes.' },
+    license: {
+      type: ['string', 'null'],
+      pattern: '^[A-Za-z0-9][A-Za-z0-9.+-]*$',
+      'x-message': 'expected one license id such as apache-2.0, cc-by-4.0, MIT or other',
+      default: null,
+      description: 'License of the generated data for the dataset card: an SPDX id or a Hugging Face Hub license id (apache-2.0, cc-by-4.0, other...). null: not stated.',
+    },
+    language: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$', 'x-message': 'expected a language code such as en, fr or pt-BR' },
+      minItems: 1,
+      uniqueItems: true,
+      default: ['en'],
+      description: 'Languages of the prompts and instructions for the dataset card: ISO 639-1/639-3 codes, optionally with a BCP-47 subtag (en, fr, pt-BR).',
+    },
+    row_group_bytes: { type: 'integer', minimum: 1048576, maximum: 1073741824, default: 33554432, description: 'Target bytes of images per Parquet row group in the data files (default 32 MiB): the rows per group follow from the shard\'s mean pair size, at least 1. Readers and the Hub\'s dataset viewer load a whole row group at once, so keep it to tens of MB.' },
     splits: {
       type: ['object', 'null'],
       additionalProperties: false,
@@ -69,6 +103,9 @@ const outputSchema = {
       },
     },
   },
+  // lossless is a WebP mode: refuse it with any other format (x-message: the error the loader prints).
+  if: { properties: { image_format: { not: { const: 'webp' } } } },
+  then: { properties: { lossless: { const: false, 'x-message': 'only image_format webp has a lossless mode (PNG always is lossless, JPEG never is)' } } },
 } as const;
 
 export const pipelineConfigSchema = {
@@ -79,7 +116,7 @@ export const pipelineConfigSchema = {
   properties: {
     name: { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9._-]+$', description: 'Run name, used in the dataset card. Default: the config file name without extension.' },
     seed: { type: 'integer', minimum: 0, maximum: 9007199254740991, default: 0, description: 'Run seed: every pair seed and the prompt sampling derive from it.' },
-    pairs: { type: 'integer', minimum: 1, default: 100, description: 'Candidate pairs to generate (accepted + rejected). `plan --pairs` overrides.' },
+    pairs: { type: 'integer', minimum: 1, maximum: MAX_PAIRS, default: 100, description: 'Candidate pairs to generate (accepted + rejected). `plan --pairs` overrides.' },
     shard_size: { type: 'integer', minimum: 1, maximum: 100000, default: 100, description: 'Candidates per shard. `plan --shard-size` overrides.' },
     prompts: {
       type: 'object',
@@ -91,8 +128,9 @@ export const pipelineConfigSchema = {
         count: {
           type: ['integer', 'null'],
           minimum: 1,
+          maximum: MAX_PROMPT_ROWS,
           default: null,
-          description: 'Training prompt rows to expand. Default (null): one per candidate pair. Fewer rows than pairs repeat each prompt with new seeds.',
+          description: `Training prompt rows to expand (at most ${MAX_PROMPT_ROWS}). Default (null): one per candidate pair. Fewer rows than pairs repeat each prompt with new seeds.`,
         },
       },
     },

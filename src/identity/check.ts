@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { isUserError } from '../errors.ts';
 import type { RuntimeConfig } from '../onnx/index.ts';
 import type { IdentityConfig } from './config.ts';
@@ -19,9 +19,10 @@ export interface IdentityCheck {
  * load): a per-category threshold for a category the set does not have is a typo a run would silently
  * ignore. The user's ONNX files must be named and exist; then the detector and embedder are opened as a
  * run opens them (the packaged ones converted into the cache if needed; the models are small, and their
- * own checks say what is wrong with one).
+ * own checks say what is wrong with one). `openModels` false skips that last step, for a caller that
+ * opens the same scorer right after (work).
  */
-export async function checkIdentity(id: IdentityConfig, runtime: RuntimeConfig, categories: string[] | null): Promise<IdentityCheck> {
+export async function checkIdentity(id: IdentityConfig, runtime: RuntimeConfig, categories: string[] | null, openModels = true): Promise<IdentityCheck> {
   if (!id.enabled) return { problems: [], summary: 'identity: disabled (every pair is kept)', missing: false };
   const problems: string[] = [];
   for (const c of Object.keys(id.category_thresholds)) {
@@ -37,6 +38,9 @@ export async function checkIdentity(id: IdentityConfig, runtime: RuntimeConfig, 
         problems.push(`identity.${section}.model: ${path} does not exist`);
         missing = true;
         modelsNamed = false;
+      } else if (statSync(path).isDirectory()) {
+        problems.push(`identity.${section}.model: ${path} is a folder, expected an .onnx file`);
+        modelsNamed = false;
       }
     } catch (e) {
       if (!isUserError(e)) throw e;
@@ -45,6 +49,7 @@ export async function checkIdentity(id: IdentityConfig, runtime: RuntimeConfig, 
     }
   }
   if (!modelsNamed) return { problems, summary: null, missing };
+  if (!openModels) return { problems, summary: `identity: threshold ${id.threshold} (models not opened)`, missing };
   try {
     const scorer = await createIdentityScorer(id, runtime);
     await scorer.close();

@@ -4,12 +4,12 @@
  * and what was expected, as a UserError. See docs/prompts.md for the grammar.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { LineCounter, isMap, isPair, isScalar, type Document, type Node as YamlNode } from 'yaml';
 import { UserError } from '../errors.ts';
 import { cumulativeWeights } from './prng.ts';
 import { parseTemplate, type Template } from './template.ts';
+import { parseYamlBytes, readBounded } from './yaml.ts';
 
 export interface SlotItem {
   value: string;
@@ -198,19 +198,13 @@ type Path = (string | number)[];
 export function loadPromptSet(path: string): PromptSet {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readBounded(path, path);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(`${path}: cannot read the prompt set (${code === 'ENOENT' ? 'no such file' : code ?? String(e)})`, { cause: e });
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length) {
-    const err = doc.errors[0];
-    const { line, col } = lines.linePos(err.pos[0]);
-    throw new UserError(`${path}:${line}:${col}: malformed YAML: ${err.message.split('\n')[0]}`);
-  }
-  const raw = doc.toJS() as unknown;
+  const { doc, lines, value: raw } = parseYamlBytes(bytes, path, { syntax: 'malformed YAML' });
   const at = locator(path, doc, lines);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${path}:1:1: expected a YAML mapping with keys sources, categories (and optional name, description, slots, eval)`);
   if (!validate(raw)) throw describeSchemaError(mostSpecific(validate.errors!), at);

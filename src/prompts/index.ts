@@ -7,3 +7,4 @@ export { loadPromptSet, type PromptSet, type Category, type Edit, type Slot, typ
 export { expandPromptSet, promptId, MAX_ATTEMPTS, type PromptRow, type ExpandOptions } from './expand.ts';
 export { writePromptTable, readPromptRows, ROW_GROUP_ROWS, type PromptTableSummary, type WriteOptions, type ReadOptions } from './table.ts';
 export { Prng } from './prng.ts';
+export { parseYamlBytes, parseYamlText, readBounded, MAX_YAML_BYTES, MAX_YAML_ALIASES, PROTOTYPE_KEYS, type ParsedYaml } from './yaml.ts';

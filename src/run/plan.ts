@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPipelineConfig } from '../config/index.ts';
+import { refuseProblems, validateConfig } from '../config/check.ts';
 import { UserError } from '../errors.ts';
 import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
 import { openStore } from '../store/index.ts';
@@ -26,6 +27,8 @@ export interface PlanResult {
   store: Store;
   /** false when an identical run.json was already there (planning is idempotent). */
   created: boolean;
+  /** Files of an existing identical run that were missing or damaged and were written again. */
+  restored: string[];
 }
 
 /** Build a run plan from a pipeline config without writing anything. */
@@ -34,6 +37,8 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
   if (options.pairs !== undefined) sets.push(`pairs=${options.pairs}`);
   if (options.shardSize !== undefined) sets.push(`shard_size=${options.shardSize}`);
   const { config } = loadPipelineConfig(configFile, sets);
+  // The validation `pairgen check` reports: a run that check (or work) would refuse is never written.
+  refuseProblems((await validateConfig(config)).problems, configFile);
 
   const promptSet = loadPromptSet(config.prompts.set);
   const count = config.prompts.count ?? config.pairs;
@@ -73,8 +78,18 @@ export async function planRun(configFile: string, outUri: string, options: PlanO
     const existing = await store.getIfExists(RUN_FILE);
     if (existing) {
       const conflict = planConflict(Buffer.from(existing).toString('utf8'), plan);
-      if (conflict === null) return { plan, store, created: false };
-      throw new UserError(`${store.uri} already holds a different run (${conflict}); plan into a new --out, or delete the old run first`);
+      if (conflict !== null) throw new UserError(`${store.uri} already holds a different run (${conflict}); plan into a new --out, or delete the old run first`);
+      // The same plan: put back what is missing (the same config expands to the same prompt table, byte for byte).
+      const restored: string[] = [];
+      if ((await store.head(PROMPTS_FILE))?.size !== promptBytes.length) {
+        await store.put(PROMPTS_FILE, promptBytes);
+        restored.push(PROMPTS_FILE);
+      }
+      if (Buffer.from(existing).toString('utf8') !== text) {
+        await store.put(RUN_FILE, text, { contentType: 'application/json' });
+        restored.push(RUN_FILE);
+      }
+      return { plan, store, created: false, restored };
     }
     const hadPrompts = (await store.head(PROMPTS_FILE)) !== null;
     try {
@@ -84,7 +99,7 @@ export async function planRun(configFile: string, outUri: string, options: PlanO
       if (!hadPrompts) await store.delete(PROMPTS_FILE).catch(() => {});
       throw e;
     }
-    return { plan, store, created: true };
+    return { plan, store, created: true, restored: [] };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@ import { isUserError } from '../errors.ts';
 import { readOnnxHeader, type OnnxHeader } from '../onnx/index.ts';
 import type { TeacherConfig } from './config.ts';
 import { SourcePortraits } from './images.ts';
+import { createScheduler, readSchedulerConfig, SCHEDULER_CLASSES } from './schedulers/index.ts';
 import {
   configFiles, modelKind, onnxParts, partFit, sampleChannels, teacherFolders, vaeConfigFile, vaeSettingsOf, weightFiles, VAE_CONFIGS,
   type ModelKind, type ModelParts, type PartFit,
@@ -42,10 +43,18 @@ export async function checkTeacher(t: TeacherConfig): Promise<TeacherCheck> {
     return { dir, facts: r.facts };
   });
   problems.push(...modeProblems(t, source.facts, edit?.facts ?? null));
+  if (t.scheduler !== null && !SCHEDULER_CLASSES.includes(t.scheduler)) {
+    problems.push(`teacher.scheduler: unknown scheduler class ${JSON.stringify(t.scheduler)}; known: ${SCHEDULER_CLASSES.join(', ')}`);
+  } else {
+    for (const [key, folder] of [['teacher.model', source], ['teacher.edit_model', edit]] as const) {
+      if (folder?.facts) problems.push(...schedulerProblems(key, folder.dir, t));
+    }
+  }
   if (t.mode === 'img2img' && t.sources) {
     missing ||= !existsSync(t.sources.path);
     try {
-      await SourcePortraits.open(t.sources);
+      // Open the sources and decode the first one: a folder of files that are not images fails here, not in every shard.
+      await (await SourcePortraits.open(t.sources)).get(0, 64, 64);
     } catch (e) {
       if (!isUserError(e)) throw e;
       problems.push(e.message);
@@ -69,7 +78,7 @@ function checkModelFolder(key: string, dir: string, parts: ModelParts): { proble
       facts: null,
     };
   }
-  if (!statSync(dir).isDirectory()) return { problems: [`${key}: ${dir} is a file; expected a model folder`], missing: false, facts: null };
+  if (!statSync(dir).isDirectory()) return { problems: [`${key}: ${dir} is a file, expected a folder (a diffusers ONNX export)`], missing: false, facts: null };
   const problems: string[] = [];
   let missing = false;
   const lack = (rel: string, why = '') => {
@@ -123,6 +132,23 @@ function checkModelFolder(key: string, dir: string, parts: ModelParts): { proble
       unetChannels: unet && sampleChannels(unet), unetType: unet?.inputs.find((i) => i.name === 'sample')?.type ?? null,
     },
   };
+}
+
+/** The model folder's scheduler with teacher.scheduler and scheduler_options applied must build, as the teacher builds it. */
+function schedulerProblems(key: string, dir: string, t: TeacherConfig): string[] {
+  const path = join(dir, 'scheduler/scheduler_config.json');
+  let base: Record<string, unknown>;
+  try {
+    base = readSchedulerConfig(path);
+  } catch {
+    return []; // a missing or unreadable file is reported with the folder's other files
+  }
+  try {
+    createScheduler({ ...base, ...(t.scheduler ? { _class_name: t.scheduler } : {}), ...t.scheduler_options }, { source: path });
+    return [];
+  } catch (e) {
+    return [`${key}: ${(e as Error).message.split('\n')[0]}`];
+  }
 }
 
 /** A part's misfit as problems, each starting with `what` (the key and the file). */

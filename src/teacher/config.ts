@@ -34,7 +34,15 @@ export interface TeacherConfig {
   edit_steps: number | null;
   sources: SourcesConfig | null;
   max_batch: number;
+  /** Absent: DEFAULT_MAX_PIXELS. Optional without a schema default, so configs that do not set it keep their run_id. */
+  max_pixels?: number;
 }
+
+/** Output image sides, in pixels. */
+export const MIN_SIDE = 8;
+export const MAX_SIDE = 16384;
+/** The most pixels an output image may have unless teacher.max_pixels says otherwise: 2048 x 2048. */
+export const DEFAULT_MAX_PIXELS = 2048 * 2048;
 
 export const teacherConfigSchema = {
   type: 'object',
@@ -74,8 +82,13 @@ export const teacherConfigSchema = {
     guidance_scale: { type: 'number', minimum: 0, default: 7.5, description: 'Classifier-free guidance scale; 1 or less disables guidance (one UNet pass per step instead of two).' },
     image_guidance_scale: { type: 'number', minimum: 0, default: 1.5, description: 'InstructPix2Pix image guidance scale (edits only); guidance needs guidance_scale > 1 and this >= 1.' },
     negative_prompt: { type: ['string', 'null'], default: null, description: 'Negative prompt for every generation; null = none (diffusers\' None), "" = the empty string.' },
-    height: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Output height in pixels, a multiple of the VAE scale factor; null = the UNet\'s sample_size x VAE scale factor.' },
-    width: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Output width in pixels; null = as height.' },
+    height: { type: ['integer', 'null'], minimum: MIN_SIDE, maximum: MAX_SIDE, default: null, description: 'Output height in pixels, a multiple of the VAE scale factor; null = the UNet\'s sample_size x VAE scale factor.' },
+    width: { type: ['integer', 'null'], minimum: MIN_SIDE, maximum: MAX_SIDE, default: null, description: 'Output width in pixels; null = as height.' },
+    max_pixels: {
+      type: 'integer',
+      minimum: MIN_SIDE * MIN_SIDE,
+      description: `The most pixels (height x width) an output image may have; absent: ${DEFAULT_MAX_PIXELS} (2048 x 2048). Bounds the memory a size asks for before any model runs.`,
+    },
     strength: {
       type: ['number', 'null'],
       exclusiveMinimum: 0,

@@ -1,4 +1,4 @@
-import type { TeacherConfig } from './config.ts';
+import { DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE, type TeacherConfig } from './config.ts';
 
 /** What the mode rules need to know of a model folder (from a loaded model, or from its files' headers). */
 export interface ModelFacts {
@@ -44,6 +44,12 @@ export function modeProblems(t: TeacherConfig, source: ModelFacts | null, edit: 
   }
   if (t.height === null && t.width === null && source && source.sampleSize === null) {
     problems.push(`teacher.height: ${t.model}/unet/config.json has no sample_size; set teacher.height and teacher.width`);
+  }
+  const base = source?.sampleSize != null && source.scaleFactor != null ? source.sampleSize * source.scaleFactor : null;
+  const [height, width] = [t.height ?? t.width ?? base, t.width ?? t.height ?? base];
+  const limit = t.max_pixels ?? DEFAULT_MAX_PIXELS;
+  if (height !== null && width !== null && height * width > limit) {
+    problems.push(`teacher.height x teacher.width: ${height} x ${width} is ${height * width} pixels, more than teacher.max_pixels (${limit}); allowed: each side ${MIN_SIDE}-${MAX_SIDE} pixels and height x width <= ${limit}`);
   }
   if (t.mode === 'prompt-pair' && edit && t.strength === null) {
     problems.push('teacher.edit_model: mode "prompt-pair" without strength draws both images from teacher.model; set strength to SDEdit with the edit model, or remove edit_model');

@@ -51,10 +51,20 @@ const bad: [string, string, RegExp][] = [
   ['out of range', MINIMAL + 'pairs: 0\n', /pairs: must be >= 1, got number 0/],
   ['missing required section', 'prompts:\n  set: p.yaml\n', /p\.yaml: teacher: required key is missing/],
   ['a list at the top', '- a\n- b\n', /expected a mapping of keys at the top level, got a list/],
+  ['.inf', MINIMAL + 'identity:\n  threshold: .inf\n', /p\.yaml:6:3: identity\.threshold: expected a finite number, got \.inf$/],
+  ['.nan', MINIMAL.replace('model: models/sd', 'model: models/sd\n  guidance_scale: .nan'), /p\.yaml:5:3: teacher\.guidance_scale: expected a finite number, got \.nan$/],
+  ['a __proto__ key', MINIMAL + '__proto__:\n  polluted: 1\n', /p\.yaml:5:1: "__proto__" cannot be a key/],
+  ['a constructor key in a free-form mapping', MINIMAL + 'identity:\n  category_thresholds:\n    constructor: 0.5\n', /p\.yaml:7:5: "constructor" cannot be a key/],
+  ['an alias bomb', MINIMAL + 'x: &x [a, a, a, a, a, a, a, a, a, a]\ny: &y [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\nz: [*y, *y, *y, *y, *y, *y, *y, *y, *y, *y]\n', /p\.yaml: its aliases \(\*name\) expand to too many values/],
+  ['not UTF-8', MINIMAL + '# caf\u00e9\n', /p\.yaml: not valid UTF-8 at byte offset 62/],
+  ['pairs over the limit', MINIMAL + 'pairs: 1e18\n', /p\.yaml:5:1: pairs: must be <= 1000000000000, got number 1000000000000000000$/],
+  ['a size over the limit', MINIMAL.replace('model: models/sd', 'model: models/sd\n  height: 100000'), /teacher\.height: must be <= 16384, got number 100000$/],
 ];
 for (const [what, text, message] of bad) {
   test(`bad config: ${what} → a UserError naming the place`, () => {
+    // latin-1 for the "not UTF-8" case: é becomes the single byte 0xe9.
     const file = configFile(text);
+    if (what === 'not UTF-8') writeFileSync(file, Buffer.from(text, 'latin1'));
     assert.throws(() => loadPipelineConfig(file), (e: Error & { exitCode?: number }) => {
       assert.equal(e.name, 'UserError');
       assert.match(e.message, message);
@@ -68,6 +78,20 @@ test('bad --set values say they came from --set', () => {
   assert.throws(() => loadPipelineConfig(file, ['identity.treshold=0.5']), /\(from --set\)|identity\.treshold: unknown key/);
   assert.throws(() => loadPipelineConfig(file, ['pairs=lots']), /pairs \(from --set\)|\(from --set\): pairs: expected integer/);
   assert.throws(() => loadPipelineConfig(file, ['pairs']), /--set pairs: expected key\.path=value/);
+});
+
+test('--set cannot reach Object.prototype, by its key path or inside its value', () => {
+  const file = configFile(MINIMAL);
+  for (const set of ['__proto__.polluted=1', 'constructor.prototype.polluted=1', 'teacher.__proto__.polluted=1', 'teacher.scheduler_options={__proto__: {polluted: 1}}']) {
+    assert.throws(() => loadPipelineConfig(file, [set]), (e: Error) => e.name === 'UserError' && /cannot be a (config )?key/.test(e.message), set);
+  }
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  assert.throws(() => loadPipelineConfig(file, ['teacher.guidance_scale=.inf']), /p\.yaml \(from --set\): teacher\.guidance_scale: expected a finite number, got \.inf/);
+});
+
+test('a config file that never ends (/dev/zero) or is too large is refused after 4 MiB', () => {
+  assert.throws(() => loadPipelineConfig('/dev/zero'), /\/dev\/zero: larger than 4194304 bytes/);
+  assert.throws(() => loadPipelineConfig(configFile(MINIMAL + '#'.repeat(4 * 1024 * 1024))), /p\.yaml: larger than 4194304 bytes/);
 });
 
 test('a missing config file is a UserError', () => {

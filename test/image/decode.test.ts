@@ -1,6 +1,7 @@
 /**
  * The one decode policy (src/image/decode.ts): EXIF orientation applied, truncated files refused,
- * only JPEG/PNG/WebP/TIFF/GIF accepted, and every refusal a UserError naming the file.
+ * only JPEG/PNG/WebP/TIFF/GIF accepted (told by their first bytes: SVG never reaches sharp), a pixel
+ * limit, and every refusal a UserError naming the file.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../../src/errors.ts';
+import { crc32 } from 'node:zlib';
 import { decodeImage, decodeImageCover, isImageFileName } from '../../src/image/index.ts';
+import { MAX_INPUT_PIXELS } from '../../src/image/decode.ts';
 import { pattern, rawSharp, rotateClockwise, sidewaysJpeg, storedPixels } from './pictures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pairgen-image-decode-'));
@@ -79,4 +82,36 @@ test('not an image, an unsupported format, a missing file: UserErrors naming the
   await assert.rejects(decodeImageCover(join(dir, 'drawing.svg'), 8, 8), userError(/drawing\.svg: SVG is not a supported format/));
   await assert.rejects(decodeImage(join(dir, 'missing.png')), userError(/^cannot read image .*missing\.png: no such file/));
   await assert.rejects(decodeImage(new Uint8Array(10)), userError(/^cannot read image image: /));
+});
+
+test('SVG is refused by its first bytes whatever its name, before sharp sees it: an external reference is never loaded', async () => {
+  // librsvg would resolve this href; the decoder must refuse the file before any loader runs.
+  const secret = join(dir, 'secret.png');
+  writeFileSync(secret, await rawSharp(pattern(8, 8)).png().toBuffer());
+  const svg = `<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image href="file://${secret}" width="8" height="8"/></svg>`;
+  for (const name of ['disguised.png', 'disguised.jpg', 'disguised.gif']) {
+    writeFileSync(join(dir, name), svg);
+    await assert.rejects(decodeImage(join(dir, name)), userError(new RegExp(`${name}: SVG is not a supported format`)));
+  }
+  await assert.rejects(decodeImage(Buffer.from(svg), 'table.parquet row 0 image'), userError(/row 0 image: SVG is not a supported format/));
+  // A file that starts like one format and is another is refused too (the sniffed and decoded formats must agree).
+  const png = await rawSharp(pattern(8, 8)).png().toBuffer();
+  await assert.rejects(decodeImage(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), png])), userError(/cannot read image image: /));
+});
+
+test(`an image over MAX_INPUT_PIXELS (${MAX_INPUT_PIXELS}) is refused before its pixels are decoded`, async () => {
+  // A tiny PNG whose header claims 20000 x 20000 pixels (the IHDR chunk rewritten, its CRC recomputed).
+  const png = Buffer.from(await rawSharp(pattern(8, 8)).png().toBuffer());
+  png.writeUInt32BE(20000, 16);
+  png.writeUInt32BE(20000, 20);
+  png.writeUInt32BE(crc32(png.subarray(12, 29)), 29);
+  await assert.rejects(decodeImage(png, 'huge.png'), userError(/cannot read image huge\.png: .*pixel limit/i));
+});
+
+test('GIF: the first frame', async () => {
+  const frames = Buffer.concat([pattern(8, 8, 1).data, pattern(8, 8, 2).data]);
+  const gif = await sharp(frames, { raw: { width: 8, height: 16, channels: 3, pageHeight: 8 } }).gif().toBuffer();
+  assert.equal((await sharp(gif).metadata()).pages, 2);
+  const img = await decodeImage(gif);
+  assert.deepEqual([img.width, img.height], [8, 8]);
 });

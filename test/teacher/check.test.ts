@@ -234,3 +234,37 @@ test('the check agrees with what the teacher loads, where the check used to rest
     }
   }
 });
+
+test('schedulers, image size and the pixel limit: what plan and work refuse, check reports', async () => {
+  const problems = async (over: Partial<TeacherConfig>) => (await checkTeacher(teacher(over))).problems;
+  assert.deepEqual(await problems({ scheduler: 'FastScheduler' }), [
+    'teacher.scheduler: unknown scheduler class "FastScheduler"; known: DDIMScheduler, EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler, LCMScheduler, PNDMScheduler',
+  ]);
+  assert.deepEqual(await problems({ scheduler: 'DDIMScheduler' }), []);
+  // The model folder's own scheduler class counts too.
+  const unipc = copyFixture('tiny-sd');
+  const schedulerFile = join(unipc, 'scheduler/scheduler_config.json');
+  writeFileSync(schedulerFile, JSON.stringify({ ...JSON.parse(readFileSync(schedulerFile, 'utf8')), _class_name: 'UniPCMultistepScheduler' }));
+  const [own] = await problems({ model: unipc });
+  assert.match(own, /^teacher\.model: scheduler config .*scheduler_config\.json: unknown scheduler class "UniPCMultistepScheduler"; known: /);
+  assert.deepEqual(await problems({ model: unipc, scheduler: 'EulerDiscreteScheduler' }), [], 'teacher.scheduler replaces the folder\'s class');
+
+  assert.deepEqual(await problems({ height: 2048, width: 2048 }), []);
+  assert.deepEqual(await problems({ height: 2048, width: 2050 }), [
+    'teacher.height x teacher.width: 2048 x 2050 is 4198400 pixels, more than teacher.max_pixels (4194304); allowed: each side 8-16384 pixels and height x width <= 4194304',
+  ]);
+  assert.deepEqual(await problems({ height: 2048, width: 2050, max_pixels: 2048 * 2050 }), []);
+  assert.match((await problems({ height: 64, max_pixels: 4000 }))[0], /^teacher\.height x teacher\.width: 64 x 64 is 4096 pixels, more than teacher\.max_pixels \(4000\)/);
+});
+
+test('a model path that is a file; img2img sources are decoded, not only listed', async () => {
+  const dir = scratch('pairgen-check-file-');
+  const file = join(dir, 'model.onnx');
+  writeFileSync(file, 'x');
+  assert.deepEqual((await checkTeacher(teacher({ model: file }))).problems, [`teacher.model: ${file} is a file, expected a folder (a diffusers ONNX export)`]);
+  const sources = scratch('pairgen-check-sources-');
+  writeFileSync(join(sources, 'a.png'), '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>');
+  const r = await checkTeacher(teacher({ mode: 'img2img', strength: 0.5, sources: { path: sources, column: 'image' } }));
+  assert.equal(r.problems.length, 1);
+  assert.match(r.problems[0], /^cannot read image .*a\.png: SVG is not a supported format/);
+});
