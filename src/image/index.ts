@@ -5,5 +5,5 @@
  * of images or a Parquet column".
  */
 export { decodeImage, decodeImageCover, IMAGE_EXTENSIONS, isImageFileName } from './decode.ts';
-export { encodeImage, type ImageEncoding, type ImageFormat } from './encode.ts';
+export { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL, encodeImage, imageSettingsFor, type ImageEncoding, type ImageFormat, type ImageSettings } from './encode.ts';
 export { ImageSources, type ImageSourceOptions, type SourceImage } from './sources.ts';
