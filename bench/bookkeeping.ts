@@ -4,11 +4,14 @@
  *
  *   node --import tsx bench/bookkeeping.ts [--shards 10000] [--rows 1000] [--worker-shards 200] [--preview-shards 100]
  *
- * The big run is synthetic and made fast: one real shard of `rows` candidates, all rejected (so its files
- * hold every metadata column and no images), is made by the worker with the test teacher, then copied to
- * shards 1..N-1 with a marker of their own (same content under distinct keys), and run.json is widened to
- * N shards. Status and finalize then do exactly what they do on a real run: list, read and check every
- * marker, read every shard's metadata rows, stream manifest.parquet, write stats.json and the card.
+ * The big run is synthetic and made fast: one real shard of `rows` candidates, all rejected (so its only
+ * file is rejects/shard-00000.parquet, with every metadata column and no images), is made by the worker
+ * with the test teacher, then copied to shards 1..N-1 with a marker of their own (same content under
+ * distinct keys), and run.json is widened to N shards (and sealed again). Status and finalize then do exactly what they do on
+ * a real run: list, read and check every marker, read every shard's metadata rows, stream
+ * manifest.parquet, write stats.json, checksums.sha256 and the card. Finalize runs with `trustSizes`
+ * (`pairgen finalize --trust-sizes`): it checks files against their markers by size, as status does,
+ * so that it measures the bookkeeping, not sha256 over every byte of the run (which its default does).
  * Each phase runs in a child process so its peak RSS is its own. Local folder (s3rver would measure
  * s3rver). Writes bench/results/bookkeeping.json and bookkeeping.md.
  */
@@ -21,7 +24,8 @@ import { planRun } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
 import { runStatus } from '../src/run/status.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
+import { shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
+import { serializePlan } from '../src/dataset/run-file.ts';
 import { markerJson, parseMarker } from '../src/shards/index.ts';
 import { TestScorer, TestTeacher } from '../test/helpers/test-teacher.ts';
 import { writeConfig } from '../test/helpers/run-fixture.ts';
@@ -37,11 +41,15 @@ const PREVIEW_SHARDS = Math.min(SHARDS, arg('preview-shards', 100));
 const SELF = fileURLToPath(import.meta.url);
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
-/** The test scorer's real scores, every candidate rejected: a shard whose files hold every metadata column and no images. */
+/**
+ * The test scorer's scores moved below any threshold, so that every candidate is rejected (the worker
+ * judges the similarity against the config's threshold itself): a shard whose files hold every metadata
+ * column and no images. The similarities keep their spread, mapped into [-1, -0.5).
+ */
 class RejectAll extends TestScorer {
   override async score(...args: Parameters<TestScorer['score']>) {
     const v = await super.score(...args);
-    return { ...v, threshold: 1.01, accepted: false, rejectReason: 'identity_below_threshold' };
+    return { ...v, similarity: -1 + ((v.similarity ?? 0) + 1) / 4 };
   }
 }
 
@@ -60,7 +68,8 @@ async function runPhase(name: string, run: string): Promise<void> {
     const s = await runStatus(run);
     extra = { committed: s.shards.committed, candidates: s.pairs.done };
   } else if (name === 'finalize' || name === 'finalize-with-preview') {
-    const r = await finalizeRun(run, { preview: name === 'finalize-with-preview' });
+    // Sizes only, as in the file comment: the bookkeeping at 10M rows, not sha256 over every file.
+    const r = await finalizeRun(run, { preview: name === 'finalize-with-preview', trustSizes: true });
     extra = { manifest_rows: r.manifestRows, manifest_mib: +(statSync(join(run, 'manifest.parquet')).size / 2 ** 20).toFixed(1) };
   } else if (name === 'worker') {
     const rss: number[] = [];
@@ -125,23 +134,22 @@ async function main(): Promise<void> {
     await workRun(run, { teacherFactory: async () => new TestTeacher(16), scorerFactory: async () => new RejectAll() });
     const marker = parseMarker(readFileSync(join(run, shardMarkerKey(0))), 'shard 0');
     if (marker.counts.rejected !== ROWS) throw new Error('the template shard should reject every candidate');
+    if (marker.files.length !== 1 || marker.files[0].name !== shardRejectsKey(0)) throw new Error('the template shard should have only its rejects file');
     // 2. Copies as shards 1..n-1, each with its own marker; run.json widened to n shards.
     const planFile = join(run, 'run.json');
     const plan = JSON.parse(readFileSync(planFile, 'utf8'));
     let made = 1;
     const widen = (n: number) => {
       for (let s = made; s < n; s++) {
-        copyFileSync(join(run, shardDataKey(0)), join(run, shardDataKey(s)));
         copyFileSync(join(run, shardRejectsKey(0)), join(run, shardRejectsKey(s)));
-        const names = [shardDataKey(s), shardRejectsKey(s)];
-        writeFileSync(join(run, shardMarkerKey(s)), markerJson({ ...marker, shard: s, files: marker.files.map((f, i) => ({ ...f, name: names[i] })) }));
+        writeFileSync(join(run, shardMarkerKey(s)), markerJson({ ...marker, shard: s, files: marker.files.map((f) => ({ ...f, name: shardRejectsKey(s) })) }));
       }
       made = Math.max(made, n);
       Object.assign(plan, { pairs: n * ROWS, shards: n });
       plan.config.pairs = n * ROWS;
-      writeFileSync(planFile, JSON.stringify(plan, null, 2) + '\n');
+      writeFileSync(planFile, serializePlan(plan)); // sealed again: readPlan refuses a hand-edited run.json
     };
-    const shardBytes = statSync(join(run, shardRejectsKey(0))).size + statSync(join(run, shardDataKey(0))).size;
+    const shardBytes = statSync(join(run, shardRejectsKey(0))).size;
 
     // The whole `pairgen finalize`, preview/ included, at PREVIEW_SHARDS shards; at full size without
     // preview/ (its DuckDB sampling query does not scale to 10M rows yet: see docs/scale.md).
@@ -176,8 +184,8 @@ async function main(): Promise<void> {
       '| phase | seconds | peak RSS MiB | notes |',
       '| --- | --- | --- | --- |',
       `| status (list + read and check ${SHARDS} markers) | ${status.seconds} | ${status.peak_rss_mib} | ${status.committed} committed |`,
-      `| finalize --no-preview (read every shard's metadata, stream manifest, stats, card) | ${finalize.seconds} | ${finalize.peak_rss_mib} | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB |`,
-      `| finalize with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
+      `| finalize --no-preview --trust-sizes (read every shard's metadata, stream manifest, stats, checksums, card) | ${finalize.seconds} | ${finalize.peak_rss_mib} | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB |`,
+      `| finalize --trust-sizes with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
       `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
       '',
     ].join('\n');

@@ -1,7 +1,7 @@
 /**
  * Demo benchmark: `pairgen run pipelines/demo.yaml` end to end (plan, sample, score, encode, write,
  * finalize) in a child process, as `make demo` runs it. Reports demo pairs per second, the stage
- * timings the shard markers record, and the share of wall time spent inside ONNX model sessions
+ * timings the shards record (markers/shard-NNNNN.timings.json), and the share of wall time spent inside ONNX model sessions
  * (teacher worker thread and main-thread identity models), plus the identity filter's precision and
  * recall against the reference teacher's ground truth.
  *
@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { ensureReferenceTeacher, precisionRecall } from '../src/reference/index.ts';
+import { MARKERS_PREFIX } from '../src/dataset/layout.ts';
 
 /**
  * The preload (plain JS: worker threads inherit `--import` but not tsx's hooks for it). It wraps
@@ -72,9 +73,9 @@ async function main(): Promise<void> {
     const workers = threads.filter((t) => t.thread !== 0);
     const sum = (ts: { ms: number }[]) => ts.reduce((a, t) => a + t.ms, 0) / 1000;
     const timings: Record<string, number> = {};
-    for (const f of readdirSync(join(out, 'shards')).filter((f) => /^shard-\d+\.json$/.test(f))) {
-      const marker = JSON.parse(readFileSync(join(out, 'shards', f), 'utf8')) as { timings: Record<string, number> };
-      for (const [k, v] of Object.entries(marker.timings)) timings[k] = (timings[k] ?? 0) + v;
+    for (const f of readdirSync(join(out, MARKERS_PREFIX)).filter((f) => /^shard-\d+\.timings\.json$/.test(f))) {
+      const shard = JSON.parse(readFileSync(join(out, MARKERS_PREFIX, f), 'utf8')) as Record<string, number>;
+      for (const [k, v] of Object.entries(shard)) timings[k] = (timings[k] ?? 0) + v;
     }
     const db = await DuckDBInstance.create(':memory:');
     const rows = (await (await db.connect()).runAndReadAll(`select accepted, extra from read_parquet('${join(out, 'manifest.parquet')}')`)).getRowObjectsJS();

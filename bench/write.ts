@@ -1,12 +1,13 @@
 /**
  * Shard write benchmark: 1,000 pairs of 512x512 JPEGs (crops of the face-api demo photos, with noise,
- * the edited image tinted), written as 4 shards of 250 accepted pairs (+ a rejects file and a marker each).
+ * the edited image tinted), written as 4 shards of 250 accepted pairs (a data file per split, as
+ * data/<split>-NNNNN-of-MMMMM.parquet, + a rejects file and a marker each).
  *
  *   node --import tsx bench/write.ts [--pairs 1000] [--repeat 5]
  *
  * Measures, in one run on the same images:
  *   encode   the floor: sharp JPEG encoding of the 2,000 images (encodeImage, q95 4:4:4)
- *   write    encodeShard + encodeRejects + buildMarker (sha256) + store.put of the three files, marker last,
+ *   write    encodeShard per split + encodeRejects + buildMarker (sha256) + store.put of the files, marker last,
  *            on a local store and on S3 (s3rver on loopback, test/helpers/s3server.ts)
  *   duckdb   the same records into DuckDB (appender) and COPY ... TO parquet with the same KV metadata
  * and writes bench/results/write.json and write.md.
@@ -27,6 +28,7 @@ import {
 } from '../src/shards/index.ts';
 import type { CandidateSpec, IdentityVerdict, StageInfo } from '../src/types.ts';
 import { shardKeys } from '../src/dataset/layout.ts';
+import { splitOf, SPLIT_NAMES } from '../src/dataset/splits.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -75,23 +77,28 @@ function record(i: number, images: { source: Uint8Array; edited: Uint8Array } | 
     similarity: accepted ? 0.85 : 0.3, sourceFaces: 1, editedFaces: 1, sourceFace: face, editedFace: face, threshold: 0.6,
     accepted, rejectReason: accepted ? null : 'identity_below_threshold',
   };
-  return toPairRecord({ spec, runId: 'bench', shard: Math.floor(i / PER_SHARD), teacher, identity, codeVersion: 'bench', verdict, width: SIZE, height: SIZE, imageFormat: 'jpeg', images });
+  return toPairRecord({ spec, runId: 'bench', shard: Math.floor(i / PER_SHARD), split: splitOf(spec.pairId), teacher, identity, codeVersion: 'bench', verdict, width: SIZE, height: SIZE, imageFormat: 'jpeg', images });
 }
 
-/** The product write path for one shard: data, rejects, then the marker last. */
-async function writeShard(store: Store, shard: number, accepted: PairRecord[], rejected: PairRecord[]): Promise<number> {
-  const names = shardKeys(shard);
-  const data = encodeShard(accepted);
-  const rejects = encodeRejects(rejected);
-  await store.put(names.data, data);
-  await store.put(names.rejects, rejects);
+/**
+ * The product write path for one shard (src/dataset/commit.ts writeShard, which needs a whole run plan):
+ * a data file per split that has pairs and the rejects file, in parallel, then the marker last.
+ */
+async function writeShard(store: Store, shard: number, shards: number, accepted: PairRecord[], rejected: PairRecord[]): Promise<number> {
+  const names = shardKeys(shard, shards);
+  const files: { name: string; bytes: Uint8Array; rows: number }[] = [];
+  for (const split of SPLIT_NAMES) {
+    const rows = accepted.filter((r) => r.split === split);
+    if (rows.length) files.push({ name: names.data[split], bytes: encodeShard(rows), rows: rows.length });
+  }
+  files.push({ name: names.rejects, bytes: encodeRejects(rejected), rows: rejected.length });
+  await Promise.all(files.map((f) => store.put(f.name, f.bytes)));
   const marker = buildMarker({
-    shard, runId: 'bench', codeVersion: 'bench', timings: {},
-    files: [{ name: names.data, bytes: data, rows: accepted.length }, { name: names.rejects, bytes: rejects, rows: rejected.length }],
+    shard, runId: 'bench', codeVersion: 'bench', files,
     counts: { candidates: accepted.length + rejected.length, accepted: accepted.length, rejected: rejected.length },
   });
   await store.put(names.marker, markerJson(marker));
-  return data.length + rejects.length;
+  return files.reduce((n, f) => n + f.bytes.length, 0);
 }
 
 /** Median wall and CPU ms of writing every shard to `store`, after one untimed round. */
@@ -103,7 +110,7 @@ async function timeWrites(store: Store, shards: PairRecord[][], rejects: PairRec
     const t0 = performance.now();
     const c0 = cpuMs();
     bytes = 0;
-    for (const [s, recs] of shards.entries()) bytes += await writeShard(store, s, recs, rejects.filter((_, k) => k % shards.length === s));
+    for (const [s, recs] of shards.entries()) bytes += await writeShard(store, s, shards.length, recs, rejects.filter((_, k) => k % shards.length === s));
     if (r >= 0) {
       wall.push(performance.now() - t0);
       cpu.push(cpuMs() - c0);

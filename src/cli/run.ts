@@ -36,8 +36,9 @@ interface PlanCliOptions {
 }
 
 async function doPlan(config: string, opts: PlanCliOptions): Promise<void> {
-  const { plan, store, created } = await planRun(config, opts.out, { sets: opts.set, pairs: opts.pairs, shardSize: opts.shardSize });
+  const { plan, store, created, restored } = await planRun(config, opts.out, { sets: opts.set, pairs: opts.pairs, shardSize: opts.shardSize });
   if (created) log.info(`planned ${plan.name} at ${store.uri}: ${plan.pairs} candidate pairs in ${plan.shards} shards of ${plan.shard_size}`, { prompts: plan.prompts.train_rows, eval_prompts: plan.prompts.eval_rows });
+  else if (restored.length) log.info(`${store.uri} holds this exact plan; restored ${restored.join(' and ')}`);
   else log.info(`${store.uri} already holds this exact plan; nothing to do`);
 }
 
@@ -142,21 +143,23 @@ export function registerRunVerbs(program: Command): void {
 
   program
     .command('status')
-    .description('shards committed / pending, pairs accepted / rejected, acceptance per category, rate and ETA')
+    .description('shards committed / pending, pairs accepted / rejected, acceptance per category, rate and ETA. Exit codes: 0, 2 user error, 3 with --verify when a shard\'s files do not match its marker')
     .argument('<run-uri>', 'run location')
     .option('--json', 'print JSON on stdout')
-    .option('--verify', 'also hash every committed shard file against its marker (downloads them)')
+    .option('--verify', 'also hash every committed shard file against its marker (downloads them); exit 3 on a mismatch')
     .action(
       action(async (runUri: string, opts: { json?: boolean; verify?: boolean }) => {
         const status = await runStatus(runUri, { verify: opts.verify });
         process.stdout.write(opts.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
+        if (opts.verify && status.shards.invalid.length) process.exitCode = EXIT_SHARDS_FAILED;
       }),
     );
 
   program
     .command('finalize')
-    .description('write manifest.parquet (one row per candidate), stats.json, the README.md dataset card and preview/; idempotent')
+    .description('check every data file against its marker (sha256), then write manifest.parquet (one row per candidate), stats.json, the README.md dataset card and preview/; idempotent')
     .argument('<run-uri>', 'run location')
     .option('--no-preview', 'skip preview/ (contact sheets, histogram); `pairgen preview` writes it later')
-    .action(action(async (runUri: string, opts: { preview: boolean }) => printFinalize(await finalizeRun(runUri, { preview: opts.preview }))));
+    .option('--trust-sizes', 'check data files against their markers by size only, not sha256 (skips reading every byte; for very large runs)')
+    .action(action(async (runUri: string, opts: { preview: boolean; trustSizes?: boolean }) => printFinalize(await finalizeRun(runUri, { preview: opts.preview, trustSizes: opts.trustSizes }))));
 }

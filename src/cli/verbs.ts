@@ -12,6 +12,7 @@ import { registerIdentity } from './identity.ts';
 import { registerPreview } from './preview.ts';
 import { registerCheck } from './check.ts';
 import { registerEmit } from './emit.ts';
+import { registerUpgrade } from './upgrade.ts';
 
 /** Every verb of the CLI, in the order `pairgen --help` lists them. */
 export const VERBS: VerbRegistrar[] = [
@@ -28,4 +29,5 @@ export const VERBS: VerbRegistrar[] = [
   registerReport,
   registerExport,
   registerEmit,
+  registerUpgrade,
 ];

@@ -1,11 +1,13 @@
 import { buildMarker, encodeRejects, encodeShard, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey } from './layout.ts';
+import { shardDataKey, shardMarkerKey, shardRejectsKey, shardTimingsKey } from './layout.ts';
 import type { RunPlan } from './run-file.ts';
+import { SPLIT_NAMES } from './splits.ts';
 
 /**
- * Write a shard and commit it: the accepted pairs' file and the rejects file first, the marker last.
- * `beforeMarker` runs between the two (the worker checks for a stop signal there, and times the writes).
+ * Write a shard and commit it: a data file per split that has accepted pairs and the rejects file
+ * first, the marker last. `beforeMarker` runs between the two (the worker checks for a stop signal
+ * there, and times the writes). `timings` (seconds per stage) go to their own file, never the marker.
  */
 export async function writeShard(
   store: Store,
@@ -17,10 +19,14 @@ export async function writeShard(
 ): Promise<ShardMarker> {
   const accepted = records.filter((r) => r.accepted);
   const rejected = records.filter((r) => !r.accepted);
-  const files = [
-    { name: shardDataKey(shard), bytes: encodeShard(accepted, { rowGroupRows: plan.config.output.row_group_rows }), rows: accepted.length },
-    { name: shardRejectsKey(shard), bytes: encodeRejects(rejected), rows: rejected.length },
-  ];
+  const stray = accepted.find((r) => !(SPLIT_NAMES as readonly string[]).includes(r.split));
+  if (stray) throw new Error(`pair ${stray.pair_id}: split "${stray.split}" is not one of ${SPLIT_NAMES.join(', ')}`);
+  const files: { name: string; bytes: Uint8Array; rows: number }[] = [];
+  for (const split of SPLIT_NAMES) {
+    const rows = accepted.filter((r) => r.split === split);
+    if (rows.length) files.push({ name: shardDataKey(shard, split, plan.shards), bytes: encodeShard(rows, { rowGroupBytes: plan.config.output.row_group_bytes }), rows: rows.length });
+  }
+  files.push({ name: shardRejectsKey(shard), bytes: encodeRejects(rejected), rows: rejected.length });
   await Promise.all(files.map((f) => store.put(f.name, f.bytes)));
   beforeMarker();
   const marker = buildMarker({
@@ -29,9 +35,9 @@ export async function writeShard(
     codeVersion: plan.code_version,
     files,
     counts: { candidates: records.length, accepted: accepted.length, rejected: rejected.length, ...breakdown(records) },
-    timings: { ...timings },
   });
-  await store.put(shardMarkerKey(shard), markerJson(marker), { contentType: 'application/json' });
+  if (Object.keys(timings).length) await store.put(shardTimingsKey(shard), JSON.stringify(sortKeys(timings)) + '\n', { contentType: 'application/json' });
+  await commitMarker(store, shard, markerJson(marker));
   return marker;
 }
 
@@ -48,6 +54,36 @@ function breakdown(records: PairRecord[]): Pick<ShardCounts, 'by_category' | 'by
     }
   }
   return { by_category: byCategory, by_reason: byReason };
+}
+
+/**
+ * Put the marker only if none is there (a conditional write where the store has one), so a reader never
+ * sees a marker being replaced. A marker already there with the same bytes is another worker's commit of
+ * the same shard (markers hold nothing that varies between attempts); one with other bytes is stale (a
+ * shard being remade: its files did not match it, or --force) and is replaced.
+ */
+async function commitMarker(store: Store, shard: number, text: string): Promise<void> {
+  const key = shardMarkerKey(shard);
+  if ((await store.putIfAbsent(key, text, { contentType: 'application/json' })) === 'written') return;
+  const existing = await store.getIfExists(key);
+  if (existing && Buffer.from(existing).toString('utf8') === text) return;
+  await store.put(key, text, { contentType: 'application/json' });
+}
+
+function sortKeys<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+}
+
+/** The seconds per stage recorded for a shard's last commit, or null when there are none (or they are unreadable). */
+export async function readTimings(store: Store, shard: number): Promise<Record<string, number> | null> {
+  const bytes = await store.getIfExists(shardTimingsKey(shard));
+  if (!bytes) return null;
+  try {
+    const t = JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+    return t && typeof t === 'object' && Object.values(t).every((v) => typeof v === 'number') ? (t as Record<string, number>) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The marker of a shard, or null when it has none or it is unreadable (then the shard is not committed). */

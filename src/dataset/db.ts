@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DuckDBInstance, StatementType, type DuckDBConnection } from '@duckdb/node-api';
 import { UserError } from '../errors.ts';
-import { CANDIDATES_FILE, MANIFEST_FILE, PROMPTS_FILE, shardDataKey, shardRejectsKey } from './layout.ts';
+import { CANDIDATES_FILE, isDataKey, MANIFEST_FILE, PROMPTS_FILE } from './layout.ts';
 import { openRun, type RunPlan } from './run-file.ts';
 import { scanShards } from './scan.ts';
 import type { Store } from '../store/types.ts';
@@ -24,6 +24,11 @@ export interface OpenOptions {
  * are read in place; an s3:// store's files are first copied to a temp folder through src/store,
  * because DuckDB reads s3:// only through its httpfs extension, which it would download at run time
  * (no network here, and a second credential path to keep in step). Views with no files are skipped.
+ *
+ * The connection is sandboxed before any SQL runs, because users' SQL runs on it (`pairgen query`):
+ * external access off with only the views' own files readable (`allowed_paths`) and only `outDir`
+ * writable, no extension installed or loaded on demand (no http), and the configuration locked so a
+ * query cannot `SET` any of it back.
  */
 export class ParquetViews {
   private constructor(
@@ -31,7 +36,7 @@ export class ParquetViews {
     /** The views made. */
     readonly views: Set<string>,
     private readonly instance: DuckDBInstance,
-    private readonly tmp: string | null,
+    private readonly tmp: string,
   ) {}
 
   /**
@@ -40,31 +45,39 @@ export class ParquetViews {
    */
   static async open(store: Store, files: Map<string, readonly string[]>, options: { threads?: number; unreadable: (reason: string) => string }): Promise<ParquetViews> {
     const local = !/^s3:\/\//i.test(store.uri);
-    const tmp = local ? null : await mkdtemp(join(tmpdir(), 'pairgen-duckdb-'));
+    const tmp = await mkdtemp(join(tmpdir(), 'pairgen-duckdb-'));
     try {
       const paths = new Map<string, string[]>();
       for (const [view, keys] of files) {
         const list: string[] = [];
         for (const key of keys) {
-          if (local) list.push(join(store.uri, key));
+          if (local) list.push(resolve(store.uri, key));
           else {
-            const path = join(tmp!, key.replace(/\//g, '__'));
+            const path = join(tmp, key.replace(/\//g, '__'));
             await writeFile(path, await store.get(key));
             list.push(path);
           }
         }
         paths.set(view, list);
       }
+      await mkdir(join(tmp, OUT_DIR));
       const instance = await DuckDBInstance.create(':memory:', options.threads ? { threads: String(options.threads) } : {});
       const db = await instance.connect();
       const made = new Set<string>();
       try {
+        await sandbox(db, [...new Set([...paths.values()].flat())], tmp);
+      } catch (e) {
+        db.closeSync();
+        instance.closeSync();
+        throw e;
+      }
+      try {
         for (const [view, list] of paths) {
           if (list.length === 0) continue;
-          const sources = `[${list.map((p) => `'${p.replace(/'/g, "''")}'`).join(', ')}]`;
-          await db.run(`CREATE VIEW ${view} AS SELECT * FROM read_parquet(${sources})`);
+          await db.run(`CREATE VIEW ${view} AS SELECT * FROM read_parquet(${sqlList(list)})`);
           made.add(view);
         }
+        await db.run('SET lock_configuration = true');
       } catch (e) {
         db.closeSync();
         instance.closeSync();
@@ -72,9 +85,14 @@ export class ParquetViews {
       }
       return new ParquetViews(db, made, instance, tmp);
     } catch (e) {
-      if (tmp) await rm(tmp, { recursive: true, force: true });
+      await rm(tmp, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /** The one folder DuckDB may write to (e.g. a query's Parquet result); removed on close. */
+  get outDir(): string {
+    return join(this.tmp, OUT_DIR);
   }
 
   /** A view's column names, in file order; none when the view was not made. */
@@ -87,8 +105,31 @@ export class ParquetViews {
   async close(): Promise<void> {
     this.db.closeSync();
     this.instance.closeSync();
-    if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+    await rm(this.tmp, { recursive: true, force: true });
   }
+}
+
+const OUT_DIR = 'out';
+
+/**
+ * Lock DuckDB down to the `readable` files plus `tmp`'s out/ (results) and spill/ (DuckDB's own temp
+ * files, which it may need for a large sort). lock_configuration follows once the views are made.
+ */
+async function sandbox(db: DuckDBConnection, readable: string[], tmp: string): Promise<void> {
+  await db.run(`SET temp_directory = ${sqlString(join(tmp, 'spill'))}`);
+  await db.run(`SET allowed_paths = ${sqlList(readable)}`);
+  await db.run(`SET allowed_directories = ${sqlList([join(tmp, OUT_DIR) + '/', join(tmp, 'spill') + '/'])}`);
+  await db.run('SET autoinstall_known_extensions = false');
+  await db.run('SET autoload_known_extensions = false');
+  await db.run('SET enable_external_access = false');
+}
+
+function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+function sqlList(list: readonly string[]): string {
+  return `[${list.map(sqlString).join(', ')}]`;
 }
 
 /**
@@ -137,6 +178,7 @@ export class RunDb {
   /** A short hint after a DuckDB error: which views exist, and the columns of a view when a column is unknown. */
   hint(e: unknown): string {
     const msg = firstLine(e);
+    if (/disabled by configuration|configuration has been locked|disabled through configuration/i.test(msg)) return `; a query reads only the run's views (${VIEWS.join(', ')}): other files, extensions, http and settings are off`;
     const missing = /Table with name (\w+) does not exist/i.exec(msg)?.[1]?.toLowerCase();
     if (missing === 'manifest' && !this.views.has('manifest')) return `; the run has no ${MANIFEST_FILE} yet: run \`pairgen finalize\` first (views here: ${[...this.views].join(', ') || 'none'})`;
     if (missing) return ` (views of a run: ${[...this.views].join(', ') || 'none'})`;
@@ -145,6 +187,11 @@ export class RunDb {
 
   columns(view: ViewName): Promise<string[]> {
     return this.parquet.columns(view);
+  }
+
+  /** The one folder DuckDB may write to (a query's Parquet result); removed on close. */
+  get outDir(): string {
+    return this.parquet.outDir;
   }
 
   close(): Promise<void> {
@@ -160,9 +207,9 @@ async function viewFiles(store: Store, plan: RunPlan, wanted: Set<ViewName>): Pr
   if (wanted.has('candidates') && plan.candidates) out.set('candidates', [CANDIDATES_FILE]);
   if (wanted.has('pairs') || wanted.has('rejects')) {
     const { markers } = await scanShards(store, plan);
-    const shards = [...markers.keys()].sort((a, b) => a - b);
-    if (wanted.has('pairs')) out.set('pairs', shards.map(shardDataKey));
-    if (wanted.has('rejects')) out.set('rejects', shards.map(shardRejectsKey));
+    const files = [...markers.keys()].sort((a, b) => a - b).flatMap((s) => markers.get(s)!.files.map((f) => f.name));
+    if (wanted.has('pairs')) out.set('pairs', files.filter(isDataKey));
+    if (wanted.has('rejects')) out.set('rejects', files.filter((f) => !isDataKey(f)));
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /**
- * Failure records: shards/shard-NNNNN.failed.json says that the last attempt at a shard failed with an
+ * Failure records: markers/shard-NNNNN.failed.json says that the last attempt at a shard failed with an
  * error that is not the user's (the store still failing after its own retries, a teacher crash...).
  * A record never makes a shard look committed: a shard is committed iff its marker matches its files,
  * whatever records exist, and a worker deletes the record after it commits the shard.
@@ -8,7 +8,7 @@
 import { hostname } from 'node:os';
 import type { Store } from '../store/types.ts';
 import { log } from '../util/log.ts';
-import { SHARDS_PREFIX, shardName } from './layout.ts';
+import { failureKey, shardName } from './layout.ts';
 
 export const FAILURE_FORMAT = 'pairgen-shard-failure';
 
@@ -24,16 +24,6 @@ export interface FailureRecord {
   host: string;
   pid: number;
   time: string;
-}
-
-export function failureKey(shard: number): string {
-  return `${SHARDS_PREFIX}${shardName(shard)}.failed.json`;
-}
-
-/** The shard number of a failure record key, or null when the key is not one. */
-export function failureShard(key: string): number | null {
-  const m = /^shards\/shard-(\d+)\.failed\.json$/.exec(key);
-  return m ? Number(m[1]) : null;
 }
 
 /** The record of a shard, or null when it has none or it cannot be read as one. */

@@ -1,5 +1,5 @@
 /**
- * Chosen rows of one shard data file (shards/shard-NNNNN.parquet, or its rejects file): their columns
+ * Chosen rows of one data file (data/<split>-NNNNN-of-MMMMM.parquet, or a rejects file): their columns
  * and stored images, read by position (a manifest row's `file_row`) and checked against their pair_id,
  * so a stale manifest cannot hand out another pair's images. Only the row span asked for is decoded.
  */
@@ -23,7 +23,7 @@ const FIELDS = new Map(pairSchema.fields.map((f) => [f.name, f]));
 
 export class ShardFile {
   private constructor(
-    /** How errors name the file, e.g. "s3://bucket/run/shards/shard-00000.parquet". */
+    /** How errors name the file, e.g. "s3://bucket/run/data/train-00000-of-00004.parquet". */
     readonly name: string,
     private readonly buffer: AsyncBuffer,
     private readonly metadata: FileMetaData,

@@ -7,9 +7,10 @@ import { UserError } from '../errors.ts';
 import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
-import { RUN_FILE } from './layout.ts';
+import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
 
-export const RUN_FORMAT = 'pairgen-run/1';
+/** 2: layout 2 (data/<split>-*.parquet, rejects/, markers/; src/dataset/layout.ts). */
+export const RUN_FORMAT = 'pairgen-run/2';
 
 /** run.json: everything a worker needs, frozen at plan time. No timestamps: same plan → same bytes. */
 export interface RunPlan {
@@ -56,8 +57,59 @@ export function planId(plan: RunPlan): string {
   return sha256Hex(JSON.stringify({ ...plan, run_id: undefined, config: locationFree(plan.config), models })).slice(0, 16);
 }
 
+/**
+ * run.json's text: the plan, then its seal — `key_digests` (8 hex digits of sha256 of each value, by
+ * key path) and `plan_digest` (sha256 of the canonical JSON of everything else). readPlan checks the
+ * seal on every read, so a hand-edited run.json is refused naming the key that changed. (Anyone can
+ * recompute a sha256: the seal catches edits and damage, it is not a signature.)
+ */
 export function serializePlan(plan: RunPlan): string {
-  return JSON.stringify(plan, null, 2) + '\n';
+  const content = unsealed(JSON.parse(JSON.stringify(plan)));
+  const sealed = { ...content, key_digests: keyDigests(content) };
+  return JSON.stringify({ ...sealed, plan_digest: sha256Hex(canonical(sealed)) }, null, 2) + '\n';
+}
+
+/** The plan without its seal (a plan object read back from JSON may carry one). */
+function unsealed(value: Record<string, unknown>): Record<string, unknown> {
+  const { plan_digest: _digest, key_digests: _keys, ...content } = value;
+  return content;
+}
+
+/**
+ * JSON with object keys sorted at every level, so the digest does not depend on key order or layout.
+ * Hand-written: JSON.stringify with sorted keys is a few lines, and no dependency of the project has it.
+ */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** 8 hex digits of sha256 of each value that is not a non-empty mapping, by dotted key path. */
+function keyDigests(value: unknown, path = '', out: Record<string, string> = {}): Record<string, string> {
+  const entries = value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.entries(value) : [];
+  if (entries.length === 0) out[path] = sha256Hex(canonical(value)).slice(0, 8);
+  for (const [k, v] of entries) keyDigests(v, path ? `${path}.${k}` : k, out);
+  return out;
+}
+
+/** The plan in run.json's text, its seal checked: an edited run.json is a UserError naming the keys that changed. */
+function checkSeal(parsed: Record<string, unknown>, where: string): RunPlan {
+  const content = unsealed(parsed);
+  const again = 'a changed plan is a new run: plan the changed config into a new --out, or put the planned run.json back';
+  if (typeof parsed.plan_digest !== 'string') {
+    throw new UserError(`${where}: has no plan_digest, so it cannot be checked for edits (every ${RUN_FORMAT} run.json is written with one); plan the same config to the same --out again to restore it`);
+  }
+  if (sha256Hex(canonical({ ...content, key_digests: parsed.key_digests })) === parsed.plan_digest) return content as unknown as RunPlan;
+  const stored = parsed.key_digests !== null && typeof parsed.key_digests === 'object' ? (parsed.key_digests as Record<string, unknown>) : {};
+  const now = keyDigests(content);
+  const changed = [...new Set([...Object.keys(stored), ...Object.keys(now)])].filter((k) => stored[k] !== now[k]).sort();
+  if (changed.length === 0) throw new UserError(`${where}: its plan_digest does not match its content (the digest itself was edited); ${again}`);
+  const named = changed.length > 3 ? `${changed.slice(0, 3).join(', ')} and ${changed.length - 3} more` : changed.join(', ');
+  throw new UserError(`${where}: edited after planning: ${named} differ${changed.length === 1 ? 's' : ''} from what \`pairgen plan\` wrote; ${again}`);
 }
 
 /**
@@ -73,14 +125,39 @@ export async function openRun(runUri: string, tuning?: S3Tuning): Promise<{ plan
 export async function readPlan(store: Store): Promise<RunPlan> {
   const bytes = await store.getIfExists(RUN_FILE);
   if (!bytes) throw new UserError(`${store.uri}: no run here (no ${RUN_FILE}); create one with \`pairgen plan\` or \`pairgen run\``);
-  let plan: RunPlan;
+  let parsed: Record<string, unknown>;
   try {
-    plan = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (e) {
     throw new UserError(`${store.uri}/${RUN_FILE}: not valid JSON (${(e as Error).message})`);
   }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UserError(`${store.uri}/${RUN_FILE}: expected a JSON object`);
+  const plan = parsed as unknown as RunPlan;
+  if ((plan.format as string) === 'pairgen-run/1') {
+    throw new UserError(
+      `${store.uri}/${RUN_FILE}: this run was written by an earlier pairgen (format pairgen-run/1, pairs under shards/); this version reads ${RUN_FORMAT} ` +
+        `(pairs under data/<split>-*.parquet). Convert it with \`pairgen upgrade ${store.uri} --out <new-location>\``,
+    );
+  }
   if (plan.format !== RUN_FORMAT) throw new UserError(`${store.uri}/${RUN_FILE}: format "${plan.format}" is not ${RUN_FORMAT}`);
-  return plan;
+  return checkSeal(parsed, `${store.uri}/${RUN_FILE}`);
+}
+
+/**
+ * What `work` checks before it tries a shard, since every shard would hit it: the run's prompt table is
+ * there, and its config passes the one validation of src/config/check.ts (the prompt set's categories
+ * from run.json; the identity models are opened by work itself right after).
+ */
+export async function validateRun(plan: RunPlan, store: Store): Promise<void> {
+  if ((await store.head(PROMPTS_FILE)) === null) {
+    const parent = plan.candidates?.parent_run ?? plan.derived_from?.parent_run;
+    const fix = parent ? `copy it from the parent run ${parent}` : `run \`pairgen plan\` again with this run's config and --out ${store.uri} to restore it`;
+    throw new UserError(`${store.uri}/${PROMPTS_FILE} is missing (the run's prompt table); ${fix}`);
+  }
+  // Imported on use: the teacher and identity checks are only needed where models run.
+  const { refuseProblems, validateConfig } = await import('../config/check.ts');
+  const { problems } = await validateConfig(plan.config, { categories: Object.keys(plan.prompts.per_category), openIdentityModels: false });
+  refuseProblems(problems, `${store.uri}/${RUN_FILE}`);
 }
 
 /**
@@ -89,7 +166,14 @@ export async function readPlan(store: Store): Promise<RunPlan> {
  */
 export function planConflict(existingText: string, plan: RunPlan): string | null {
   if (existingText === serializePlan(plan)) return null;
-  return describeDifference(JSON.parse(existingText), plan);
+  let there: Record<string, unknown>;
+  try {
+    there = unsealed(JSON.parse(existingText));
+  } catch {
+    return `${RUN_FILE} there is not valid JSON`;
+  }
+  const here = JSON.parse(JSON.stringify(plan));
+  return canonical(there) === canonical(here) ? null : describeDifference(there, here);
 }
 
 /** The first key path where two plans differ, for the refusal message. */

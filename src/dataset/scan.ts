@@ -1,13 +1,13 @@
 /**
- * Scanning a run's shards/ folder: which shards are committed (marker present and matching its files),
+ * Scanning a run's markers/ folder: which shards are committed (marker present and matching its files),
  * which markers are invalid, and which shards' last attempt failed.
  */
 import pLimit from 'p-limit';
 import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { markerProblems } from './commit.ts';
-import { failureShard, readFailure, type FailureRecord } from './failures.ts';
-import { markerShard, SHARDS_PREFIX } from './layout.ts';
+import { readFailure, type FailureRecord } from './failures.ts';
+import { DATA_PREFIX, failureShard, markerShard, MARKERS_PREFIX, REJECTS_PREFIX } from './layout.ts';
 import type { RunPlan } from './run-file.ts';
 
 /** A pending shard whose last attempt failed (it has a failure record). */
@@ -26,8 +26,8 @@ export async function scanShards(store: Store, plan: RunPlan, verify = false): P
   const sizes = new Map<string, number>();
   const markerKeys: [number, string][] = [];
   const failureRecords: number[] = [];
-  for await (const entry of store.list(SHARDS_PREFIX)) {
-    sizes.set(entry.key, entry.size);
+  for (const prefix of [DATA_PREFIX, REJECTS_PREFIX]) for await (const entry of store.list(prefix)) sizes.set(entry.key, entry.size);
+  for await (const entry of store.list(MARKERS_PREFIX)) {
     const shard = markerShard(entry.key);
     if (shard !== null && shard < plan.shards) markerKeys.push([shard, entry.key]);
     const failed = failureShard(entry.key);

@@ -12,7 +12,7 @@ import { render, type Template } from './template.ts';
 
 export interface PromptRow {
   prompt_id: string;
-  split: 'train' | 'eval';
+  prompt_split: 'train' | 'eval';
   category: string;
   source_prompt: string;
   instruction: string;
@@ -103,7 +103,7 @@ export function* expandRows(set: PromptSet, opts: ExpandOptions): Generator<Prom
 function row(split: 'train' | 'eval', cat: Category, source: string, instruction: string, target: string, attributes: Record<string, string>): PromptRow {
   return {
     prompt_id: promptId(cat.name, source, instruction, target),
-    split,
+    prompt_split: split,
     category: cat.name,
     source_prompt: source,
     instruction,

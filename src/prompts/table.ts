@@ -18,14 +18,15 @@ import type { PromptSet } from './grammar.ts';
  * a larger footer (~0.9 KB per group).
  */
 export const ROW_GROUP_ROWS = 10_000;
-const STRING_COLUMNS = ['prompt_id', 'split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
+const STRING_COLUMNS = ['prompt_id', 'prompt_split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
 const META_PREFIX = 'pairgen.prompts.';
 
 const SCHEMA = [
   { name: 'root', num_children: STRING_COLUMNS.length + 2 },
   ...STRING_COLUMNS.map((name) => ({ name, type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'REQUIRED' as const })),
   { name: 'identity_threshold', type: 'DOUBLE' as const, repetition_type: 'OPTIONAL' as const },
-  { name: 'attributes', type: 'BYTE_ARRAY' as const, converted_type: 'JSON' as const, repetition_type: 'REQUIRED' as const },
+  // JSON text as plain UTF8, as in the shards: readers that know no JSON logical type see a string.
+  { name: 'attributes', type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'REQUIRED' as const },
 ];
 
 export interface PromptTableSummary {
@@ -84,8 +85,8 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
     for (const row of expandRows(set, opts)) {
       for (const name of STRING_COLUMNS) group[name].push(row[name]);
       group.identity_threshold.push(row.identity_threshold);
-      group.attributes.push(row.attributes);
-      if (row.split === 'eval') evalRows++;
+      group.attributes.push(JSON.stringify(row.attributes));
+      if (row.prompt_split === 'eval') evalRows++;
       else perCategory[row.category]++;
       if (group.prompt_id.length === ROW_GROUP_ROWS) await flush();
     }
@@ -120,13 +121,13 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
 function emptyGroup() {
   return {
     prompt_id: [] as string[],
-    split: [] as string[],
+    prompt_split: [] as string[],
     category: [] as string[],
     source_prompt: [] as string[],
     instruction: [] as string[],
     target_prompt: [] as string[],
     identity_threshold: [] as (number | null)[],
-    attributes: [] as Record<string, string>[],
+    attributes: [] as string[],
   };
 }
 
@@ -185,13 +186,13 @@ export async function readPromptRows(source: string | Uint8Array, opts: ReadOpti
   const raw = await parquetReadObjects({ file, metadata: meta, rowStart: base + start, rowEnd: base + end });
   return raw.map((r) => ({
     prompt_id: r.prompt_id,
-    split: r.split,
+    prompt_split: r.prompt_split,
     category: r.category,
     source_prompt: r.source_prompt,
     instruction: r.instruction,
     target_prompt: r.target_prompt,
     identity_threshold: r.identity_threshold ?? null,
-    attributes: r.attributes,
+    attributes: JSON.parse(r.attributes),
   }));
 }
 

@@ -2,18 +2,18 @@ import { UserError } from '../errors.ts';
 import { runTeacher } from '../candidates/draw.ts';
 import { specOfRow } from '../candidates/table.ts';
 import { judgeCandidate, recordedEvidence } from '../candidates/verdict.ts';
-import { CANDIDATES_FILE } from '../dataset/layout.ts';
+import { CANDIDATES_FILE, isDataKey } from '../dataset/layout.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
-import { shardDataKey, shardRejectsKey } from '../dataset/layout.ts';
 import { openRun, type RunPlan } from '../dataset/run-file.ts';
 import { scanShards } from '../dataset/scan.ts';
+import { checkSplits, splitOf, type SplitFractions } from '../dataset/splits.ts';
 import { CODE_VERSION } from '../util/version.ts';
-import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord } from '../shards/index.ts';
+import { encodeImage, readShardMetadataRows, type ManifestRow, type PairRecord, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import type { Teacher } from '../types.ts';
 import { RunDb } from '../dataset/db.ts';
-import { ShardFile } from '../dataset/rows.ts';
+import { ShardFile, type StoredImages } from '../dataset/rows.ts';
 import { deriveConfig, writeDerivedRun } from './derive.ts';
 
 export interface RefilterOptions {
@@ -62,6 +62,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   const extra = parent.candidates ? [{ key: CANDIDATES_FILE, bytes: await parentStore.get(CANDIDATES_FILE) }] : [];
   const { store, created } = await writeDerivedRun(plan, parentStore, outUri, { files: extra });
 
+  const splits = checkSplits(plan.splits, `${parentStore.uri}: splits`);
   const result: RefilterResult = { uri: store.uri, copied: 0, regenerated: 0, dropped: 0, accepted: 0, rejected: 0, created };
   let teacher: Teacher | null = null;
   try {
@@ -70,7 +71,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
         options.onShard?.({ shard, status: 'skipped', copied: 0, regenerated: 0 });
         continue;
       }
-      const counts = await refilterShard({ plan, parentStore, store, shard, promptThresholds, teacher: async () => (teacher ??= await runTeacher(plan)) });
+      const counts = await refilterShard({ plan, parentStore, parentMarker: markers.get(shard)!, store, shard, splits, promptThresholds, teacher: async () => (teacher ??= await runTeacher(plan)) });
       result.copied += counts.copied;
       result.regenerated += counts.regenerated;
       result.dropped += counts.dropped;
@@ -104,8 +105,11 @@ async function categoryThresholds(parentUri: string): Promise<Map<string, number
 interface ShardJob {
   plan: RunPlan;
   parentStore: Store;
+  /** The parent shard's marker: which files hold its pairs. */
+  parentMarker: ShardMarker;
   store: Store;
   shard: number;
+  splits: SplitFractions;
   promptThresholds: Map<string, number | null>;
   teacher: () => Promise<Teacher>;
 }
@@ -113,14 +117,15 @@ interface ShardJob {
 async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerated: number; dropped: number }> {
   const { plan, shard } = job;
   const identity = plan.config.identity;
-  const dataKey = shardDataKey(shard);
-  const dataBytes = await job.parentStore.get(dataKey);
-  const stored = await readShardMetadataRows(dataBytes, dataKey);
-  const rows = [
-    ...stored,
-    ...(await readShardMetadataRows(await job.parentStore.get(shardRejectsKey(shard)), shardRejectsKey(shard))),
-  ].sort((a, b) => a.index - b.index);
-  const images = (await (await ShardFile.open(dataBytes, dataKey)).images(stored)) ?? new Map();
+  const rows: ManifestRow[] = [];
+  const images = new Map<string, StoredImages>();
+  for (const f of job.parentMarker.files) {
+    const bytes = await job.parentStore.get(f.name);
+    const fileRows = await readShardMetadataRows(bytes, f.name);
+    rows.push(...fileRows);
+    if (isDataKey(f.name)) for (const [id, cells] of (await (await ShardFile.open(bytes, f.name)).images(fileRows)) ?? []) images.set(id, cells);
+  }
+  rows.sort((a, b) => a.index - b.index);
 
   const records: PairRecord[] = [];
   const missing: PairRecord[] = [];
@@ -131,6 +136,7 @@ async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerat
     const record: PairRecord = {
       ...withoutManifestColumns(row),
       run_id: plan.run_id,
+      split: splitOf(row.pair_id, job.splits),
       identity_threshold: verdict.threshold,
       identity_settings: withThresholds(row.identity_settings, identity),
       accepted: verdict.accepted,
@@ -158,7 +164,7 @@ async function regenerateImages(job: ShardJob, records: PairRecord[]): Promise<v
   const teacher = await job.teacher();
   const specs = records.map((r) => specOfRow(r, job.promptThresholds.get(r.category) ?? null));
   const batch = job.plan.config.runtime.batch_size;
-  const encoding = { format: job.plan.config.output.image_format, quality: job.plan.config.output.quality };
+  const encoding = { format: job.plan.config.output.image_format, quality: job.plan.config.output.quality, lossless: job.plan.config.output.lossless };
   for (let i = 0; i < specs.length; i += batch) {
     const pairs = await teacher.generate(specs.slice(i, i + batch));
     for (let k = 0; k < pairs.length; k++) {
@@ -172,7 +178,7 @@ async function regenerateImages(job: ShardJob, records: PairRecord[]): Promise<v
 }
 
 function withoutManifestColumns(row: ManifestRow): Omit<PairRecord, 'source_image' | 'edited_image'> {
-  const { file: _file, file_row: _row, split: _split, ...rest } = row;
+  const { file: _file, file_row: _row, ...rest } = row;
   return rest;
 }
 

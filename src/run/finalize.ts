@@ -1,13 +1,16 @@
 import { PassThrough } from 'node:stream';
+import pLimit from 'p-limit';
 import { UserError } from '../errors.ts';
 import { GroundTruthTally, type PrecisionRecall } from '../reference/index.ts';
 import { writePreview } from '../report/index.ts';
+import { imageSettingsFor } from '../image/index.ts';
 import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
-import { CARD_FILE, MANIFEST_FILE, shardName, STATS_FILE } from '../dataset/layout.ts';
+import { CARD_FILE, CHECKSUMS_FILE, DATA_PREFIX, isDataKey, MANIFEST_FILE, shardName, splitGlob, STATS_FILE } from '../dataset/layout.ts';
+import { markerProblems, readMarker, readTimings } from '../dataset/commit.ts';
 import { openRun, type RunPlan } from '../dataset/run-file.ts';
 import { scanShards } from '../dataset/scan.ts';
-import { checkSplits, splitOf, SPLIT_NAMES } from '../dataset/splits.ts';
+import { checkSplits, SPLIT_NAMES } from '../dataset/splits.ts';
 
 export interface FinalizeResult {
   uri: string;
@@ -28,20 +31,35 @@ export type RunStats = DatasetStats & {
   identity_vs_ground_truth: PrecisionRecall | null;
 };
 
+export interface FinalizeOptions {
+  rangeReadBytes?: number;
+  preview?: boolean;
+  /**
+   * Check data files against their markers by size only (one listing), not by sha256 (every byte read
+   * once). For very large runs whose files were verified on the way in.
+   */
+  trustSizes?: boolean;
+}
+
 /**
- * `pairgen finalize`: once every shard is committed, write manifest.parquet (one row per candidate,
- * accepted and rejected, no image bytes), stats.json and the README.md dataset card. Idempotent: the
- * outputs are a pure function of the committed shards.
+ * `pairgen finalize`: once every shard is committed and every data file matches its marker (sha256,
+ * or sizes with trustSizes), write manifest.parquet (one row per candidate, accepted and rejected, no
+ * image bytes), stats.json and the README.md dataset card. Nothing is written when a check fails.
+ * Idempotent: the outputs are a pure function of the committed shards.
  */
-export async function finalizeRun(runUri: string, options: { rangeReadBytes?: number; preview?: boolean } = {}): Promise<FinalizeResult> {
+export async function finalizeRun(runUri: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
   const { plan, store } = await openRun(runUri);
-  const { markers, invalid } = await scanShards(store, plan);
+  const { markers, invalid } = await scanShards(store, plan, !options.trustSizes);
   if (markers.size < plan.shards) {
-    const pending = Array.from({ length: plan.shards }, (_, i) => i).filter((s) => !markers.has(s));
-    throw new UserError(
-      `${store.uri}: ${pending.length} of ${plan.shards} shards are not committed (${pending.slice(0, 8).map(shardName).join(', ')}${pending.length > 8 ? ', ...' : ''})` +
-        `${invalid.length ? `; ${invalid.length} have markers that do not match their files` : ''}; run \`pairgen work ${runUri}\` first`,
-    );
+    const pending = Array.from({ length: plan.shards }, (_, i) => i).filter((s) => !markers.has(s) && !invalid.includes(s));
+    const parts = [];
+    if (invalid.length) {
+      const marker = await readMarker(store, invalid[0]);
+      const problems = marker ? await markerProblems(store, marker, !options.trustSizes) : [];
+      parts.push(`${invalid.length === 1 ? '1 shard has a marker that does not match its files' : `${invalid.length} shards have markers that do not match their files`} (${shardName(invalid[0])}: ${problems[0] ?? 'marker unreadable or of another run'}${invalid.length > 1 ? '; ...' : ''})`);
+    }
+    if (pending.length) parts.push(`${pending.length} of ${plan.shards} shards are not committed (${pending.slice(0, 8).map(shardName).join(', ')}${pending.length > 8 ? ', ...' : ''})`);
+    throw new UserError(`${store.uri}: ${parts.join('; ')}; run \`pairgen work ${runUri}\` to (re)make them, then finalize again`);
   }
   const stats = new StatsAccumulator();
   const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
@@ -50,7 +68,6 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
   let rows = 0;
   const manifestRows = manifestRowsOf(store, plan, markers, options.rangeReadBytes ?? RANGE_READ_BYTES, (row) => {
     truth.add(row.accepted, row.extra as Record<string, unknown>);
-    row.split = splitOf(row.pair_id, fractions);
     splitCounts[row.split].candidates++;
     if (row.accepted) splitCounts[row.split].accepted++;
     stats.add(row);
@@ -59,8 +76,12 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
   await Promise.all([writeManifest(pass, manifestRows), upload]);
-  for (let s = 0; s < plan.shards; s++) stats.addMarker(markers.get(s)!);
+  const limit = pLimit(16);
+  const timings = await Promise.all(Array.from({ length: plan.shards }, (_, s) => limit(() => readTimings(store, s))));
+  for (const t of timings) stats.addShard(t);
   const splits = { fractions, counts: splitCounts };
+  const files = [...markers.values()].flatMap((m) => m.files).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  await store.put(CHECKSUMS_FILE, files.map((f) => `${f.sha256}  ${f.name}\n`).join(''), { contentType: 'text/plain' });
   const result: RunStats = {
     run_id: plan.run_id,
     name: plan.name,
@@ -75,7 +96,14 @@ export async function finalizeRun(runUri: string, options: { rangeReadBytes?: nu
     stats: result,
     codeVersion: plan.code_version,
     configSummary: configSummary(plan),
-    splits,
+    acceptance: acceptanceSettings(plan),
+    license: plan.config.output.license,
+    language: plan.config.output.language,
+    splits: SPLIT_NAMES.map((name) => {
+      const data = files.filter((f) => isDataKey(f.name) && f.name.startsWith(`${DATA_PREFIX}${name}-`));
+      return { name, fraction: fractions[name], ...splitCounts[name], glob: splitGlob(name), files: data.length, bytes: data.reduce((a, f) => a + f.size, 0) };
+    }),
+    checksumsFile: CHECKSUMS_FILE,
   });
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
   const preview = options.preview === false ? [] : await writePreview(runUri);
@@ -126,6 +154,13 @@ async function metadataSource(store: Store, f: { name: string; size: number }, r
   };
 }
 
+/** The settings a pair was kept or rejected by, for the card. */
+function acceptanceSettings(plan: RunPlan): Record<string, unknown> {
+  const identity = plan.config.identity;
+  if (!identity.enabled) return { identity: 'disabled: every generated pair is kept' };
+  return { identity: { threshold: identity.threshold, category_thresholds: identity.category_thresholds, model_digest: plan.models.identity.digest } };
+}
+
 function configSummary(plan: RunPlan): Record<string, unknown> {
   const c = plan.config;
   return {
@@ -137,6 +172,8 @@ function configSummary(plan: RunPlan): Record<string, unknown> {
     teacher_digest: plan.models.teacher.digest,
     identity: c.identity,
     identity_digest: plan.models.identity.digest,
-    output: c.output,
+    // Only the image settings that apply to the format (no quality for PNG), and the row group target.
+    images: imageSettingsFor(c.output),
+    row_group_bytes: c.output.row_group_bytes,
   };
 }

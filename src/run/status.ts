@@ -1,4 +1,6 @@
 /** `pairgen status`: how far a run is, from its shard markers and failure records. */
+import pLimit from 'p-limit';
+import { readTimings } from '../dataset/commit.ts';
 import { MANIFEST_FILE, shardName } from '../dataset/layout.ts';
 import { openRun } from '../dataset/run-file.ts';
 import { failedShards, scanShards, type FailedShard } from '../dataset/scan.ts';
@@ -28,11 +30,13 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
   let seconds = 0;
   const byCategory: RunStatus['by_category'] = {};
   const byReason: Record<string, number> = {};
+  const limit = pLimit(16);
+  const timings = await Promise.all([...markers.keys()].map((s) => limit(() => readTimings(store, s))));
+  for (const t of timings) for (const v of Object.values(t ?? {})) seconds += v;
   for (const m of markers.values()) {
     done += m.counts.candidates;
     accepted += m.counts.accepted;
     rejected += m.counts.rejected;
-    for (const v of Object.values(m.timings)) seconds += v;
     for (const [reason, n] of Object.entries(m.counts.by_reason ?? {})) byReason[reason] = (byReason[reason] ?? 0) + n;
     for (const [cat, c] of Object.entries(m.counts.by_category ?? {})) {
       const t = (byCategory[cat] ??= { accepted: 0, rejected: 0, acceptance: null });
@@ -52,7 +56,8 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
     rejected_by_reason: Object.fromEntries(Object.entries(byReason).sort((a, b) => b[1] - a[1])),
     pairs_per_worker_second: rate,
     eta_worker_seconds: rate ? (plan.pairs - done) / rate : null,
-    finalized: (await store.head(MANIFEST_FILE)) !== null,
+    // A manifest over shards that no longer match their markers (or are missing) is not a finished dataset.
+    finalized: invalid.length === 0 && markers.size === plan.shards && (await store.head(MANIFEST_FILE)) !== null,
   };
 }
 
@@ -84,7 +89,11 @@ export function formatStatus(s: RunStatus): string {
   if (s.pairs_per_worker_second !== null) {
     lines.push(`rate: ${s.pairs_per_worker_second.toFixed(2)} pairs per worker-second; ETA ${formatSeconds(s.eta_worker_seconds ?? 0)} of worker time (divide by your worker count)`);
   }
-  lines.push(s.finalized ? 'finalized: manifest.parquet, stats.json and README.md are written' : s.shards.pending === 0 ? 'all shards committed: run `pairgen finalize`' : 'not finalized');
+  lines.push(
+    s.finalized ? 'finalized: manifest.parquet, stats.json and README.md are written'
+      : s.shards.invalid.length ? 'not finalized: some shards do not match their markers; `pairgen work` remakes them, then `pairgen finalize`'
+      : s.shards.pending === 0 ? 'all shards committed (sizes checked; `status --verify` checks sha256): run `pairgen finalize`' : 'not finalized',
+  );
   return lines.join('\n') + '\n';
 }
 

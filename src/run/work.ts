@@ -12,9 +12,10 @@ import { log } from '../util/log.ts';
 import { digestFiles, sha256Hex } from '../util/digest.ts';
 import { clearFailure, readFailure, recordFailure } from '../dataset/failures.ts';
 import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from '../dataset/layout.ts';
-import { openRun, type RunPlan } from '../dataset/run-file.ts';
+import { openRun, validateRun, type RunPlan } from '../dataset/run-file.ts';
 import { candidateSlot, pairId, pairSeed } from '../candidates/seeds.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
+import { checkSplits, splitOf, type SplitFractions } from '../dataset/splits.ts';
 import { runTeacher } from '../candidates/draw.ts';
 import { readCandidateSpecs } from '../candidates/table.ts';
 import { identityVerdict } from '../candidates/verdict.ts';
@@ -109,10 +110,12 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   }
   if (todo.length === 0) return summary;
 
+  await validateRun(plan, store); // what every shard would hit: exit 2 before any shard is tried
   await checkModels(plan);
   const tmp = mkdtempSync(join(tmpdir(), 'pairgen-work-'));
   const promptPath = join(tmp, PROMPTS_FILE);
   writeFileSync(promptPath, await readPrompts(store, plan));
+  const splits = checkSplits(plan.splits, `${store.uri}/${RUN_FILE}: splits`);
   const teacher = await (options.teacherFactory ?? runTeacher)(plan);
   let scorer: IdentityScorer | null = null;
   try {
@@ -122,7 +125,7 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
       const started = performance.now();
       let result: Awaited<ReturnType<typeof processShard>>;
       try {
-        result = await processShard({ plan, store, shard, promptPath, teacher, scorer, signal: options.signal });
+        result = await processShard({ plan, store, shard, promptPath, teacher, scorer, splits, signal: options.signal });
       } catch (e) {
         // User errors (config, credentials, models) hold for every shard: stop. Anything else fails this shard only.
         if (isUserError(e) || e instanceof WorkAborted || options.signal?.aborted) throw e;
@@ -186,6 +189,7 @@ interface ShardContext {
   promptPath: string;
   teacher: Teacher;
   scorer: IdentityScorer | null;
+  splits: SplitFractions;
   signal?: AbortSignal;
 }
 
@@ -273,13 +277,14 @@ async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: Generate
   const verdict = ctx.scorer ? identityVerdict(await ctx.scorer.score(pair.source, pair.edited, spec), spec, plan.config.identity) : unfiltered(plan);
   timings.score_s += (performance.now() - t0) / 1000;
   t0 = performance.now();
-  const encoding = { format: plan.config.output.image_format, quality: plan.config.output.quality };
+  const encoding = { format: plan.config.output.image_format, quality: plan.config.output.quality, lossless: plan.config.output.lossless };
   const [source, edited] = await Promise.all([encodeImage(pair.source, encoding), encodeImage(pair.edited, encoding)]);
   timings.encode_s += (performance.now() - t0) / 1000;
   return toPairRecord({
     spec,
     runId: plan.run_id,
     shard: ctx.shard,
+    split: splitOf(spec.pairId, ctx.splits),
     teacher: ctx.teacher.info,
     identity: ctx.scorer?.info ?? { name: 'none', modelDigest: '', settings: { enabled: false } },
     codeVersion: plan.code_version,

@@ -4,11 +4,23 @@ import type { DatasetStats } from './stats.ts';
 import { columnDescriptions, isJsonField, pairSchema } from './record.ts';
 
 /**
- * The dataset card (README.md at the run root). Its YAML front matter points `datasets.load_dataset`
- * at the accepted shards only: `shards/shard-*[0-9].parquet` matches shard-00000.parquet but not
- * shard-00000.rejects.parquet (fnmatch-style globs, as datasets resolves data_files).
+ * The dataset card (README.md at the run root). Its YAML front matter is what the Hugging Face Hub and
+ * `datasets.load_dataset("<run>")` read: `configs` maps each split to its data files (data/<split>-*),
+ * so rejects, markers and the manifest are never loaded as data; `dataset_info` declares the features
+ * (as datasets writes them), and the rows and bytes of each split.
  */
-export const SHARD_GLOB = 'shards/shard-*[0-9].parquet';
+
+/** One split as finalize found it: its share, counts and data files. */
+export interface CardSplit {
+  name: string;
+  fraction: number;
+  candidates: number;
+  accepted: number;
+  /** Glob of its data files relative to the run root, e.g. "data/train-*". */
+  glob: string;
+  files: number;
+  bytes: number;
+}
 
 export interface CardInput {
   /** Dataset name, used as the title and pretty_name. */
@@ -16,14 +28,20 @@ export interface CardInput {
   /** Where the run lives (path or s3:// URI); shown in the body. Never a signed URL. */
   runUri: string;
   stats: DatasetStats;
-  /** The frozen settings worth showing (teacher, sampler, identity model, thresholds...), rendered as YAML. */
+  /** The frozen settings worth showing (teacher, sampler, identity model...), rendered as YAML. */
   configSummary: Record<string, unknown>;
+  /** What decided acceptance (identity thresholds...), shown in their own section. */
+  acceptance?: Record<string, unknown>;
   codeVersion: string;
   description?: string;
-  /** SPDX id or "other"; omitted from the front matter when not given. */
-  license?: string;
-  /** The split fractions and the candidates / accepted pairs in each split (manifest column `split`). */
-  splits?: { fractions: Record<string, number>; counts: Record<string, { candidates: number; accepted: number }> };
+  /** A Hub license id or SPDX id ("apache-2.0", "cc-by-4.0", "other"); omitted when not given. */
+  license?: string | null;
+  /** Language codes of the instructions, e.g. ["en"]. */
+  language?: string[];
+  /** Every split, also those without pairs (they get no `configs` entry). */
+  splits?: CardSplit[];
+  /** File of sha256 sums of the data files, relative to the run root (e.g. "checksums.sha256"). */
+  checksumsFile?: string;
 }
 
 function sizeCategory(n: number): string {
@@ -49,28 +67,54 @@ function typeName(f: Field<DataType>): string {
   return String(f.type).replace(/<Float32>/, '<float32>').toLowerCase();
 }
 
-function splitSection(splits: NonNullable<CardInput['splits']>): string[] {
+function splitSection(splits: CardSplit[]): string[] {
   return [
     '## Splits',
     '',
-    'Each pair\'s split is fixed by a hash of its `pair_id` (see `split` in `manifest.parquet`), so it keeps its split as',
-    'the dataset grows. Export one split with `pairgen export <run> --format webdataset --where "split = \'test\'" --out DIR`.',
+    'Each pair\'s split is fixed by a hash of its `pair_id` (column `split`), so it keeps its split as the dataset',
+    'grows. The accepted pairs of a split are the files `data/<split>-NNNNN-of-MMMMM.parquet` (one per shard that has any).',
     '',
-    table(['split', 'fraction', 'candidates', 'accepted pairs'], Object.entries(splits.counts).map(([k, n]) => [k, splits.fractions[k] ?? 0, n.candidates, n.accepted])),
+    table(['split', 'fraction', 'candidates', 'accepted pairs', 'files', 'bytes'], splits.map((x) => [x.name, x.fraction, x.candidates, x.accepted, x.files, x.bytes])),
     '',
   ];
 }
 
+/** A column's feature in the card's `dataset_info`, as `datasets` writes it (lists as `sequence`, images as `dtype: image`). */
+function cardFeature(f: Field<DataType>): Record<string, unknown> {
+  const t = f.type;
+  if (DataType.isStruct(t)) return { name: f.name, dtype: 'image' };
+  if (DataType.isList(t)) return { name: f.name, sequence: valueDtype(t.children[0].type) };
+  return { name: f.name, dtype: valueDtype(t) };
+}
+
+function valueDtype(t: DataType): string {
+  if (DataType.isUtf8(t)) return 'string';
+  if (DataType.isBinary(t)) return 'binary';
+  if (DataType.isBool(t)) return 'bool';
+  if (DataType.isInt(t)) return `int${t.bitWidth}`;
+  if (DataType.isFloat(t)) return t.precision === 2 ? 'float64' : 'float32';
+  throw new Error(`dataset card: no datasets dtype for Arrow type ${t}`);
+}
+
 export function renderDatasetCard(c: CardInput): string {
   const s = c.stats;
+  const withPairs = (c.splits ?? []).filter((x) => x.accepted > 0);
   const front: Record<string, unknown> = {
     pretty_name: c.name,
     ...(c.license ? { license: c.license } : {}),
+    ...(c.language?.length ? { language: c.language } : {}),
     task_categories: ['image-to-image'],
     tags: ['synthetic', 'portrait', 'image-editing', 'paired', 'pairgen'],
     size_categories: [sizeCategory(s.accepted)],
-    configs: [{ config_name: 'default', data_files: [{ split: 'train', path: SHARD_GLOB }] }],
+    configs: [{ config_name: 'default', data_files: withPairs.map((x) => ({ split: x.name, path: x.glob })) }],
+    dataset_info: {
+      features: pairSchema.fields.map(cardFeature),
+      splits: withPairs.map((x) => ({ name: x.name, num_bytes: x.bytes, num_examples: x.accepted })),
+      download_size: withPairs.reduce((a, x) => a + x.bytes, 0),
+      dataset_size: withPairs.reduce((a, x) => a + x.bytes, 0),
+    },
   };
+  const firstSplit = withPairs[0]?.name ?? 'train';
   const categories = Object.entries(s.by_category);
   const reasons = Object.entries(s.reject_reasons);
   const body = [
@@ -82,13 +126,14 @@ export function renderDatasetCard(c: CardInput): string {
     '',
     '```python',
     'from datasets import load_dataset',
-    `ds = load_dataset("parquet", data_files="${SHARD_GLOB}", split="train")`,
-    'ds[0]["source_image"], ds[0]["instruction"], ds[0]["edited_image"]  # PIL images and the edit',
+    `ds = load_dataset("path/to/run")  # ${withPairs.map((x) => x.name).join(' / ') || 'no splits yet'}, as the YAML above names them`,
+    `ds["${firstSplit}"][0]["source_image"], ds["${firstSplit}"][0]["instruction"], ds["${firstSplit}"][0]["edited_image"]  # PIL images and the edit`,
     '```',
     '',
-    'Or from this folder as a dataset repository: `load_dataset("path/to/run")` (the YAML above names the shards).',
-    'Rejected candidates (metadata and scores, no images) are in `shards/shard-*.rejects.parquet`; every candidate',
-    'is listed in `manifest.parquet`; totals and histograms are in `stats.json`.',
+    'Any Parquet reader sees exactly the accepted pairs under `data/` (e.g. `pyarrow.dataset.dataset("path/to/run/data")`,',
+    '`polars.scan_parquet("path/to/run/data/*.parquet")`). Rejected candidates (metadata and scores, no images) are in',
+    '`rejects/`; every candidate is listed in `manifest.parquet`; totals and histograms are in `stats.json`.',
+    ...(c.checksumsFile ? [`The sha256 of every data file is in \`${c.checksumsFile}\` (\`sha256sum -c ${c.checksumsFile}\` in the run folder checks them).`] : []),
     '',
     '## Counts',
     '',
@@ -105,6 +150,7 @@ export function renderDatasetCard(c: CardInput): string {
     reasons.length ? table(['reason', 'count'], reasons) : '_None._',
     '',
     ...(c.splits ? splitSection(c.splits) : []),
+    ...(c.acceptance ? ['## What decided acceptance', '', '```yaml', YAML.stringify(c.acceptance).trimEnd(), '```', ''] : []),
     '## Columns',
     '',
     table(['column', 'type', 'meaning'], pairSchema.fields.map((f) => [`\`${f.name}\``, typeName(f), columnDescriptions[f.name] ?? ''])),

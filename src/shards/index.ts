@@ -17,5 +17,5 @@ export {
 } from './marker.ts';
 export { writeManifest, MANIFEST_ROW_GROUP_ROWS } from './manifest.ts';
 export { StatsAccumulator, computeStats, HISTOGRAM_BINS, type DatasetStats, type StatsRow } from './stats.ts';
-export { renderDatasetCard, SHARD_GLOB, type CardInput } from './card.ts';
+export { renderDatasetCard, type CardInput, type CardSplit } from './card.ts';
 export { encodeImage } from '../image/encode.ts';

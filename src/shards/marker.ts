@@ -2,12 +2,13 @@ import { sha256Hex } from '../util/digest.ts';
 import { UserError } from '../errors.ts';
 
 /**
- * The commit marker shards/shard-NNNNN.json: written LAST, after every data file of the shard.
+ * The commit marker markers/shard-NNNNN.json: written LAST, after every data file of the shard.
  * A shard is committed iff its marker exists, parses, and every file it lists has the recorded size
- * and sha256. Timings are the only part that differs between two runs of the same shard.
+ * and sha256. It holds nothing that varies between two attempts at the same shard (no timings, hosts
+ * or clocks), so two workers racing on one shard write the same bytes.
  */
 export interface MarkerFile {
-  /** Key relative to the run root, e.g. "shards/shard-00000.parquet". */
+  /** Key relative to the run root, e.g. "data/train-00000-of-00004.parquet". */
   name: string;
   size: number;
   sha256: string;
@@ -26,14 +27,12 @@ export interface ShardCounts {
 
 export interface ShardMarker {
   format: 'pairgen-shard-marker';
-  version: 1;
+  version: typeof MARKER_VERSION;
   shard: number;
   run_id: string;
   code_version: string;
   files: MarkerFile[];
   counts: ShardCounts;
-  /** Seconds spent per stage for this shard (e.g. generate, score, encode, write), summed over its pairs. */
-  timings: Record<string, number>;
 }
 
 export interface MarkerInput {
@@ -42,10 +41,11 @@ export interface MarkerInput {
   codeVersion: string;
   files: { name: string; bytes: Uint8Array; rows: number }[];
   counts: ShardCounts;
-  timings: Record<string, number>;
 }
 
 export { sha256Hex };
+/** 2: layout 2 (data/, rejects/, markers/), no timings. */
+export const MARKER_VERSION = 2;
 
 export function buildMarker(m: MarkerInput): ShardMarker {
   if (m.counts.accepted + m.counts.rejected !== m.counts.candidates) {
@@ -53,7 +53,7 @@ export function buildMarker(m: MarkerInput): ShardMarker {
   }
   return {
     format: 'pairgen-shard-marker',
-    version: 1,
+    version: MARKER_VERSION,
     shard: m.shard,
     run_id: m.runId,
     code_version: m.codeVersion,
@@ -65,7 +65,6 @@ export function buildMarker(m: MarkerInput): ShardMarker {
       ...(m.counts.by_category ? { by_category: sortKeys(m.counts.by_category) } : {}),
       ...(m.counts.by_reason ? { by_reason: sortKeys(m.counts.by_reason) } : {}),
     },
-    timings: Object.fromEntries(Object.keys(m.timings).sort().map((k) => [k, m.timings[k]])),
   };
 }
 
@@ -120,7 +119,7 @@ export function parseMarker(text: string | Uint8Array, where: string): ShardMark
   if (!m || typeof m !== 'object') throw bad('(root)', 'must be an object');
   const o = m as Record<string, unknown>;
   if (o.format !== 'pairgen-shard-marker') throw bad('format', 'must be "pairgen-shard-marker"');
-  if (o.version !== 1) throw bad('version', 'must be 1');
+  if (o.version !== MARKER_VERSION) throw bad('version', `must be ${MARKER_VERSION}`);
   if (!Number.isInteger(o.shard)) throw bad('shard', 'must be an integer');
   for (const k of ['run_id', 'code_version']) if (typeof o[k] !== 'string') throw bad(k, 'must be a string');
   if (!Array.isArray(o.files)) throw bad('files', 'must be a list');
@@ -132,8 +131,5 @@ export function parseMarker(text: string | Uint8Array, where: string): ShardMark
   });
   const c = o.counts as Record<string, unknown> | undefined;
   for (const k of ['candidates', 'accepted', 'rejected']) if (!Number.isInteger(c?.[k])) throw bad(`counts.${k}`, 'must be an integer');
-  if (!o.timings || typeof o.timings !== 'object' || Object.values(o.timings).some((v) => typeof v !== 'number')) {
-    throw bad('timings', 'must be an object of numbers');
-  }
   return o as unknown as ShardMarker;
 }

@@ -1,5 +1,6 @@
 import { DataType, type Field, type Schema } from 'apache-arrow';
-import { ByteWriter, ParquetWriter, parquetWriteRows, type ColumnSource, type KeyValue, type SchemaElement } from 'hyparquet-writer';
+import { ParquetWriter, type ColumnSource, type KeyValue, type SchemaElement } from 'hyparquet-writer';
+import { V1ListPagesWriter } from './v1-pages.ts';
 import type { Writable } from 'node:stream';
 import { isJsonField } from './record.ts';
 
@@ -22,8 +23,13 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
+/**
+ * Every column is OPTIONAL in the file, as `datasets` (pyarrow) writes them: datasets skips the features
+ * declared in the `huggingface` metadata for REQUIRED columns. Records are still checked for nulls
+ * against the Arrow schema's nullability before they are written (cell() below).
+ */
 function element(f: Field<DataType>): SchemaElement[] {
-  const repetition_type = f.nullable ? 'OPTIONAL' : 'REQUIRED';
+  const repetition_type = 'OPTIONAL';
   const t = f.type;
   if (DataType.isUtf8(t)) return [{ name: f.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type }];
   if (DataType.isBinary(t)) return [{ name: f.name, type: 'BYTE_ARRAY', repetition_type }];
@@ -54,8 +60,8 @@ function hfFeature(t: DataType): unknown {
     if (names === 'bytes,path') return { _type: 'Image' };
     return Object.fromEntries(t.children.map((c) => [c.name, hfFeature(c.type)]));
   }
-  // "Sequence" is read by every datasets version (4.x maps it to List).
-  if (DataType.isList(t)) return { feature: hfFeature(t.children[0].type), _type: 'Sequence' };
+  // "Sequence" with length -1 (variable) is read by every datasets version (4.x maps it to List).
+  if (DataType.isList(t)) return { feature: hfFeature(t.children[0].type), length: -1, _type: 'Sequence' };
   const dtype = DataType.isUtf8(t) ? 'string'
     : DataType.isBinary(t) ? 'binary'
     : DataType.isBool(t) ? 'bool'
@@ -110,7 +116,25 @@ export function columnData(schema: Schema, rows: readonly object[], settings: (f
  * which skips dictionary probing and snappy over megabytes that would not shrink.
  */
 export function imageSettings(f: Field<DataType>): Partial<ColumnSource> {
-  return DataType.isStruct(f.type) ? { encoding: 'PLAIN', codec: 'UNCOMPRESSED', statistics: false } : {};
+  return DataType.isStruct(f.type) ? { encoding: 'PLAIN', codec: 'UNCOMPRESSED', statistics: false } : columnSettings(f);
+}
+
+/**
+ * Every other column: a page index (column and offset indexes, so readers skip pages by value), a
+ * bloom filter on pair_id (so `WHERE pair_id = ...` skips row groups of a large manifest, whose pair
+ * ids are hashes that min/max statistics cannot prune), and list columns uncompressed: they hold a few
+ * floats per row, and their pages convert to v1 as they are (v1-pages.ts).
+ */
+export function columnSettings(f: Field<DataType>): Partial<ColumnSource> {
+  return {
+    columnIndex: true,
+    ...(f.name === 'pair_id' ? { bloomFilter: true } : {}),
+    ...(DataType.isList(f.type) ? { codec: 'UNCOMPRESSED' as const } : {}),
+  };
+}
+
+function listColumns(schema: Schema): Set<string> {
+  return new Set(schema.fields.filter((f) => DataType.isList(f.type)).map((f) => f.name));
 }
 
 export interface WriteOptions {
@@ -122,19 +146,21 @@ export interface WriteOptions {
 /** Encode rows into one in-memory Parquet file. */
 export function encodeRows(rows: readonly object[], o: WriteOptions & { sizeHint?: number }): Uint8Array {
   // Sizing the buffer up front avoids re-copying hundreds of MB of images while it doubles.
-  const writer = new ByteWriter(Math.max(1 << 16, o.sizeHint ?? 0));
+  const writer = new V1ListPagesWriter(listColumns(o.schema), Math.max(1 << 16, o.sizeHint ?? 0));
   const pq = new ParquetWriter({ writer, schema: parquetSchema(o.schema), kvMetadata: kvMetadata(o.schema, o.kind), createdBy: CREATED_BY });
+  writer.attach(pq);
   pq.write({ columnData: columnData(o.schema, rows, imageSettings), rowGroupSize: o.rowGroupRows });
   pq.finish();
   return writer.getBytes();
 }
 
 /** A hyparquet-writer Writer that hands each finished row group to a Node stream, with backpressure. */
-class StreamWriter extends ByteWriter {
-  constructor(private readonly sink: Writable) {
-    super(1 << 20);
+class StreamWriter extends V1ListPagesWriter {
+  constructor(private readonly sink: Writable, lists: Set<string>) {
+    super(lists, 1 << 20);
   }
-  flush(): Promise<void> {
+  override flush(): Promise<void> {
+    super.flush();
     if (this.index === 0) return Promise.resolve();
     const chunk = new Uint8Array(this.buffer.slice(0, this.index));
     this.index = 0;
@@ -159,22 +185,18 @@ class StreamWriter extends ByteWriter {
 
 /** Stream rows (sync or async) into a Parquet file on `sink`, one row group in memory at a time. Does not end the sink. */
 export async function streamRows(sink: Writable, rows: AsyncIterable<object> | Iterable<object>, o: WriteOptions): Promise<void> {
-  const schema = o.schema;
-  async function* cells() {
-    for await (const row of rows) {
-      const r = row as Record<string, unknown>;
-      const out: Record<string, unknown> = {};
-      for (const f of schema.fields) out[f.name] = cell(f, r[f.name], String(r.pair_id ?? ''));
-      yield out;
-    }
+  const writer = new StreamWriter(sink, listColumns(o.schema));
+  const pq = new ParquetWriter({ writer, schema: parquetSchema(o.schema), kvMetadata: kvMetadata(o.schema, o.kind), createdBy: CREATED_BY });
+  writer.attach(pq);
+  let batch: object[] = [];
+  const writeBatch = async () => {
+    await pq.write({ columnData: columnData(o.schema, batch, columnSettings), rowGroupSize: batch.length });
+    batch = [];
+  };
+  for await (const row of rows) {
+    batch.push(row);
+    if (batch.length >= o.rowGroupRows) await writeBatch();
   }
-  await parquetWriteRows({
-    writer: new StreamWriter(sink),
-    rows: cells(),
-    columns: schema.fields.map((f) => ({ name: f.name })),
-    schema: parquetSchema(schema),
-    kvMetadata: kvMetadata(schema, o.kind),
-    createdBy: CREATED_BY,
-    rowGroupSize: o.rowGroupRows,
-  });
+  if (batch.length) await writeBatch();
+  await pq.finish();
 }

@@ -24,6 +24,8 @@ export interface PairRecord {
   prompt_id: string;
   sample_index: number;
   category: string;
+  /** train / validation / test, by a hash of pair_id (src/dataset/splits.ts). */
+  split: string;
   source_prompt: string;
   instruction: string;
   target_prompt: string;
@@ -94,6 +96,7 @@ export const pairSchema = new Schema([
   utf8('prompt_id'),
   int32('sample_index'),
   utf8('category'),
+  utf8('split'),
   utf8('source_prompt'),
   utf8('instruction'),
   utf8('target_prompt'),
@@ -133,19 +136,16 @@ export const rejectsSchema = new Schema(pairSchema.fields.filter((f) => !(IMAGE_
 
 /** A manifest row: a record without its images, plus where it is stored. */
 export type ManifestRow = Omit<PairRecord, 'source_image' | 'edited_image'> & {
-  /** The data file holding the row, relative to the run root, e.g. "shards/shard-00000.parquet". */
+  /** The data file holding the row, relative to the run root, e.g. "data/train-00000-of-00004.parquet". */
   file: string;
   /** The row's position in that file (0-based). */
   file_row: number;
-  /** train / validation / test by a hash of pair_id (src/dataset/splits.ts); set by finalize. */
-  split?: string;
 };
 
 export const manifestSchema = new Schema([
   ...rejectsSchema.fields,
   utf8('file'),
   int64('file_row'),
-  utf8('split', true),
 ]);
 
 export function isJsonField(f: Field<DataType>): boolean {
@@ -169,6 +169,7 @@ export interface RecordParts {
   spec: LineageSpec;
   runId: string;
   shard: number;
+  split: string;
   teacher: StageInfo;
   identity: StageInfo;
   codeVersion: string;
@@ -194,6 +195,7 @@ export function toPairRecord(p: RecordParts): PairRecord {
     prompt_id: p.spec.promptId,
     sample_index: p.spec.sampleIndex,
     category: p.spec.category,
+    split: p.split,
     source_prompt: p.spec.sourcePrompt,
     instruction: p.spec.instruction,
     target_prompt: p.spec.targetPrompt,
@@ -272,5 +274,5 @@ export const columnDescriptions: Record<string, string> = {
   file_row: 'Manifest only: the row\'s position in that file (0-based).',
   parent_pair_id: 'Regenerated pairs: the pair_id of the pair this one was regenerated from; null in ordinary runs.',
   changes: 'JSON object: regenerated pairs: the settings that differ from the parent run, {"key.path": {"from": old, "to": new}}; {} otherwise.',
-  split: 'Manifest only: train, validation or test, by a hash of pair_id (stable as the dataset grows; fractions in run.json `splits` or the defaults).',
+  split: 'train, validation or test, by a hash of pair_id (stable as the dataset grows; fractions in run.json `splits` or the defaults); the data files of a split are data/<split>-*.parquet.',
 };

@@ -1,4 +1,3 @@
-import type { ShardMarker } from './marker.ts';
 import type { ManifestRow } from './record.ts';
 
 /** Identity-similarity histogram: fixed bins of 0.05 over the cosine range [-1, 1] (40 bins, 1.0 goes in the last). */
@@ -30,7 +29,7 @@ export interface DatasetStats extends GroupStats {
   shards: number;
   by_category: Record<string, GroupStats>;
   histogram_bin_edges: number[];
-  /** Sum over the shard markers of seconds spent per stage. */
+  /** Sum over the committed shards of seconds spent per stage (markers/shard-NNNNN.timings.json). */
   timings_seconds: Record<string, number>;
 }
 
@@ -86,7 +85,7 @@ function sortedObject<T>(m: Map<string, T>): Record<string, T> {
   return Object.fromEntries([...m.keys()].sort().map((k) => [k, m.get(k) as T]));
 }
 
-/** Streaming stats for stats.json: add every manifest row and every shard marker, then result(). */
+/** Streaming stats for stats.json: add every manifest row and every committed shard, then result(). */
 export class StatsAccumulator {
   private all = new Group();
   private categories = new Map<string, Group>();
@@ -100,9 +99,10 @@ export class StatsAccumulator {
     g.add(row);
   }
 
-  addMarker(marker: Pick<ShardMarker, 'timings'>): void {
+  /** One committed shard, with the seconds per stage of its last commit when they were recorded. */
+  addShard(timings: Record<string, number> | null = null): void {
     this.shards++;
-    for (const [k, v] of Object.entries(marker.timings)) this.timings.set(k, (this.timings.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(timings ?? {})) this.timings.set(k, (this.timings.get(k) ?? 0) + v);
   }
 
   result(): DatasetStats {
@@ -116,13 +116,13 @@ export class StatsAccumulator {
   }
 }
 
-/** Stats over rows (and optionally markers) in one call. */
+/** Stats over rows (and optionally the shards' timings) in one call. */
 export async function computeStats(
   rows: AsyncIterable<StatsRow> | Iterable<StatsRow>,
-  markers: Iterable<Pick<ShardMarker, 'timings'>> = [],
+  shardTimings: Iterable<Record<string, number> | null> = [],
 ): Promise<DatasetStats> {
   const acc = new StatsAccumulator();
   for await (const row of rows) acc.add(row);
-  for (const m of markers) acc.addMarker(m);
+  for (const t of shardTimings) acc.addShard(t);
   return acc.result();
 }

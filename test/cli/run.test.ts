@@ -5,6 +5,8 @@ import { spawnSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { shardMarkerKey } from '../../src/dataset/layout.ts';
+import { parseMarker } from '../../src/shards/index.ts';
 import { startS3Server, type S3Server } from '../helpers/s3server.ts';
 import { BIN, tempDir, writeConfig } from '../helpers/run-fixture.ts';
 
@@ -121,14 +123,15 @@ test('work: SIGTERM stops the worker with nothing partial committed', async () =
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   // Ask the worker to stop once its first shard is committed, i.e. while it works on the second.
-  for (let waited = 0; !existsSync(join(out, 'shards', 'shard-00000.json')) && waited < 120_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+  for (let waited = 0; !existsSync(join(out, shardMarkerKey(0))) && waited < 120_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
   assert.equal(code, 143, stderr);
   assert.match(stderr, /SIGTERM: stopping/);
-  const shards = existsSync(join(out, 'shards')) ? readdirSync(join(out, 'shards')) : [];
-  const markers = shards.filter((f) => f.endsWith('.json'));
-  for (const m of markers) assert.ok(shards.includes(m.replace('.json', '.parquet')), `${m} committed without its data`);
+  const markers = existsSync(join(out, 'markers')) ? readdirSync(join(out, 'markers')).filter((f) => /^shard-\d+\.json$/.test(f)) : [];
+  for (const m of markers) {
+    for (const f of parseMarker(readFileSync(join(out, 'markers', m)), m).files) assert.ok(existsSync(join(out, f.name)), `${m} committed without ${f.name}`);
+  }
   assert.ok(markers.length < 2, 'the worker stopped before finishing every shard');
   const status = JSON.parse(pairgen(['status', out, '--json']).stdout);
   assert.deepEqual(status.shards.invalid, []);

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { ShardFile } from '../../src/dataset/rows.ts';
 import { shardDataKey, shardRejectsKey } from '../../src/dataset/layout.ts';
+
+const DATA = shardDataKey(0, 'train', 2);
 import { isUserError } from '../../src/errors.ts';
 import { encodeImage } from '../../src/image/encode.ts';
 import { encodeRejects, encodeShard, type PairRecord } from '../../src/shards/index.ts';
@@ -22,7 +24,7 @@ async function image(shade: number, format: 'jpeg' | 'png'): Promise<Uint8Array>
 async function record(index: number, accepted: boolean): Promise<PairRecord> {
   const pair_id = `pair-${index}`;
   return {
-    pair_id, run_id: 'run', shard: 0, index, prompt_id: `p${index}`, sample_index: 0, category: index % 2 ? 'style' : 'age',
+    pair_id, run_id: 'run', shard: 0, index, prompt_id: `p${index}`, sample_index: 0, category: index % 2 ? 'style' : 'age', split: 'train',
     source_prompt: 'a face', instruction: 'make it older', target_prompt: 'an older face', attributes: { edit: `e${index}` },
     seed: 2 ** 52 + index, teacher: 'test', teacher_digest: '', sampler: { steps: 2 }, identity_model: 'test', identity_digest: '',
     identity_settings: {}, code_version: 'test', width: 16, height: 16, image_format: 'png',
@@ -39,11 +41,11 @@ const store = openStore(dir);
 after(() => rmSync(dir, { recursive: true, force: true }));
 const kept = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => record(i, true)));
 const dropped = await Promise.all([6, 7].map((i) => record(i, false)));
-await store.put(shardDataKey(0), encodeShard(kept, { rowGroupRows: 2 }));
+await store.put(DATA, encodeShard(kept, { rowGroupRows: 2 }));
 await store.put(shardRejectsKey(0), encodeRejects(dropped));
 
 test('chosen rows: their images and columns, by pair_id, with the types of the record schema', async () => {
-  const file = await ShardFile.fetch(store, shardDataKey(0));
+  const file = await ShardFile.fetch(store, DATA);
   assert.equal(file.hasImages, true);
   const chosen = [kept[4], kept[1]].map((r, k) => ({ pair_id: r.pair_id, file_row: [4, 1][k] }));
   const images = await file.images(chosen);
@@ -60,7 +62,7 @@ test('chosen rows: their images and columns, by pair_id, with the types of the r
 });
 
 test('bytes in hand read the same as a fetched file', async () => {
-  const file = await ShardFile.open(await store.get(shardDataKey(0)), shardDataKey(0));
+  const file = await ShardFile.open(await store.get(DATA), DATA);
   const all = kept.map((r, i) => ({ pair_id: r.pair_id, file_row: i }));
   const images = await file.images(all);
   assert.equal(images!.size, kept.length);
@@ -76,10 +78,10 @@ test('a rejects file holds no images; its other columns read as usual', async ()
 });
 
 test('a row that is not the pair the caller names, a missing file, a file that is not Parquet: user errors naming the file', async () => {
-  const file = await ShardFile.fetch(store, shardDataKey(0));
-  await assert.rejects(file.images([{ pair_id: 'pair-2', file_row: 3 }]), (e) => isUserError(e) && /shard-00000\.parquet: row 3 is not pair pair-2 as the manifest says; the manifest is stale/.test((e as Error).message));
+  const file = await ShardFile.fetch(store, DATA);
+  await assert.rejects(file.images([{ pair_id: 'pair-2', file_row: 3 }]), (e) => isUserError(e) && /train-00000-of-00002\.parquet: row 3 is not pair pair-2 as the manifest says; the manifest is stale/.test((e as Error).message));
   await assert.rejects(file.images([{ pair_id: 'pair-9', file_row: 9 }]), (e) => isUserError(e) && /row 9 is not pair pair-9/.test((e as Error).message));
-  await assert.rejects(ShardFile.fetch(store, shardDataKey(1)), (e) => isUserError(e) && (e as Error).message === `${dir}/shards/shard-00001.parquet: listed in the manifest but missing from the run`);
-  await store.put('shards/broken.parquet', 'not parquet at all');
-  await assert.rejects(ShardFile.fetch(store, 'shards/broken.parquet'), (e) => isUserError(e) && /broken\.parquet: not a readable Parquet file/.test((e as Error).message));
+  await assert.rejects(ShardFile.fetch(store, shardDataKey(1, 'train', 2)), (e) => isUserError(e) && (e as Error).message === `${dir}/data/train-00001-of-00002.parquet: listed in the manifest but missing from the run`);
+  await store.put('data/broken.parquet', 'not parquet at all');
+  await assert.rejects(ShardFile.fetch(store, 'data/broken.parquet'), (e) => isUserError(e) && /broken\.parquet: not a readable Parquet file/.test((e as Error).message));
 });

@@ -13,6 +13,7 @@ import { parse } from 'yaml';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { planRun } from '../../src/run/plan.ts';
 import { readPlan } from '../../src/dataset/run-file.ts';
+import { MARKERS_PREFIX, shardMarkerKey } from '../../src/dataset/layout.ts';
 import { emitJob, type EmitOptions, type Engine } from '../../src/launch/emit.ts';
 import { UserError } from '../../src/errors.ts';
 import { openStore } from '../../src/store/index.ts';
@@ -144,13 +145,13 @@ test('slurm script under bash: tasks 0..N-1 finish the run; SIGTERM to the scrip
   child.stderr.on('data', (d) => (stderr += d));
   // Stop it once the first shard is committed, i.e. while the second one is being made (a fixed delay
   // would race the worker's start-up on a loaded machine).
-  for (let waited = 0; !existsSync(join(long, 'shards', 'shard-00000.json')) && waited < 120_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
+  for (let waited = 0; !existsSync(join(long, shardMarkerKey(0))) && waited < 120_000; waited += 100) await new Promise((res) => setTimeout(res, 100));
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
   assert.ok(code === 130 || code === 143, `the script exits with the worker's signal code (got ${code}); stderr: ${stderr}`);
   assert.match(stderr, /SIGTERM: stopping/);
-  const shards = existsSync(join(long, 'shards')) ? readdirSync(join(long, 'shards')) : [];
-  assert.ok(shards.filter((f) => /^shard-\d+\.json$/.test(f)).length < 2, 'stopped before the end');
+  const markers = existsSync(join(long, MARKERS_PREFIX)) ? readdirSync(join(long, MARKERS_PREFIX)) : [];
+  assert.ok(markers.filter((f) => /^shard-\d+\.json$/.test(f)).length < 2, 'stopped before the end');
   const after = JSON.parse(pairgen(['status', long, '--json']).stdout);
   assert.deepEqual(after.shards.invalid, []);
 });

@@ -119,8 +119,8 @@ test('same seed → same rows and same file bytes; another seed → other rows',
   const b = await collect(set, 300, 11);
   const c = await collect(set, 300, 12);
   assert.deepEqual(a, b);
-  const trainA = a.filter((r) => r.split === 'train').map((r) => r.prompt_id);
-  const trainC = c.filter((r) => r.split === 'train').map((r) => r.prompt_id);
+  const trainA = a.filter((r) => r.prompt_split === 'train').map((r) => r.prompt_id);
+  const trainC = c.filter((r) => r.prompt_split === 'train').map((r) => r.prompt_id);
   assert.notDeepEqual(trainA, trainC);
   const f1 = join(dir, 'det1.parquet');
   const f2 = join(dir, 'det2.parquet');
@@ -229,17 +229,17 @@ categories:
 test('eval rows come first, never reappear in train, and do not depend on --seed or --count', async () => {
   const set = loadPromptSet(DEMO);
   const rows = await collect(set, 3000, 1);
-  const evalRows = rows.filter((r) => r.split === 'eval');
+  const evalRows = rows.filter((r) => r.prompt_split === 'eval');
   assert.equal(evalRows.length, set.eval.rows.length + set.eval.count);
-  assert.ok(rows.slice(0, evalRows.length).every((r) => r.split === 'eval'));
+  assert.ok(rows.slice(0, evalRows.length).every((r) => r.prompt_split === 'eval'));
   const evalKeys = new Set(evalRows.map((r) => `${r.source_prompt}\u0000${r.instruction}`));
   const evalIds = new Set(evalRows.map((r) => r.prompt_id));
-  for (const r of rows.filter((r) => r.split === 'train')) {
+  for (const r of rows.filter((r) => r.prompt_split === 'train')) {
     assert.ok(!evalKeys.has(`${r.source_prompt}\u0000${r.instruction}`));
     assert.ok(!evalIds.has(r.prompt_id));
   }
   const other = await collect(set, 10, 99);
-  assert.deepEqual(other.filter((r) => r.split === 'eval'), evalRows);
+  assert.deepEqual(other.filter((r) => r.prompt_split === 'eval'), evalRows);
 
   const held = load(`
 slots: { who: [a cat, a dog, a fox, an owl] }
@@ -252,8 +252,8 @@ categories:
 eval: { count: 2, holdout: instruction }
 `);
   const h = await collect(held, 6, 2);
-  const heldInstructions = new Set(h.filter((r) => r.split === 'eval').map((r) => r.instruction));
-  for (const r of h.filter((r) => r.split === 'train')) assert.ok(!heldInstructions.has(r.instruction), `${r.instruction} is held out`);
+  const heldInstructions = new Set(h.filter((r) => r.prompt_split === 'eval').map((r) => r.instruction));
+  for (const r of h.filter((r) => r.prompt_split === 'train')) assert.ok(!heldInstructions.has(r.instruction), `${r.instruction} is held out`);
 });
 
 test('prompt_id is the documented content hash, independent of position and seed', async () => {
@@ -359,7 +359,21 @@ const BAD: [string, string, RegExp][] = [
   ['eval row with unknown category', 'sources: [a]\ncategories: { s: { edits: [{ instructions: [x], target: y }] } }\neval:\n  rows:\n    - { category: t, source: a, instruction: x, target: y }\n', /:5:19: eval\.rows\[0\]\.category: unknown category "t" \(expected one of: s\)/],
   ['repeated eval row', 'sources: [a]\ncategories: { s: { edits: [{ instructions: [x], target: y }] } }\neval:\n  rows:\n    - { category: s, source: a, instruction: x, target: y }\n    - { category: s, source: a, instruction: x, target: z }\n', /eval\.rows\[1\]: repeats the source \+ instruction of eval\.rows\[0\]/],
   ['bad holdout', 'sources: [a]\ncategories: { s: { edits: [{ instructions: [x], target: y }] } }\neval: { holdout: prompt }\n', /eval\.holdout: expected one of "pair", "instruction"/],
+  ['a __proto__ key', 'slots: { __proto__: [x] }\nsources: [a]\ncategories: { s: { edits: [{ instructions: [x], target: y }] } }\n', /:1:10: "__proto__" cannot be a key/],
+  ['an alias bomb', 'x: &x [a, a, a, a, a, a, a, a, a, a]\ny: &y [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\nsources: [*y, *y, *y, *y, *y, *y, *y, *y, *y, *y]\ncategories: {}\n', /: its aliases \(\*name\) expand to too many values \(at most 100 alias expansions\)/],
 ];
+
+test('a prompt set that is not UTF-8 is refused naming the byte offset of the first bad sequence, never decoded with replacement characters', () => {
+  const good = 'sources: [a]\ncategories: { s: { edits: [{ instructions: ["make it caf', tail = '"], target: y }] } }\n';
+  for (const [bad, at] of [[[0xe9], 0], [[0xc3, 0x28], 0], [[0xe2, 0x82], 0], [[0xff], 0], [[0xc3, 0xa9, 0xff], 2]] as const) {
+    const path = yamlFile('');
+    writeFileSync(path, Buffer.concat([Buffer.from(good), Buffer.from(bad), Buffer.from(tail)]));
+    assert.throws(() => loadPromptSet(path), (e: unknown) => e instanceof UserError && e.message === `${path}: not valid UTF-8 at byte offset ${good.length + at} (save the file as UTF-8)`, JSON.stringify(bad));
+  }
+  // Valid multi-byte UTF-8 loads.
+  const path = yamlFile(good + 'é' + tail);
+  assert.equal(loadPromptSet(path).categories[0].edits[0].instructions.length, 1);
+});
 
 for (const [what, text, message] of BAD) {
   test(`bad prompt set: ${what}`, () => {
@@ -473,7 +487,7 @@ test('the example in docs/prompts.md loads and expands', async () => {
   const set = load(example);
   assert.deepEqual(set.categories.map((c) => c.name), ['expression', 'age', 'facial_hair']);
   const rows = await collect(set, 10, 1);
-  assert.equal(rows.filter((r) => r.split === 'eval').length, 5);
+  assert.equal(rows.filter((r) => r.prompt_split === 'eval').length, 5);
   for (const r of rows) {
     if (r.category === 'age') assert.match(r.source_prompt, /young adult/);
     if (r.instruction.startsWith('give')) assert.match(r.source_prompt, / man\b/);

@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { planRun } from '../../src/run/plan.ts';
 import { workRun } from '../../src/run/work.ts';
 import { finalizeRun } from '../../src/run/finalize.ts';
-import tar from 'tar-stream';
-import { derivedPairId, exportRun, queryRun, refilterRun, regenerateRun } from '../../src/research/index.ts';
+import { derivedPairId, queryRun, refilterRun, regenerateRun } from '../../src/research/index.ts';
 import { parseSplits, splitOf } from '../../src/dataset/splits.ts';
 import { reportRun } from '../../src/report/index.ts';
 import sharp from 'sharp';
@@ -44,7 +43,7 @@ const sql = sqlRows;
 
 /** pair_id → [source bytes, edited bytes] of a run's accepted shards. */
 async function images(run: string): Promise<Map<string, [Buffer, Buffer]>> {
-  const rows = await sql(`SELECT pair_id, source_image.bytes AS s, edited_image.bytes AS e FROM read_parquet('${run}/shards/shard-*[0-9].parquet')`);
+  const rows = await sql(`SELECT pair_id, source_image.bytes AS s, edited_image.bytes AS e FROM read_parquet('${run}/data/*.parquet')`);
   return new Map(rows.map((r) => [String(r.pair_id), [Buffer.from(r.s as Uint8Array), Buffer.from(r.e as Uint8Array)]]));
 }
 
@@ -165,50 +164,6 @@ test('bad input: invalid SQL, an unknown column, a missing run, a disallowed ove
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     if (out) assert.equal(existsSync(out), false, `${out} was written`);
   }
-});
-
-/** Members of a tar file, in order. */
-async function untar(bytes: Buffer): Promise<[string, Buffer][]> {
-  const extract = tar.extract();
-  const out: [string, Buffer][] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
-      stream.on('end', () => {
-        out.push([header.name, Buffer.concat(chunks)]);
-        next();
-      });
-    });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  extract.end(bytes);
-  await done;
-  return out;
-}
-
-test('export: WebDataset tar shards of the chosen accepted pairs, the stored bytes, same bytes twice', async () => {
-  const out = join(dir, 'wds');
-  const r = await exportRun(scored, out, { format: 'webdataset', where: "category <> 'style'", shardSize: 3 });
-  const expected = await sql(`SELECT pair_id FROM '${scored}/manifest.parquet' WHERE accepted AND category <> 'style' ORDER BY "index"`);
-  assert.equal(r.pairs, expected.length);
-  assert.equal(r.files.length, Math.ceil(expected.length / 3));
-  const stored = await images(scored);
-  const members: [string, Buffer][] = [];
-  for (const f of r.files) members.push(...(await untar(readFileSync(join(out, f)))));
-  assert.deepEqual(members.map(([n]) => n), expected.flatMap((x) => [`${x.pair_id}.source.png`, `${x.pair_id}.edited.png`, `${x.pair_id}.json`]));
-  for (let i = 0; i < members.length; i += 3) {
-    const meta = JSON.parse(members[i + 2][1].toString('utf8'));
-    assert.ok(members[i][1].equals(stored.get(meta.pair_id)![0]) && members[i + 1][1].equals(stored.get(meta.pair_id)![1]));
-    assert.equal(meta.split, splitOf(meta.pair_id));
-    assert.equal(typeof meta.sampler, 'object');
-    assert.notEqual(meta.category, 'style');
-  }
-  const again = join(dir, 'wds2');
-  await exportRun(scored, again, { format: 'webdataset', where: "category <> 'style'", shardSize: 3 });
-  for (const f of r.files) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(again, f))), `${f} differs between two exports`);
-  await assert.rejects(exportRun(scored, out, { format: 'webdataset' }), /already holds an export/);
 });
 
 test('splits: a hash of pair_id, stable under growth, fractions checked', () => {

@@ -11,7 +11,8 @@ import { planRun } from '../../src/run/plan.ts';
 import { workRun } from '../../src/run/work.ts';
 import { finalizeRun } from '../../src/run/finalize.ts';
 import { formatStatus, runStatus } from '../../src/run/status.ts';
-import { failureKey, readFailure } from '../../src/dataset/failures.ts';
+import { readFailure } from '../../src/dataset/failures.ts';
+import { failureKey, shardMarkerKey } from '../../src/dataset/layout.ts';
 import { openStore } from '../../src/store/index.ts';
 import { startS3Server, type S3Server } from '../helpers/s3server.ts';
 import { INTERNAL, SLOWDOWN, startFaultProxy, type Fault, type FaultProxy, type ProxyRequest } from '../helpers/fault-proxy.ts';
@@ -41,7 +42,7 @@ async function s3Tree(prefix: string, filter: (k: string) => boolean): Promise<M
   return out;
 }
 
-const isShardFile = (k: string) => k.startsWith('shards/') && k.endsWith('.parquet');
+const isShardFile = (k: string) => (k.startsWith('data/') || k.startsWith('rejects/')) && k.endsWith('.parquet');
 
 function assertSameShards(reference: string, remotePrefix: string, remote: Map<string, Buffer>) {
   const want = readTree(reference, isShardFile);
@@ -70,7 +71,7 @@ test('a shard that keeps failing is recorded and reported as failed; the other s
   const record = await readFailure(store, 1);
   assert.equal(record?.attempts, 1);
   assert.match(record!.error, /503 SlowDown.*storage\.max_attempts/);
-  assert.equal(await store.head('shards/shard-00001.json'), null, 'a failed shard never has a marker');
+  assert.equal(await store.head(shardMarkerKey(1)), null, 'a failed shard never has a marker');
 
   let status = await runStatus(uri);
   assert.equal(status.shards.committed, 2);

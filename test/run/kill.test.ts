@@ -40,7 +40,7 @@ test('SIGKILL mid-shard, then rerun: same committed bytes as an uninterrupted ru
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      const markers = existsSync(join(crashed, 'shards')) ? readdirSync(join(crashed, 'shards')).filter((f) => /^shard-\d+\.json$/.test(f)) : [];
+      const markers = existsSync(join(crashed, 'markers')) ? readdirSync(join(crashed, 'markers')).filter((f) => /^shard-\d+\.json$/.test(f)) : [];
       for (const m of markers) {
         const shard = Number(m.slice(6, 11));
         if (!(await isCommitted(store, shard, true))) violations.push(`${m} present while its data did not match`);

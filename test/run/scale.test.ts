@@ -3,8 +3,8 @@
  * (`--index i --count N`) killed with SIGKILL at random moments and restarted, round after round, until
  * the run completes; and two workers started at the same instant on the same shards (on a local folder:
  * see that test for why not s3rver). In both, the committed
- * shards are byte-identical to a single-process run, and a watcher that reads every marker it sees,
- * all the time, never finds one whose data files do not match it.
+ * shards (data and rejects files and markers) are byte-identical to a single-process run, and a watcher
+ * that reads every marker it sees, all the time, never finds one whose data files do not match it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import { planRun } from '../../src/run/plan.ts';
 import { workRun } from '../../src/run/work.ts';
 import { runStatus } from '../../src/run/status.ts';
 import { finalizeRun } from '../../src/run/finalize.ts';
-import { markerShard } from '../../src/dataset/layout.ts';
+import { DATA_PREFIX, markerShard, MARKERS_PREFIX, REJECTS_PREFIX } from '../../src/dataset/layout.ts';
 import { parseMarker, verifyMarker } from '../../src/shards/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { startS3Server, type S3Server } from '../helpers/s3server.ts';
@@ -47,7 +47,7 @@ function watchMarkers(store: Store) {
   let running = true;
   const loop = (async () => {
     while (running) {
-      for await (const e of store.list('shards/')) {
+      for await (const e of store.list(MARKERS_PREFIX)) {
         if (markerShard(e.key) === null) continue;
         const marker = parseMarker(await store.get(e.key), e.key);
         const files = new Map<string, Uint8Array | null>();
@@ -74,12 +74,17 @@ async function referenceRun(config: string, dir: string): Promise<Map<string, Bu
   const reference = join(dir, 'reference');
   await planRun(config, reference);
   await workRun(reference, { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() });
-  return readTree(reference, (k) => k.startsWith('shards/') && k.endsWith('.parquet'));
+  return readTree(reference, isShardContent);
 }
+
+/** A shard's content: its data and rejects files and its marker (markers hold no timings, so they are identical too). */
+const isShardContent = (key: string) => key.startsWith(DATA_PREFIX) || key.startsWith(REJECTS_PREFIX) || markerShard(key) !== null;
 
 async function assertSameAsReference(store: Store, want: Map<string, Buffer>) {
   const got = new Map<string, Buffer>();
-  for await (const e of store.list('shards/')) if (e.key.endsWith('.parquet')) got.set(e.key, Buffer.from(await store.get(e.key)));
+  for (const prefix of [DATA_PREFIX, REJECTS_PREFIX, MARKERS_PREFIX]) {
+    for await (const e of store.list(prefix)) if (isShardContent(e.key)) got.set(e.key, Buffer.from(await store.get(e.key)));
+  }
   assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
   for (const [k, v] of want) assert.ok(v.equals(got.get(k)!), `${k} differs from the single-process run`);
 }

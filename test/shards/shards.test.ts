@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, matchesGlob } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -13,11 +14,12 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { UserError } from '../../src/errors.ts';
 import {
   buildMarker, columnDescriptions, computeStats, encodeImage, encodeRejects, encodeShard, manifestSchema, pairSchema,
-  parseMarker, readShardMetadataRows, renderDatasetCard, SHARD_GLOB, StatsAccumulator, toPairRecord,
+  markerJson, parseMarker, readShardMetadataRows, renderDatasetCard, StatsAccumulator, toPairRecord,
   verifyMarker, verifyMarkerSizes, writeManifest, type ImageFormat, type ManifestRow, type PairRecord,
 } from '../../src/shards/index.ts';
 import type { CandidateSpec, IdentityVerdict, StageInfo } from '../../src/types.ts';
-import { shardKeys } from '../../src/dataset/layout.ts';
+import { shardKeys, splitGlob } from '../../src/dataset/layout.ts';
+import { SPLIT_NAMES } from '../../src/dataset/splits.ts';
 
 const W = 64;
 const H = 48;
@@ -58,7 +60,7 @@ async function makeRecord(i: number, accepted: boolean, format: ImageFormat, wit
   const images = withImages
     ? { source: await encodeImage({ width: W, height: H, data: pixels(i) }, { format }), edited: await encodeImage({ width: W, height: H, data: pixels(i + 1000) }, { format, quality: 80 }) }
     : null;
-  return toPairRecord({ spec, runId: 'run-1', shard: 0, teacher, identity, codeVersion: '0.1.0+test', verdict, width: W, height: H, imageFormat: format, images, extra: { bank_item: i, note: null } });
+  return toPairRecord({ spec, runId: 'run-1', shard: 0, split: ['train', 'validation', 'test'][i % 3], teacher, identity, codeVersion: '0.1.0+test', verdict, width: W, height: H, imageFormat: format, images, extra: { bank_item: i, note: null } });
 }
 
 const formats: ImageFormat[] = ['jpeg', 'png', 'webp'];
@@ -135,7 +137,7 @@ test('a shard of JPEG/PNG/WebP pairs reads back in DuckDB and hyparquet with the
     assert.deepEqual(features.source_image, { _type: 'Image' });
     assert.deepEqual(features.edited_image, { _type: 'Image' });
     assert.deepEqual(features.seed, { dtype: 'int64', _type: 'Value' });
-    assert.deepEqual(features.source_face_box, { feature: { dtype: 'float32', _type: 'Value' }, _type: 'Sequence' });
+    assert.deepEqual(features.source_face_box, { feature: { dtype: 'float32', _type: 'Value' }, length: -1, _type: 'Sequence' });
 
     const rows = (await con.runAndReadAll(`SELECT pair_id, image_format, width, height, source_image.bytes AS s, edited_image.bytes AS e, source_image.path AS sp, seed FROM read_parquet('${file}') ORDER BY index`)).getRowObjects();
     for (const [i, r] of rows.entries()) {
@@ -195,18 +197,20 @@ test('rejects files drop the image columns; metadata rows read back without imag
     const reasons = await query(con, `SELECT reject_reason, count(*)::INT AS n FROM read_parquet('${file}') GROUP BY 1 ORDER BY 1`);
     assert.deepEqual(reasons, [{ reject_reason: 'identity_below_threshold', n: 2 }, { reject_reason: 'no_face_edited', n: 2 }]);
   });
-  const rows = await readShardMetadataRows(rejBytes, 'shards/shard-00000.rejects.parquet');
-  assert.deepEqual(rows, rejected.map((r, i) => ({ ...stripImages(r), file: 'shards/shard-00000.rejects.parquet', file_row: i })));
-  const shardRows = await readShardMetadataRows(encodeShard(accepted), 'shards/shard-00000.parquet');
-  assert.deepEqual(shardRows, accepted.map((r, i) => ({ ...stripImages(r), file: 'shards/shard-00000.parquet', file_row: i })));
+  const rows = await readShardMetadataRows(rejBytes, 'rejects/shard-00000.parquet');
+  assert.deepEqual(rows, rejected.map((r, i) => ({ ...stripImages(r), file: 'rejects/shard-00000.parquet', file_row: i })));
+  const shardRows = await readShardMetadataRows(encodeShard(accepted), 'data/train-00000-of-00001.parquet');
+  assert.deepEqual(shardRows, accepted.map((r, i) => ({ ...stripImages(r), file: 'data/train-00000-of-00001.parquet', file_row: i })));
   assert.equal(shardRows[0].seed, accepted[0].seed, 'int64 back as number');
 });
 
 test('metadata rows over a range reader fetch the footer and metadata columns, not the images', async () => {
   const records = await acceptedRecords(12);
   const big = await Promise.all(records.map(async (r, i) => {
-    // 256x256 noise PNGs: ~190 KB each, incompressible.
-    const png = await encodeImage({ width: 256, height: 256, data: pixels(i + 7, 256, 256).map((v, k) => (v * 31 + k * 17) & 255) }, { format: 'png' });
+    // 256x256 noise PNGs: ~190 KB each, incompressible (a multiplicative hash per byte, no pattern a PNG filter predicts).
+    const noise = new Uint8Array(256 * 256 * 3);
+    for (let k = 0; k < noise.length; k += 32) noise.set(createHash('sha256').update(`${i}:${k}`).digest().subarray(0, Math.min(32, noise.length - k)), k);
+    const png = await encodeImage({ width: 256, height: 256, data: noise }, { format: 'png' });
     return { ...r, width: 256, height: 256, image_format: 'png' as const, source_image: { bytes: png, path: 'a.png' }, edited_image: { bytes: png, path: 'b.png' } };
   }));
   const bytes = encodeShard(big);
@@ -220,7 +224,7 @@ test('metadata rows over a range reader fetch the footer and metadata columns, n
       return bytes.slice(start, end).buffer;
     },
   };
-  const rows = await readShardMetadataRows(reader, 'shards/shard-00001.parquet');
+  const rows = await readShardMetadataRows(reader, 'data/train-00001-of-00002.parquet');
   assert.equal(rows.length, 12);
   assert.equal(rows[11].pair_id, big[11].pair_id);
   assert.ok(fetched < bytes.length - imageBytes + 600_000, `fetched ${fetched} of ${bytes.length} bytes`);
@@ -254,16 +258,22 @@ test('commit marker: verify catches a flipped byte, a size change and a missing 
   const records = await acceptedRecords(2);
   const data = encodeShard(records);
   const rejects = encodeRejects(await rejectedRecords(1));
-  const names = shardKeys(7);
-  assert.deepEqual(names, { data: 'shards/shard-00007.parquet', rejects: 'shards/shard-00007.rejects.parquet', marker: 'shards/shard-00007.json' });
+  const keys = shardKeys(7, 12);
+  assert.deepEqual(keys, {
+    data: { train: 'data/train-00007-of-00012.parquet', validation: 'data/validation-00007-of-00012.parquet', test: 'data/test-00007-of-00012.parquet' },
+    rejects: 'rejects/shard-00007.parquet',
+    marker: 'markers/shard-00007.json',
+  });
+  const names = { data: keys.data.train, rejects: keys.rejects, marker: keys.marker };
   const marker = buildMarker({
     shard: 7, runId: 'run-1', codeVersion: '0.1.0',
     files: [{ name: names.data, bytes: data, rows: 2 }, { name: names.rejects, bytes: rejects, rows: 1 }],
-    counts: { candidates: 3, accepted: 2, rejected: 1 }, timings: { write: 0.01, generate: 1.5 },
+    counts: { candidates: 3, accepted: 2, rejected: 1 },
   });
   const files = new Map([[names.data, data], [names.rejects, rejects]]);
   assert.deepEqual(verifyMarker(marker, files), { ok: true, problems: [] });
-  assert.deepEqual(Object.keys(marker.timings), ['generate', 'write']);
+  assert.equal(markerJson(marker), markerJson(buildMarker({ shard: 7, runId: 'run-1', codeVersion: '0.1.0', files: [{ name: names.data, bytes: data, rows: 2 }, { name: names.rejects, bytes: rejects, rows: 1 }], counts: { candidates: 3, accepted: 2, rejected: 1 } })), 'two attempts at one shard write the same marker bytes');
+  assert.ok(!('timings' in marker));
 
   const flipped = data.slice();
   flipped[100] ^= 1;
@@ -276,10 +286,10 @@ test('commit marker: verify catches a flipped byte, a size change and a missing 
   assert.equal(verifyMarkerSizes(marker, new Map([[names.data, data.length + 1], [names.rejects, rejects.length]])).ok, false);
 
   assert.deepEqual(parseMarker(JSON.stringify(marker), names.marker), marker);
-  assert.throws(() => parseMarker('{"format": ', names.marker), (e) => e instanceof UserError && /^shards\/shard-00007\.json: not valid JSON/.test(e.message));
+  assert.throws(() => parseMarker('{"format": ', names.marker), (e) => e instanceof UserError && /^markers\/shard-00007\.json: not valid JSON/.test(e.message));
   const bad = { ...marker, files: [{ ...marker.files[0], sha256: 'xyz' }] };
-  assert.throws(() => parseMarker(JSON.stringify(bad), names.marker), /shards\/shard-00007\.json: field "files\[0\]\.sha256" must be 64 hex digits/);
-  assert.throws(() => buildMarker({ shard: 1, runId: 'r', codeVersion: 'v', files: [], counts: { candidates: 2, accepted: 1, rejected: 0 }, timings: {} }), /accepted 1 \+ rejected 0 != candidates 2/);
+  assert.throws(() => parseMarker(JSON.stringify(bad), names.marker), /markers\/shard-00007\.json: field "files\[0\]\.sha256" must be 64 hex digits/);
+  assert.throws(() => buildMarker({ shard: 1, runId: 'r', codeVersion: 'v', files: [], counts: { candidates: 2, accepted: 1, rejected: 0 } }), /accepted 1 \+ rejected 0 != candidates 2/);
 });
 
 test('manifest streams rows one row group at a time and reads back in DuckDB', async () => {
@@ -291,7 +301,7 @@ test('manifest streams rows one row group at a time and reads back in DuckDB', a
   async function* rows(): AsyncGenerator<ManifestRow> {
     for (let i = 0; i < total; i++) {
       pulled++;
-      yield { ...base, pair_id: `m${i}`, index: i, accepted: i % 3 !== 0, reject_reason: i % 3 === 0 ? 'identity_below_threshold' : null, file: `shards/shard-${String(i % 4).padStart(5, '0')}.parquet`, file_row: i >> 2 };
+      yield { ...base, pair_id: `m${i}`, index: i, accepted: i % 3 !== 0, reject_reason: i % 3 === 0 ? 'identity_below_threshold' : null, file: `data/train-${String(i % 4).padStart(5, '0')}-of-00004.parquet`, file_row: i >> 2 };
     }
   }
   const file = join(dir, 'manifest.parquet');
@@ -330,7 +340,7 @@ test('stats: totals, reasons, fixed histogram bins by category, timings', async 
     { category: 'style', accepted: false, reject_reason: 'no_face_edited', identity_similarity: null },
     { category: 'style', accepted: false, reject_reason: 'identity_below_threshold', identity_similarity: -1 },
   ];
-  const s = await computeStats(rows, [{ timings: { generate: 2, score: 0.5 } }, { timings: { generate: 1 } }]);
+  const s = await computeStats(rows, [{ generate: 2, score: 0.5 }, { generate: 1 }]);
   assert.equal(s.candidates, 5);
   assert.equal(s.accepted, 2);
   assert.equal(s.acceptance_rate, 0.4);
@@ -353,28 +363,45 @@ test('stats: totals, reasons, fixed histogram bins by category, timings', async 
   assert.deepEqual(acc.result().by_category.style.reject_reasons, s.by_category.style.reject_reasons);
 });
 
-test('dataset card: YAML front matter names the accepted shards only; body has counts and columns', async () => {
+test('dataset card: configs name each split\'s data files only; dataset_info, license, language; body has counts and columns', async () => {
   const stats = await computeStats([
     { category: 'hair', accepted: true, reject_reason: null, identity_similarity: 0.9 },
     { category: 'style', accepted: false, reject_reason: 'identity_below_threshold', identity_similarity: 0.1 },
   ]);
-  const card = renderDatasetCard({ name: 'Portrait edits | demo', runUri: 's3://bucket/runs/a', stats, configSummary: { teacher: 'diffusers:tiny-sd', steps: 4, threshold: 0.5 }, codeVersion: '0.1.0', license: 'apache-2.0' });
+  const splits = [
+    { name: 'train', fraction: 0.9, candidates: 2, accepted: 1, glob: splitGlob('train'), files: 1, bytes: 1234 },
+    { name: 'validation', fraction: 0.05, candidates: 0, accepted: 0, glob: splitGlob('validation'), files: 0, bytes: 0 },
+    { name: 'test', fraction: 0.05, candidates: 0, accepted: 0, glob: splitGlob('test'), files: 0, bytes: 0 },
+  ];
+  const card = renderDatasetCard({
+    name: 'Portrait edits | demo', runUri: 's3://bucket/runs/a', stats, configSummary: { teacher: 'diffusers:tiny-sd', steps: 4, threshold: 0.5 }, codeVersion: '0.1.0',
+    license: 'apache-2.0', language: ['en', 'fr'], splits, acceptance: { identity: { threshold: 0.5 } }, checksumsFile: 'checksums.sha256',
+  });
   const m = /^---\n([\s\S]*?)\n---\n/.exec(card);
   assert.ok(m, 'front matter present');
   const front = YAML.parse(m[1]);
   assert.equal(front.license, 'apache-2.0');
-  assert.deepEqual(front.configs, [{ config_name: 'default', data_files: [{ split: 'train', path: SHARD_GLOB }] }]);
+  assert.deepEqual(front.language, ['en', 'fr']);
+  assert.deepEqual(front.configs, [{ config_name: 'default', data_files: [{ split: 'train', path: 'data/train-*' }] }], 'a split without pairs gets no entry');
+  assert.deepEqual(front.dataset_info.splits, [{ name: 'train', num_bytes: 1234, num_examples: 1 }]);
+  assert.deepEqual(front.dataset_info.features.map((f: { name: string }) => f.name), pairSchema.fields.map((f) => f.name));
+  assert.deepEqual(front.dataset_info.features.find((f: { name: string }) => f.name === 'source_image'), { name: 'source_image', dtype: 'image' });
+  assert.deepEqual(front.dataset_info.features.find((f: { name: string }) => f.name === 'source_face_box'), { name: 'source_face_box', sequence: 'float32' });
   assert.deepEqual(front.size_categories, ['n<1K']);
   for (const n of [0, 7, 123456]) {
-    const names = shardKeys(n);
-    assert.ok(matchesGlob(names.data, SHARD_GLOB), `${names.data} matches`);
-    assert.ok(!matchesGlob(names.rejects, SHARD_GLOB), `${names.rejects} does not match`);
-    assert.ok(!matchesGlob(names.marker, SHARD_GLOB));
+    const keys = shardKeys(n, 200000);
+    for (const split of SPLIT_NAMES) {
+      assert.ok(matchesGlob(keys.data[split], splitGlob(split)), `${keys.data[split]} matches`);
+      for (const other of SPLIT_NAMES.filter((x) => x !== split)) assert.ok(!matchesGlob(keys.data[split], splitGlob(other)));
+      assert.ok(!matchesGlob(keys.rejects, splitGlob(split)) && !matchesGlob(keys.marker, splitGlob(split)) && !matchesGlob('manifest.parquet', splitGlob(split)));
+    }
   }
-  assert.ok(!matchesGlob('manifest.parquet', SHARD_GLOB));
   assert.match(card, /\| 2 \| 1 \| 1 \| 50\.0% \| 0 \|/);
   assert.match(card, /\| hair \| 1 \| 1 \| 100\.0% \| 0\.900 \| 0 \|/);
   assert.match(card, /\| `source_image` \| Image \|/);
+  assert.match(card, /\| train \| 0\.9 \| 2 \| 1 \| 1 \| 1234 \|/);
+  assert.match(card, /## What decided acceptance\n\n```yaml\nidentity:\n  threshold: 0\.5/);
+  assert.match(card, /sha256sum -c checksums\.sha256/);
   assert.match(card, /steps: 4/);
   assert.match(card, /# Portrait edits \| demo/);
 });

@@ -46,7 +46,7 @@ for (const [mode, teacherKeys] of MODES) {
 
     const plan = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     const db = await (await DuckDBInstance.create(':memory:')).connect();
-    const rows = (await db.runAndReadAll(`select pair_id, prompt_id, sample_index, seed, teacher, teacher_digest, sampler, width, height from read_parquet('${out}/shards/shard-*[0-9].parquet') order by "index"`)).getRowObjectsJS();
+    const rows = (await db.runAndReadAll(`select pair_id, prompt_id, sample_index, seed, teacher, teacher_digest, sampler, width, height from read_parquet('${out}/data/*.parquet') order by "index"`)).getRowObjectsJS();
     assert.equal(rows.length, 2);
     for (const row of rows) {
       assert.equal(row.teacher_digest, plan.models.teacher.digest);
