@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.pairgen-install-stamp
 TESTS ?= $(shell find test -name "*.test.ts" -not -path "test/fixtures/*" | sort)
 PAIRGEN := node bin/pairgen.js
 
-.PHONY: setup models fonts demo test bench typecheck clean
+.PHONY: setup models fonts pyenv demo test bench typecheck clean
 
 ## setup: npm packages, fonts for the pictures, the converted face models (cached in .cache/)
 setup: $(NODE_STAMP) fonts models
@@ -26,7 +26,11 @@ fonts:
 models: $(NODE_STAMP)
 	node --import tsx scripts/setup-models.ts
 
-test: setup
+# The real Python readers (datasets, pyarrow, polars, fastparquet) test/readers/ checks runs with.
+pyenv:
+	bash scripts/pyenv.sh
+
+test: setup pyenv
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
 
 ## demo: build the reference teacher (cached), then the whole job on pipelines/demo.yaml into runs/demo
