@@ -8,15 +8,7 @@ import glob
 import json
 import os
 import sys
-import traceback
-
-
-def attempt(check):
-    try:
-        return check()
-    except Exception as e:  # the test reports the reader's own error text
-        traceback.print_exc(file=sys.stderr)
-        return {"error": f"{type(e).__name__}: {e}"}
+from attempt import attempt
 
 
 def splits_seen(dd):
