@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { UserError } from '../errors.ts';
 import { emitJob, ENGINES, launchHint, type Engine, type EmitOptions } from '../launch/index.ts';
 import { readPlan } from '../dataset/run-file.ts';
-import { openStore } from '../store/index.ts';
+import { localPath, openStore } from '../store/index.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
@@ -21,6 +21,7 @@ async function doEmit(engine: Engine, runUri: string, opts: EmitCliOptions): Pro
     process.stdout.write(files[0].text);
     return;
   }
+  localPath(opts.out); // refuses special file systems (/proc, /sys, /dev) before anything is made
   mkdirSync(opts.out, { recursive: true });
   const paths = files.map((f) => join(opts.out!, f.name));
   // Each file appears whole or not at all.

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
 import { log, progress } from '../util/log.ts';
 import { action, wholeNumber } from './common.ts';
+import { localPath } from '../store/index.ts';
 
 export function registerExpand(program: Command): void {
   program
@@ -18,6 +19,7 @@ export function registerExpand(program: Command): void {
     .action(
       action(async (file: string, opts: { out: string; count: number; seed: number; json?: boolean }) => {
         const set = loadPromptSet(file);
+        localPath(opts.out); // refuses special file systems (/proc, /sys, /dev)
         mkdirSync(dirname(opts.out), { recursive: true });
         const total = set.eval.rows.length + set.eval.count + opts.count;
         const bar = progress('expand', total);

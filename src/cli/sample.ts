@@ -4,6 +4,7 @@ import { UserError } from '../errors.ts';
 import { DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE } from '../teacher/config.ts';
 import { sampleToFile, type SampleRequest } from '../teacher/sample.ts';
 import { action } from './common.ts';
+import { localPath } from '../store/index.ts';
 
 /** `pairgen sample`'s options as given on the command line (strings). */
 export interface SampleOptions {
@@ -39,6 +40,7 @@ const side = (flag: string, text: string) => number(flag, text, (v) => Number.is
 export function parseSampleOptions(o: SampleOptions): SampleRequest {
   const outExt = extname(o.out).toLowerCase();
   if (outExt !== '.png' && outExt !== '.npy') throw new UserError(`--out: expected a .png or .npy file name, got ${o.out}`);
+  localPath(o.out); // refuses special file systems (/proc, /sys, /dev)
   if (o.scheduler && o.schedulerConfig) throw new UserError('--scheduler and --scheduler-config: give one, not both');
   if (o.seed !== undefined && o.latents) throw new UserError('--seed and --latents: give one, not both');
   const steps = int('--steps', o.steps, 1);

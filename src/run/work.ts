@@ -60,7 +60,7 @@ export interface ShardEvent {
 export interface WorkSummary {
   committed: number[];
   skipped: number[];
-  /** Shards whose attempt failed in this run (recorded in shards/shard-NNNNN.failed.json); the others went on. */
+  /** Shards whose attempt failed in this run (recorded in markers/shard-NNNNN.failed.json); the others went on. */
   failed: number[];
   /** Shards not tried because an earlier attempt failed (run with retryFailed to try them). */
   held: number[];

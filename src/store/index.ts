@@ -113,7 +113,7 @@ function checkLocal(uri: string, path: string): string {
   }
   if (kind !== null) {
     const shown = full === path ? path : `${path} (really ${full})`;
-    throw new UserError(`storage URI ${redactUrl(uri)}: ${shown} is on a special file system (${kind}); expected a folder on a disk`);
+    throw new UserError(`storage URI ${redactUrl(uri)}: ${shown} is on a special file system (${kind}); expected a path on a disk`);
   }
   return path;
 }

@@ -101,6 +101,9 @@ export class LocalStore implements Store {
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       return new UserError(`${this.uri}: cannot write '${key}' (${code}): the disk or quota is full`, { cause: e });
     }
+    if (code === 'EFBIG') {
+      return new UserError(`${this.uri}: cannot write '${key}' (${code}): the file is larger than the file system or the process's file-size limit (ulimit -f) allows`, { cause: e });
+    }
     return e;
   }
 

@@ -193,6 +193,9 @@ const CASES: Case[] = [
   { name: 'credentials in an endpoint URL are not printed', args: ['plan', 'cfg.yaml', '--out', 's3://bucket/r', '--set', 'storage.endpoint=http://AKIDKEY:S3CRETVALUE@127.0.0.1:9'], expect: /storage\.endpoint: credentials in the URL are not allowed/, never: /S3CRETVALUE/ },
   { name: 'credentials in an endpoint URL, JSON log format', args: ['--log-format', 'json', 'plan', 'cfg.yaml', '--out', 's3://bucket/r', '--set', 'storage.endpoint=http://AKIDKEY:S3CRETVALUE@127.0.0.1:9'], expect: /"level":"error"/, never: /S3CRETVALUE/ },
   { name: 'plan --out under /proc', args: ['plan', 'cfg.yaml', '--out', '/proc/pairgen-x'], expect: /\/proc\/pairgen-x is on a special file system/ },
+  { name: 'expand --out under /proc', args: ['expand', `${REPO}prompts/demo.yaml`, '--out', '/proc/pairgen-x/p.parquet', '--count', '2'], expect: /\/proc\/pairgen-x\/p\.parquet is on a special file system/ },
+  { name: 'sample --out under /proc', args: ['sample', '--model', SD, '--prompt', 'a face', '--steps', '1', '--guidance', '1', '--height', '64', '--width', '64', '--out', '/proc/pairgen-x.png'], expect: /\/proc\/pairgen-x\.png is on a special file system/ },
+  { name: 'emit --out under /proc', args: ['emit', 'slurm', 'run', '--workers', '2', '--out', '/proc/pairgen-x'], run: 'planned', expect: /\/proc\/pairgen-x is on a special file system/ },
   { name: 'file:// URI with a query string', args: ['plan', 'cfg.yaml', '--out', 'file:///tmp/pairgen-bad-x?x=1#frag'], expect: /file:\/\/ URI names a path only/ },
   { name: 'export into a path under a file (write error)', args: ['export', 'run', '--format', 'webdataset', '--out', 'cfg.yaml/wds'], run: 'finalized', expect: /cfg\.yaml\/wds: cannot write .*ENOTDIR/ },
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -413,4 +415,18 @@ describe('S3 retries (fault-injecting proxy in front of s3rver)', () => {
     proxy.reset();
     assert.equal(await open().head('never'), null, 'nothing was written');
   });
+});
+
+it('local store: a write over the file-size limit (EFBIG) is a user error naming the key, and leaves no temp file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pairgen-efbig-'));
+  try {
+    const script = `import { openStore } from ${JSON.stringify(new URL('../../src/store/index.ts', import.meta.url).pathname)};
+      try { await openStore(process.argv[1]).put('big.bin', new Uint8Array(64 * 1024)); console.log('written'); }
+      catch (e) { console.log(e.constructor.name + ': ' + e.message); }`;
+    const r = spawnSync('bash', ['-c', 'ulimit -f 8 && exec "$0" "$@"', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, dir], { encoding: 'utf8' });
+    assert.match(r.stdout, /^UserError: .*cannot write 'big\.bin' \(EFBIG\): .*ulimit -f/m, r.stderr);
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
