@@ -1,6 +1,7 @@
 /**
  * Derived runs and what researchers do with a finished run: SQL (query), a new selection from recorded
- * scores (refilter), exact or changed replays of chosen pairs (regenerate) and WebDataset export.
+ * scores (refilter), exact or changed replays of chosen pairs (regenerate), WebDataset export, and
+ * copying a run of the earlier layout into the current one (upgrade).
  * Splits live with the run layout (src/dataset/splits.ts), pictures and the HTML report in src/report/.
  * See docs/research.md.
  */
