@@ -1,5 +1,7 @@
+import pLimit from 'p-limit';
 import { buildMarker, encodeRejects, encodeShard, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
+import { canonicalJson } from '../shards/parquet.ts';
 import { shardDataKey, shardMarkerKey, shardRejectsKey, shardTimingsKey } from './layout.ts';
 import type { RunPlan } from './run-file.ts';
 import { SPLIT_NAMES } from './splits.ts';
@@ -36,7 +38,7 @@ export async function writeShard(
     files,
     counts: { candidates: records.length, accepted: accepted.length, rejected: rejected.length, ...breakdown(records) },
   });
-  if (Object.keys(timings).length) await store.put(shardTimingsKey(shard), JSON.stringify(sortKeys(timings)) + '\n', { contentType: 'application/json' });
+  if (Object.keys(timings).length) await store.put(shardTimingsKey(shard), canonicalJson(timings) + '\n', { contentType: 'application/json' });
   await commitMarker(store, shard, markerJson(marker));
   return marker;
 }
@@ -70,8 +72,10 @@ async function commitMarker(store: Store, shard: number, text: string): Promise<
   await store.put(key, text, { contentType: 'application/json' });
 }
 
-function sortKeys<T>(o: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+/** The timings of each of `shards` (null where none were recorded), read 16 at a time. */
+export async function readShardTimings(store: Store, shards: number[]): Promise<(Record<string, number> | null)[]> {
+  const limit = pLimit(16);
+  return Promise.all(shards.map((s) => limit(() => readTimings(store, s))));
 }
 
 /** The seconds per stage recorded for a shard's last commit, or null when there are none (or they are unreadable). */

@@ -64,11 +64,14 @@ export class ParquetViews {
       const instance = await DuckDBInstance.create(':memory:', options.threads ? { threads: String(options.threads) } : {});
       const db = await instance.connect();
       const made = new Set<string>();
+      const closeAll = () => {
+        db.closeSync();
+        instance.closeSync();
+      };
       try {
         await sandbox(db, [...new Set([...paths.values()].flat())], tmp);
       } catch (e) {
-        db.closeSync();
-        instance.closeSync();
+        closeAll();
         throw e;
       }
       try {
@@ -79,8 +82,7 @@ export class ParquetViews {
         }
         await db.run('SET lock_configuration = true');
       } catch (e) {
-        db.closeSync();
-        instance.closeSync();
+        closeAll();
         throw new UserError(options.unreadable(firstLine(e)));
       }
       return new ParquetViews(db, made, instance, tmp);
@@ -124,7 +126,8 @@ async function sandbox(db: DuckDBConnection, readable: string[], tmp: string): P
   await db.run('SET enable_external_access = false');
 }
 
-function sqlString(s: string): string {
+/** An SQL string literal. */
+export function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 

@@ -4,6 +4,7 @@
  */
 import { locationFree, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
+import { canonicalJson } from '../shards/parquet.ts';
 import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
@@ -66,7 +67,7 @@ export function planId(plan: RunPlan): string {
 export function serializePlan(plan: RunPlan): string {
   const content = unsealed(JSON.parse(JSON.stringify(plan)));
   const sealed = { ...content, key_digests: keyDigests(content) };
-  return JSON.stringify({ ...sealed, plan_digest: sha256Hex(canonical(sealed)) }, null, 2) + '\n';
+  return JSON.stringify({ ...sealed, plan_digest: sha256Hex(canonicalJson(sealed)) }, null, 2) + '\n';
 }
 
 /** The plan without its seal (a plan object read back from JSON may carry one). */
@@ -75,23 +76,10 @@ function unsealed(value: Record<string, unknown>): Record<string, unknown> {
   return content;
 }
 
-/**
- * JSON with object keys sorted at every level, so the digest does not depend on key order or layout.
- * Hand-written: JSON.stringify with sorted keys is a few lines, and no dependency of the project has it.
- */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-
 /** 8 hex digits of sha256 of each value that is not a non-empty mapping, by dotted key path. */
 function keyDigests(value: unknown, path = '', out: Record<string, string> = {}): Record<string, string> {
   const entries = value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.entries(value) : [];
-  if (entries.length === 0) out[path] = sha256Hex(canonical(value)).slice(0, 8);
+  if (entries.length === 0) out[path] = sha256Hex(canonicalJson(value)).slice(0, 8);
   for (const [k, v] of entries) keyDigests(v, path ? `${path}.${k}` : k, out);
   return out;
 }
@@ -103,7 +91,7 @@ function checkSeal(parsed: Record<string, unknown>, where: string): RunPlan {
   if (typeof parsed.plan_digest !== 'string') {
     throw new UserError(`${where}: has no plan_digest, so it cannot be checked for edits (every ${RUN_FORMAT} run.json is written with one); plan the same config to the same --out again to restore it`);
   }
-  if (sha256Hex(canonical({ ...content, key_digests: parsed.key_digests })) === parsed.plan_digest) return content as unknown as RunPlan;
+  if (sha256Hex(canonicalJson({ ...content, key_digests: parsed.key_digests })) === parsed.plan_digest) return content as unknown as RunPlan;
   const stored = parsed.key_digests !== null && typeof parsed.key_digests === 'object' ? (parsed.key_digests as Record<string, unknown>) : {};
   const now = keyDigests(content);
   const changed = [...new Set([...Object.keys(stored), ...Object.keys(now)])].filter((k) => stored[k] !== now[k]).sort();
@@ -173,7 +161,7 @@ export function planConflict(existingText: string, plan: RunPlan): string | null
     return `${RUN_FILE} there is not valid JSON`;
   }
   const here = JSON.parse(JSON.stringify(plan));
-  return canonical(there) === canonical(here) ? null : describeDifference(there, here);
+  return canonicalJson(there) === canonicalJson(here) ? null : describeDifference(there, here);
 }
 
 /** The first key path where two plans differ, for the refusal message. */

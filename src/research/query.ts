@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
-import { RunDb, viewsNamed, firstLine } from '../dataset/db.ts';
+import { RunDb, viewsNamed, firstLine, sqlString } from '../dataset/db.ts';
 import { putOutput } from '../store/output.ts';
 
 export const QUERY_FORMATS = ['table', 'json', 'parquet'] as const;
@@ -52,7 +52,7 @@ export async function queryRun(runUri: string, sql: string, options: QueryOption
       const body = sql.trim().replace(/;\s*$/, '');
       // The query sits on lines of its own so that a trailing `-- comment` cannot swallow the rest; one
       // row past the limit is enough to know it is exceeded, and keeps the file bounded.
-      const copied = await run.db.runAndReadAll(`COPY (SELECT * FROM (\n${body}\n) LIMIT ${limit + 1}) TO '${file.replace(/'/g, "''")}' (FORMAT parquet)`).catch((e) => {
+      const copied = await run.db.runAndReadAll(`COPY (SELECT * FROM (\n${body}\n) LIMIT ${limit + 1}) TO ${sqlString(file)} (FORMAT parquet)`).catch((e) => {
         throw new UserError(`query: ${firstLine(e)}${run.hint(e)}`);
       });
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);

@@ -2,7 +2,7 @@ import { parquetReadObjects } from 'hyparquet';
 import { UserError } from '../errors.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { CANDIDATES_FILE, PROMPTS_FILE, RUN_FILE, shardName } from '../dataset/layout.ts';
-import { planId, RUN_FORMAT, type RunPlan } from '../dataset/run-file.ts';
+import { RUN_FORMAT, type RunPlan } from '../dataset/run-file.ts';
 import { checkSplits, splitOf } from '../dataset/splits.ts';
 import { finalizeRun } from '../run/finalize.ts';
 import { pairSchema, readPairgenMetadata, recordValue, sha256Hex, type PairRecord } from '../shards/index.ts';
@@ -55,8 +55,7 @@ export async function upgradeRun(oldUri: string, outUri: string): Promise<Upgrad
   const plan: RunPlan = { ...old, config, format: RUN_FORMAT, run_id: '' };
   const extra = plan.candidates ? [{ key: CANDIDATES_FILE, bytes: await oldStore.get(CANDIDATES_FILE) }] : [];
   if (!(await oldStore.head(PROMPTS_FILE))) throw new UserError(`${oldStore.uri}/${PROMPTS_FILE} is missing; the old run cannot be upgraded without its prompt table`);
-  const { store } = await writeDerivedRun(plan, oldStore, outUri, { files: extra });
-  plan.run_id = planId(plan);
+  const { store } = await writeDerivedRun(plan, oldStore, outUri, { files: extra }); // sets plan.run_id
   const fractions = checkSplits(plan.splits, `${oldStore.uri}/${RUN_FILE}: splits`);
 
   const result: UpgradeResult = { uri: store.uri, upgraded: 0, skipped: 0, pending: [], finalized: false };

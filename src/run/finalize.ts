@@ -1,5 +1,4 @@
 import { PassThrough } from 'node:stream';
-import pLimit from 'p-limit';
 import { UserError } from '../errors.ts';
 import { GroundTruthTally, type PrecisionRecall } from '../reference/index.ts';
 import { writePreview } from '../report/index.ts';
@@ -7,7 +6,7 @@ import { imageSettingsFor } from '../image/index.ts';
 import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { CARD_FILE, CHECKSUMS_FILE, DATA_PREFIX, isDataKey, MANIFEST_FILE, shardName, splitGlob, STATS_FILE } from '../dataset/layout.ts';
-import { markerProblems, readMarker, readTimings } from '../dataset/commit.ts';
+import { markerProblems, readMarker, readShardTimings } from '../dataset/commit.ts';
 import { openRun, type RunPlan } from '../dataset/run-file.ts';
 import { scanShards } from '../dataset/scan.ts';
 import { checkSplits, SPLIT_NAMES } from '../dataset/splits.ts';
@@ -76,9 +75,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
   await Promise.all([writeManifest(pass, manifestRows), upload]);
-  const limit = pLimit(16);
-  const timings = await Promise.all(Array.from({ length: plan.shards }, (_, s) => limit(() => readTimings(store, s))));
-  for (const t of timings) stats.addShard(t);
+  for (const t of await readShardTimings(store, Array.from({ length: plan.shards }, (_, s) => s))) stats.addShard(t);
   const splits = { fractions, counts: splitCounts };
   const files = [...markers.values()].flatMap((m) => m.files).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   await store.put(CHECKSUMS_FILE, files.map((f) => `${f.sha256}  ${f.name}\n`).join(''), { contentType: 'text/plain' });

@@ -1,6 +1,5 @@
 /** `pairgen status`: how far a run is, from its shard markers and failure records. */
-import pLimit from 'p-limit';
-import { readTimings } from '../dataset/commit.ts';
+import { readShardTimings } from '../dataset/commit.ts';
 import { MANIFEST_FILE, shardName } from '../dataset/layout.ts';
 import { openRun } from '../dataset/run-file.ts';
 import { failedShards, scanShards, type FailedShard } from '../dataset/scan.ts';
@@ -30,8 +29,7 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
   let seconds = 0;
   const byCategory: RunStatus['by_category'] = {};
   const byReason: Record<string, number> = {};
-  const limit = pLimit(16);
-  const timings = await Promise.all([...markers.keys()].map((s) => limit(() => readTimings(store, s))));
+  const timings = await readShardTimings(store, [...markers.keys()].sort((a, b) => a - b));
   for (const t of timings) for (const v of Object.values(t ?? {})) seconds += v;
   for (const m of markers.values()) {
     done += m.counts.candidates;
