@@ -53,64 +53,126 @@ export async function* expandPromptSet(set: PromptSet, opts: ExpandOptions): Asy
   for (const row of expandRows(set, opts)) yield { ...row, attributes: { ...row.attributes } };
 }
 
-/** The same stream, synchronous; rows share their `attributes` object per edit (do not mutate). */
+/** The same stream, synchronous; rows share their `attributes` object per distinct value (do not mutate). */
 export function* expandRows(set: PromptSet, opts: ExpandOptions): Generator<PromptRow> {
-  checkExpandOptions(opts);
-  const seen = new FingerprintSet(Math.max(1024, set.eval.rows.length + set.eval.count + opts.count));
-  const evalInstructions = new Set<string>();
-  const attrsOf = new Map<object, Record<string, string>>();
-  const attributes = (cat: Category, edit: Edit | null): Record<string, string> => {
-    const key = edit ?? cat;
-    let a = attrsOf.get(key);
-    if (!a) attrsOf.set(key, (a = { ...cat.attributes, ...(edit?.attributes ?? {}) }));
-    return a;
-  };
-  const byName = new Map(set.categories.map((c) => [c.name, c]));
+  const expansion = new Expansion(set, opts);
+  const parsed = new Map<string, Record<string, string>>();
+  for (let b = expansion.next(64); b.rows; b = expansion.next(64)) {
+    for (let i = 0; i < b.rows; i++) {
+      const json = b.attributes[i];
+      let attributes = parsed.get(json);
+      if (!attributes) parsed.set(json, (attributes = JSON.parse(json) as Record<string, string>));
+      yield {
+        prompt_id: promptId(b.category[i], b.source_prompt[i], b.instruction[i], b.target_prompt[i]),
+        prompt_split: b.prompt_split[i],
+        category: b.category[i],
+        source_prompt: b.source_prompt[i],
+        instruction: b.instruction[i],
+        target_prompt: b.target_prompt[i],
+        identity_threshold: b.identity_threshold[i],
+        attributes,
+      };
+    }
+  }
+}
 
-  for (const r of set.eval.rows) {
-    const cat = byName.get(r.category)!;
-    const fp = fingerprint(r.source, r.instruction);
-    seen.add(fp[0], fp[1]); // explicit eval rows are distinct: the loader checks it
-    evalInstructions.add(r.instruction);
-    yield row('eval', cat, r.source, r.instruction, r.target, { ...cat.attributes, ...r.attributes });
+/**
+ * Expanded rows as columns, without prompt_id (a hash of the others, computed where the batch is
+ * encoded: in a worker thread for the prompt table). `attributes` holds JSON text.
+ */
+export interface RowBatch {
+  rows: number;
+  prompt_split: ('train' | 'eval')[];
+  category: string[];
+  source_prompt: string[];
+  instruction: string[];
+  target_prompt: string[];
+  identity_threshold: (number | null)[];
+  attributes: string[];
+}
+
+function emptyBatch(): RowBatch {
+  return { rows: 0, prompt_split: [], category: [], source_prompt: [], instruction: [], target_prompt: [], identity_threshold: [], attributes: [] };
+}
+
+/**
+ * The expansion, pulled batch by batch: the set's explicit eval rows, then `eval.count` drawn eval
+ * rows, then `count` train rows. Builds no object per row (this loop is the part of `pairgen expand`
+ * that cannot run in parallel: each draw depends on the de-duplication of all draws before it).
+ */
+export class Expansion {
+  private readonly seen: FingerprintSet;
+  private readonly evalInstructions = new Set<string>();
+  /** The attributes JSON of each edit (category attributes, then the edit's). */
+  private readonly attributesOf = new Map<Edit, string>();
+  private readonly byName: Map<string, Category>;
+  private readonly evalDrawer: Drawer;
+  private readonly trainDrawer: Drawer;
+  private explicitDone = 0;
+  private evalDone = 0;
+  private trainDone = 0;
+
+  constructor(
+    private readonly set: PromptSet,
+    private readonly opts: ExpandOptions,
+  ) {
+    checkExpandOptions(opts);
+    this.seen = new FingerprintSet(Math.max(1024, set.eval.rows.length + set.eval.count + opts.count));
+    this.byName = new Map(set.categories.map((c) => [c.name, c]));
+    this.evalDrawer = new Drawer(new Prng(set.eval.seed, EVAL_STREAM), set);
+    this.trainDrawer = new Drawer(new Prng(opts.seed, TRAIN_STREAM), set);
   }
 
-  const draw = (prng: Prng, split: 'train' | 'eval', done: number): PromptRow => {
-    const cat = set.categories[pickWeighted(prng, set.categoryCumulative)];
-    const drawer = new Drawer(prng, cat.scope);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const r = drawer.row(set, cat);
-      if (!r) continue;
-      if (split === 'train' && set.eval.holdout === 'instruction' && evalInstructions.has(r.instruction)) continue;
+  /** The next rows, at most `max`; a batch of 0 rows once all are drawn. */
+  next(max: number): RowBatch {
+    const b = emptyBatch();
+    const { set } = this;
+    while (b.rows < max && this.explicitDone < set.eval.rows.length) {
+      const r = set.eval.rows[this.explicitDone++];
+      const cat = this.byName.get(r.category)!;
       const fp = fingerprint(r.source, r.instruction);
-      if (!seen.add(fp[0], fp[1])) continue;
-      if (split === 'eval') evalInstructions.add(r.instruction);
-      return row(split, cat, r.source, r.instruction, r.target, attributes(cat, r.edit));
+      this.seen.add(fp[0], fp[1]); // explicit eval rows are distinct: the loader checks it
+      this.evalInstructions.add(r.instruction);
+      push(b, 'eval', cat, r.source, r.instruction, r.target, JSON.stringify({ ...cat.attributes, ...r.attributes }));
+    }
+    while (b.rows < max && this.evalDone < set.eval.count) this.draw(b, this.evalDrawer, 'eval', this.evalDone++);
+    while (b.rows < max && this.trainDone < this.opts.count) this.draw(b, this.trainDrawer, 'train', this.trainDone++);
+    return b;
+  }
+
+  private draw(b: RowBatch, drawer: Drawer, split: 'train' | 'eval', done: number): void {
+    const { set } = this;
+    const cat = set.categories[pickWeighted(drawer.prng, set.categoryCumulative)];
+    const holdout = split === 'train' && set.eval.holdout === 'instruction';
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (!drawer.draw(cat)) continue;
+      const { source, instruction, target, edit } = drawer;
+      if (holdout && this.evalInstructions.has(instruction)) continue;
+      const fp = fingerprint(source, instruction);
+      if (!this.seen.add(fp[0], fp[1])) continue;
+      if (split === 'eval') this.evalInstructions.add(instruction);
+      let attributes = this.attributesOf.get(edit);
+      if (attributes === undefined) this.attributesOf.set(edit, (attributes = JSON.stringify({ ...cat.attributes, ...edit.attributes })));
+      push(b, split, cat, source, instruction, target, attributes);
+      return;
     }
     throw new UserError(
       `${set.path}: category "${cat.name}": no new distinct row after ${MAX_ATTEMPTS} draws (${done} ${split} rows drawn so far). ` +
         `Its (source, instruction) combinations are used up or its when/exclude rules reject nearly every draw: ` +
         `lower ${split === 'train' ? '--count' : 'eval.count'}, or add slot values, templates or edits.`,
     );
-  };
-
-  const evalPrng = new Prng(set.eval.seed, EVAL_STREAM);
-  for (let i = 0; i < set.eval.count; i++) yield draw(evalPrng, 'eval', i);
-  const trainPrng = new Prng(opts.seed, TRAIN_STREAM);
-  for (let i = 0; i < opts.count; i++) yield draw(trainPrng, 'train', i);
+  }
 }
 
-function row(split: 'train' | 'eval', cat: Category, source: string, instruction: string, target: string, attributes: Record<string, string>): PromptRow {
-  return {
-    prompt_id: promptId(cat.name, source, instruction, target),
-    prompt_split: split,
-    category: cat.name,
-    source_prompt: source,
-    instruction,
-    target_prompt: target,
-    identity_threshold: cat.identityThreshold,
-    attributes,
-  };
+function push(b: RowBatch, split: 'train' | 'eval', cat: Category, source: string, instruction: string, target: string, attributes: string): void {
+  b.prompt_split.push(split);
+  b.category.push(cat.name);
+  b.source_prompt.push(source);
+  b.instruction.push(instruction);
+  b.target_prompt.push(target);
+  b.identity_threshold.push(cat.identityThreshold);
+  b.attributes.push(attributes);
+  b.rows++;
 }
 
 /** 64-bit fingerprint of (source, instruction): the first 8 bytes of their sha256. */
@@ -119,12 +181,21 @@ function fingerprint(source: string, instruction: string): [number, number] {
   return [d.readUInt32BE(0), d.readUInt32BE(4)];
 }
 
-/** Draws one candidate row of a category; slot values are drawn on first reference, in template order. */
+/**
+ * Draws candidate rows from one PRNG stream; slot values are drawn on first reference, in template
+ * order. The last accepted candidate is left in source/instruction/target/edit.
+ */
 class Drawer {
   private readonly values = new Map<string, string>();
+  private scope: Map<string, Slot> = new Map();
+  source = '';
+  instruction = '';
+  target = '';
+  edit!: Edit;
+
   constructor(
-    private readonly prng: Prng,
-    private readonly scope: Map<string, Slot>,
+    readonly prng: Prng,
+    private readonly set: PromptSet,
   ) {}
 
   private readonly resolve = (name: string): string => {
@@ -137,20 +208,28 @@ class Drawer {
     return this.values.get(name)!;
   };
 
-  /** A candidate, or null when the draw is not allowed (set on an unmentioned slot, rules, no-op edit). */
-  row(set: PromptSet, cat: Category): { source: string; instruction: string; target: string; edit: Edit } | null {
+  private readonly resolveWithSource = (name: string): string => (name === SOURCE_REF ? this.source : this.resolve(name));
+
+  /** Draw one candidate; false when the draw is not allowed (set on an unmentioned slot, rules, no-op edit). */
+  draw(cat: Category): boolean {
+    const { set } = this;
     this.values.clear();
+    this.scope = cat.scope;
     const sourceTemplate = set.sources[pickWeighted(this.prng, set.sourceCumulative)];
     const source = render(sourceTemplate, this.resolve);
-    if (set.exclude.some((c) => matches(c, this.values))) return null;
+    if (set.exclude.length && set.exclude.some((c) => matches(c, this.values))) return false;
     const edit = cat.edits[pickWeighted(this.prng, cat.editCumulative)];
     // `set` replaces a slot's value in the source template: only meaningful when the source mentions it.
-    if (edit.set) for (const slot of edit.set.keys()) if (!sourceTemplate.refs.includes(slot)) return null;
+    if (edit.set) for (const slot of edit.set.keys()) if (!sourceTemplate.refs.includes(slot)) return false;
     const instruction = render(edit.instructions[Math.floor(this.prng.uniform() * edit.instructions.length)], this.resolve);
-    const target = edit.target ? render(edit.target, (name) => (name === SOURCE_REF ? source : this.resolve(name))) : this.renderSet(sourceTemplate, edit.set!);
-    if (target === source) return null;
-    if (!allowed(cat.when, cat.exclude, this.values) || !allowed(edit.when, edit.exclude, this.values)) return null;
-    return { source, instruction, target, edit };
+    this.source = source;
+    const target = edit.target ? render(edit.target, this.resolveWithSource) : this.renderSet(sourceTemplate, edit.set!);
+    if (target === source) return false;
+    if (!allowed(cat.when, cat.exclude, this.values) || !allowed(edit.when, edit.exclude, this.values)) return false;
+    this.instruction = instruction;
+    this.target = target;
+    this.edit = edit;
+    return true;
   }
 
   private renderSet(sourceTemplate: Template, set: Map<string, Template>): string {
@@ -163,7 +242,7 @@ class Drawer {
 /** Conditions see the slots the row mentions: an unmentioned slot fails `when` and never matches `exclude`. */
 function allowed(when: Condition[], exclude: Condition[], values: Map<string, string>): boolean {
   if (when.length && !when.some((c) => matches(c, values))) return false;
-  return !exclude.some((c) => matches(c, values));
+  return !exclude.length || !exclude.some((c) => matches(c, values));
 }
 
 function matches(c: Condition, values: Map<string, string>): boolean {

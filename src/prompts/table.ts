@@ -1,16 +1,20 @@
 /**
  * The prompt table on disk: one Parquet file (hyparquet-writer), eval rows first, then train rows,
- * written row group by row group while the expansion streams, hashed as it is written, and moved
- * into place only when complete. Readers fetch only the row groups covering the range they ask for.
+ * written row group by row group while the expansion streams (the groups encoded on worker threads,
+ * encoder.ts and row-group.ts), hashed as it is written, and moved into place only when complete.
+ * Readers fetch only the row groups covering the range they ask for.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { UserError } from '../errors.ts';
-import { checkExpandOptions, expandRows, type ExpandOptions, type PromptRow } from './expand.ts';
+import { checkExpandOptions, Expansion, type ExpandOptions, type PromptRow } from './expand.ts';
 import type { PromptSet } from './grammar.ts';
+import { RowGroupEncoder } from './encoder.ts';
+import { appendRowGroup, COMPRESSORS, CREATED_BY, SCHEMA, type EncodedRowGroup } from './row-group.ts';
 
 /**
  * Rows per Parquet row group. Small groups keep the writer's peak memory low (200k rows: 425 MiB peak RSS
@@ -18,16 +22,9 @@ import type { PromptSet } from './grammar.ts';
  * a larger footer (~0.9 KB per group).
  */
 export const ROW_GROUP_ROWS = 10_000;
-const STRING_COLUMNS = ['prompt_id', 'prompt_split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
 const META_PREFIX = 'pairgen.prompts.';
-
-const SCHEMA = [
-  { name: 'root', num_children: STRING_COLUMNS.length + 2 },
-  ...STRING_COLUMNS.map((name) => ({ name, type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'REQUIRED' as const })),
-  { name: 'identity_threshold', type: 'DOUBLE' as const, repetition_type: 'OPTIONAL' as const },
-  // JSON text as plain UTF8, as in the shards: readers that know no JSON logical type see a string.
-  { name: 'attributes', type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'REQUIRED' as const },
-];
+/** Below this many rows, starting encoder threads costs more than it saves. */
+const THREADED_FROM_ROWS = 4 * ROW_GROUP_ROWS;
 
 export interface PromptTableSummary {
   /** All rows written, eval included. */
@@ -42,6 +39,15 @@ export interface PromptTableSummary {
 export interface WriteOptions extends ExpandOptions {
   /** Called after each row group with the number of rows written so far. */
   onProgress?: (rows: number) => void;
+  /**
+   * Threads encoding row groups while the main thread expands (0: encode inline). Default: one per core
+   * beyond the first, at least 1, at most 3; inline for small tables. The bytes do not depend on it.
+   */
+  encodeThreads?: number;
+}
+
+function defaultThreads(totalRows: number): number {
+  return totalRows < THREADED_FROM_ROWS ? 0 : Math.min(3, Math.max(1, availableParallelism() - 1));
 }
 
 /**
@@ -59,38 +65,35 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
     throw new UserError(`${outPath}: cannot write the prompt table (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
   }
   const hash = createHash('sha256');
+  let encoder: RowGroupEncoder | undefined;
   try {
     const perCategory: Record<string, number> = Object.fromEntries(set.categories.map((c) => [c.name, 0]));
     let evalRows = 0;
     let rows = 0;
-    const writer = new ParquetWriter({ writer: fileSink(fd, hash), schema: SCHEMA, createdBy: 'pairgen', kvMetadata: undefined });
-    let group = emptyGroup();
-    const flush = async () => {
-      if (!group.prompt_id.length) return;
-      const n = group.prompt_id.length;
-      await writer.write({
-        columnData: [
-          ...STRING_COLUMNS.map((name) => ({ name, data: group[name] })),
-          { name: 'identity_threshold', data: group.identity_threshold },
-          { name: 'attributes', data: group.attributes },
-        ],
-        rowGroupSize: n,
-      });
-      rows += n;
+    const writer = new ParquetWriter({ writer: fileSink(fd, hash), schema: SCHEMA, createdBy: CREATED_BY, compressors: COMPRESSORS });
+    const expansion = new Expansion(set, opts);
+    encoder = new RowGroupEncoder(opts.encodeThreads ?? defaultThreads(set.eval.rows.length + set.eval.count + opts.count));
+    // Groups being encoded, in file order; bounded, so memory does not grow with the row count.
+    const inFlight: Promise<EncodedRowGroup>[] = [];
+    const maxInFlight = Math.max(1, 2 * encoder.threads);
+    const writeNext = async () => {
+      const group = await inFlight.shift()!;
+      appendRowGroup(writer, group);
+      await (writer.writer as ByteWriter & { flush(): void }).flush();
+      rows += group.rows;
       opts.onProgress?.(rows);
-      group = emptyGroup();
       // let timers and signals run between row groups
       await new Promise<void>((resolve) => setImmediate(resolve));
     };
-    for (const row of expandRows(set, opts)) {
-      for (const name of STRING_COLUMNS) group[name].push(row[name]);
-      group.identity_threshold.push(row.identity_threshold);
-      group.attributes.push(JSON.stringify(row.attributes));
-      if (row.prompt_split === 'eval') evalRows++;
-      else perCategory[row.category]++;
-      if (group.prompt_id.length === ROW_GROUP_ROWS) await flush();
+    for (let batch = expansion.next(ROW_GROUP_ROWS); batch.rows; batch = expansion.next(ROW_GROUP_ROWS)) {
+      for (let i = 0; i < batch.rows; i++) {
+        if (batch.prompt_split[i] === 'eval') evalRows++;
+        else perCategory[batch.category[i]]++;
+      }
+      inFlight.push(encoder.encode(batch));
+      while (inFlight.length >= maxInFlight) await writeNext();
     }
-    await flush();
+    while (inFlight.length) await writeNext();
     writer.kvMetadata = [
       { key: `${META_PREFIX}set_name`, value: set.name },
       { key: `${META_PREFIX}set_sha256`, value: set.sha256 },
@@ -115,20 +118,9 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
       throw new UserError(`${outPath}: writing the prompt table failed (${(e as NodeJS.ErrnoException).code})`, { cause: e });
     }
     throw e;
+  } finally {
+    await encoder?.close();
   }
-}
-
-function emptyGroup() {
-  return {
-    prompt_id: [] as string[],
-    prompt_split: [] as string[],
-    category: [] as string[],
-    source_prompt: [] as string[],
-    instruction: [] as string[],
-    target_prompt: [] as string[],
-    identity_threshold: [] as (number | null)[],
-    attributes: [] as string[],
-  };
 }
 
 /** A hyparquet-writer sink that writes 1 MiB chunks to fd and feeds them to the hash. */

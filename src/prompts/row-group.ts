@@ -1,0 +1,77 @@
+/**
+ * One row group of the prompt table, encoded on its own (in a worker thread or inline) and appended
+ * to the file afterwards. A row group's pages never refer to absolute file positions; only its
+ * metadata does (column chunk offsets, page locations), so a group encoded as if it started right
+ * after the file's 4-byte header is moved to its real place by adding its offset there. The bytes are
+ * hyparquet-writer's own, whichever thread encoded them and in whatever order groups finished.
+ */
+import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
+import { promptId, type RowBatch } from './expand.ts';
+import { snappyCompress } from './snappy.ts';
+
+export const STRING_COLUMNS = ['prompt_id', 'prompt_split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
+
+export const SCHEMA: SchemaElement[] = [
+  { name: 'root', num_children: STRING_COLUMNS.length + 2 },
+  ...STRING_COLUMNS.map((name) => ({ name, type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'REQUIRED' as const })),
+  { name: 'identity_threshold', type: 'DOUBLE' as const, repetition_type: 'OPTIONAL' as const },
+  // JSON text as plain UTF8, as in the shards: readers that know no JSON logical type see a string.
+  { name: 'attributes', type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'REQUIRED' as const },
+];
+export const CREATED_BY = 'pairgen';
+/** hyparquet-writer's SNAPPY compressor, same bytes, faster (snappy.ts). */
+export const COMPRESSORS = { SNAPPY: snappyCompress };
+const HEADER_BYTES = 4; // "PAR1"
+const BATCH_STRING_COLUMNS = ['prompt_split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
+// hyparquet-writer's own (nested) hyparquet types for the footer parts
+type RowGroup = ParquetWriter['row_groups'][number];
+type PageIndexes = ParquetWriter['pendingIndexes'][number];
+
+export interface EncodedRowGroup {
+  rows: number;
+  /** The group's pages, as they go into the file. */
+  bytes: Uint8Array;
+  /** Its metadata, with offsets as if the group started at file offset HEADER_BYTES. */
+  rowGroup: RowGroup;
+  indexes: PageIndexes[];
+}
+
+/** Encode a batch of rows (prompt_id computed here) as one row group. */
+export function encodeRowGroup(batch: RowBatch): EncodedRowGroup {
+  const prompt_id = new Array<string>(batch.rows);
+  for (let i = 0; i < batch.rows; i++) prompt_id[i] = promptId(batch.category[i], batch.source_prompt[i], batch.instruction[i], batch.target_prompt[i]);
+  const writer = new ByteWriter(1 << 20);
+  const pq = new ParquetWriter({ writer, schema: SCHEMA, createdBy: CREATED_BY, compressors: COMPRESSORS });
+  void pq.write({
+    columnData: [
+      { name: 'prompt_id', data: prompt_id },
+      ...BATCH_STRING_COLUMNS.map((name) => ({ name, data: batch[name] })),
+      { name: 'identity_threshold', data: batch.identity_threshold },
+      { name: 'attributes', data: batch.attributes },
+    ],
+    rowGroupSize: batch.rows,
+  });
+  // A copy sized to the group, so the worker can transfer it without its 2x-grown buffer.
+  const bytes = writer.getBytes().slice(HEADER_BYTES);
+  return { rows: batch.rows, bytes, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes };
+}
+
+/** Append an encoded group at the end of `pq`'s file: its bytes, then its metadata moved to that offset. */
+export function appendRowGroup(pq: ParquetWriter, group: EncodedRowGroup): void {
+  const shift = BigInt(pq.writer.offset - HEADER_BYTES);
+  const { rowGroup, indexes } = group;
+  for (const chunk of rowGroup.columns) {
+    chunk.file_offset += shift;
+    const meta = chunk.meta_data!;
+    meta.data_page_offset += shift;
+    if (meta.dictionary_page_offset !== undefined) meta.dictionary_page_offset += shift;
+  }
+  indexes.forEach((index, i) => {
+    index.chunk = rowGroup.columns[i]; // the footer's index offsets are set on these very objects
+    for (const page of index.offsetIndex?.page_locations ?? []) page.offset += shift;
+  });
+  pq.writer.appendBytes(group.bytes);
+  pq.row_groups.push(rowGroup);
+  pq.pendingIndexes.push(...indexes);
+  pq.num_rows += BigInt(group.rows);
+}
