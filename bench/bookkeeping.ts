@@ -4,6 +4,12 @@
  *
  *   node --import tsx bench/bookkeeping.ts [--shards 10000] [--rows 1000] [--worker-shards 200] [--preview-shards 100]
  *
+ * Aim (issue 15): finalize at 10M rows in ≤ 60 s and ≤ 1 GiB peak RSS; the previous figure (read from
+ * bench/results/bookkeeping.json before it is overwritten) is reported beside the new one. At
+ * `preview-shards` shards the manifest is also written three ways side by side, each in its own process:
+ * the row path finalize used before (rows → writeManifest), and writeManifestFromShards on 1 thread and on
+ * one thread per core; the three files must be the same bytes.
+ *
  * The big run is synthetic and made fast: one real shard of `rows` candidates, all rejected (so its only
  * file is rejects/shard-00000.parquet, with every metadata column and no images), is made by the worker
  * with the test teacher, then copied to shards 1..N-1 with a marker of their own (same content under
@@ -16,8 +22,9 @@
  * s3rver). Writes bench/results/bookkeeping.json and bookkeeping.md.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planRun } from '../src/run/plan.ts';
@@ -26,7 +33,8 @@ import { runStatus } from '../src/run/status.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
 import { shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
 import { serializePlan } from '../src/dataset/run-file.ts';
-import { markerJson, parseMarker } from '../src/shards/index.ts';
+import { markerJson, parseMarker, readShardMetadataRows, writeManifest, writeManifestFromShards, type ManifestRow } from '../src/shards/index.ts';
+import { openStore } from '../src/store/index.ts';
 import { TestScorer, TestTeacher } from '../test/helpers/test-teacher.ts';
 import { writeConfig } from '../test/helpers/run-fixture.ts';
 
@@ -70,7 +78,9 @@ async function runPhase(name: string, run: string): Promise<void> {
   } else if (name === 'finalize' || name === 'finalize-with-preview') {
     // Sizes only, as in the file comment: the bookkeeping at 10M rows, not sha256 over every file.
     const r = await finalizeRun(run, { preview: name === 'finalize-with-preview', trustSizes: true });
-    extra = { manifest_rows: r.manifestRows, manifest_mib: +(statSync(join(run, 'manifest.parquet')).size / 2 ** 20).toFixed(1) };
+    extra = { threads: availableParallelism(), manifest_rows: r.manifestRows, manifest_mib: +(statSync(join(run, 'manifest.parquet')).size / 2 ** 20).toFixed(1) };
+  } else if (name.startsWith('manifest-')) {
+    extra = await writeManifestBy(name, run);
   } else if (name === 'worker') {
     const rss: number[] = [];
     const heap: number[] = [];
@@ -99,7 +109,40 @@ async function runPhase(name: string, run: string): Promise<void> {
     };
   }
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ seconds: +seconds.toFixed(2), peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(0), ...extra }) + '\n');
+  const u = process.resourceUsage();
+  const cpuSeconds = (u.userCPUTime + u.systemCPUTime) / 1e6;
+  process.stdout.write(JSON.stringify({ seconds: +seconds.toFixed(2), cpu_seconds: +cpuSeconds.toFixed(1), peak_rss_mib: +(u.maxRSS / 1024).toFixed(0), ...extra }) + '\n');
+}
+
+/**
+ * The manifest of `run`'s committed shards, written to manifest-<way>.parquet beside it: `manifest-rows`
+ * by the row path finalize used before this bench's issue, `manifest-threads-N` by writeManifestFromShards.
+ */
+async function writeManifestBy(name: string, run: string): Promise<Record<string, unknown>> {
+  const store = openStore(run);
+  const plan = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
+  const shards = Array.from({ length: plan.shards as number }, (_, s) => ({ shard: s, files: parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`).files }));
+  const file = join(run, `${name}.parquet`);
+  const sink = createWriteStream(file);
+  const closed = new Promise<void>((resolve, reject) => sink.on('close', () => resolve()).on('error', reject));
+  let rows = 0;
+  if (name === 'manifest-rows') {
+    async function* all(): AsyncGenerator<ManifestRow> {
+      for (const sh of shards) {
+        const part: ManifestRow[] = [];
+        for (const f of sh.files) part.push(...(await readShardMetadataRows(await store.get(f.name), f.name)));
+        for (const row of part.sort((a, b) => a.index - b.index)) {
+          rows++;
+          yield row;
+        }
+      }
+    }
+    await writeManifest(sink, all());
+  } else {
+    rows = await writeManifestFromShards(sink, { shards, store, storeUri: run, threads: Number(name.split('-').pop()) });
+  }
+  await closed;
+  return { rows, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
 }
 
 function slope(ys: number[]): number {
@@ -124,6 +167,10 @@ function measure(name: string, run: string): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
+  const previousFile = join(RESULTS, 'bookkeeping.json');
+  const prior = existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : null;
+  // The figure this bench's last run measured, carried forward until finalize changes again.
+  const previous = prior?.finalize_previous ?? (prior ? { date: prior.date, ...prior.finalize_no_preview } : null);
   const dir = join(tmpdir(), `pairgen-bench-bookkeeping-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   try {
@@ -155,9 +202,15 @@ async function main(): Promise<void> {
     // preview/ (its DuckDB sampling query does not scale to 10M rows yet: see docs/scale.md).
     widen(PREVIEW_SHARDS);
     const withPreview = measure('finalize-with-preview', run);
+    const ways = ['manifest-rows', 'manifest-threads-1', `manifest-threads-${availableParallelism()}`];
+    const sideBySide = Object.fromEntries(ways.map((w) => [w, measure(w, run)]));
+    const shas = new Set(Object.values(sideBySide).map((r) => r.sha256));
+    if (shas.size !== 1) throw new Error(`the manifest differs between ${ways.join(', ')}: ${[...shas].join(', ')}`);
+    for (const w of ways) rmSync(join(run, `${w}.parquet`));
     widen(SHARDS);
     const setupSeconds = (performance.now() - t0) / 1000;
     const status = measure('status', run);
+    const load = loadavg()[0];
     const finalize = measure('finalize', run);
 
     // 3. One worker over WORKER_SHARDS small shards with the test teacher (64 px pairs, 8 per shard).
@@ -170,7 +223,10 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       setup: { shards: SHARDS, rows_per_shard: ROWS, candidates: SHARDS * ROWS, shard_files_kib: +(shardBytes / 1024).toFixed(1), seconds: +setupSeconds.toFixed(1), store: 'local folder' },
       status,
-      finalize_no_preview: finalize,
+      finalize_no_preview: { ...finalize, load_average_1m_before: +load.toFixed(2) },
+      finalize_aim: { seconds: 60, peak_rss_mib: 1024, met: (finalize.seconds as number) <= 60 && (finalize.peak_rss_mib as number) <= 1024 },
+      finalize_previous: previous,
+      manifest_side_by_side: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, identical_bytes: true, ...sideBySide },
       finalize_with_preview: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, ...withPreview },
       worker: { shards: WORKER_SHARDS, pairs_per_shard: 8, image_px: 64, ...worker },
     };
@@ -181,12 +237,16 @@ async function main(): Promise<void> {
       '',
       `${SHARDS.toLocaleString('en')} committed shards, ${(SHARDS * ROWS).toLocaleString('en')} candidate rows (copies of one all-rejected ${ROWS}-row shard), local folder; each phase in its own process.`,
       '',
-      '| phase | seconds | peak RSS MiB | notes |',
-      '| --- | --- | --- | --- |',
-      `| status (list + read and check ${SHARDS} markers) | ${status.seconds} | ${status.peak_rss_mib} | ${status.committed} committed |`,
-      `| finalize --no-preview --trust-sizes (read every shard's metadata, stream manifest, stats, checksums, card) | ${finalize.seconds} | ${finalize.peak_rss_mib} | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB |`,
-      `| finalize --trust-sizes with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
-      `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
+      `Machine: ${availableParallelism()} cores; 1-minute load average ${load.toFixed(2)} when finalize started (other jobs share the machine: CPU seconds are given beside wall seconds).`,
+      '',
+      '| phase | seconds | CPU seconds | peak RSS MiB | notes |',
+      '| --- | --- | --- | --- | --- |',
+      `| status (list + read and check ${SHARDS} markers) | ${status.seconds} | ${status.cpu_seconds} | ${status.peak_rss_mib} | ${status.committed} committed |`,
+      `| **finalize --no-preview --trust-sizes** (read every shard's metadata, stream manifest, stats, checksums, card), ${finalize.threads} threads | **${finalize.seconds}** | ${finalize.cpu_seconds} | **${finalize.peak_rss_mib}** | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB; aim ≤ 60 s and ≤ 1024 MiB: ${(finalize.seconds as number) <= 60 ? 'time met' : 'time not met'}, ${(finalize.peak_rss_mib as number) <= 1024 ? 'memory met' : 'memory not met'} |`,
+      ...(previous ? [`| previous figure (${previous.date}, row path on one thread) | ${previous.seconds} | — | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
+      ...ways.map((w) => `| manifest only, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows): ${w === 'manifest-rows' ? 'row path (before)' : `writeManifestFromShards, ${w.split('-').pop()} thread(s)`} | ${sideBySide[w].seconds} | ${sideBySide[w].cpu_seconds} | ${sideBySide[w].peak_rss_mib} | sha256 ${String(sideBySide[w].sha256).slice(0, 12)}… (identical) |`),
+      `| finalize --trust-sizes with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.cpu_seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
+      `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.cpu_seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
       '',
     ].join('\n');
     writeFileSync(join(RESULTS, 'bookkeeping.md'), md);

@@ -3,8 +3,7 @@ import { UserError } from '../errors.ts';
 import { GroundTruthTally, type PrecisionRecall } from '../reference/index.ts';
 import { writePreview } from '../report/index.ts';
 import { imageSettingsFor } from '../image/index.ts';
-import { readShardMetadataRows, type ParquetSource, renderDatasetCard, StatsAccumulator, writeManifest, type DatasetStats, type ManifestRow, type ShardMarker } from '../shards/index.ts';
-import type { Store } from '../store/types.ts';
+import { renderDatasetCard, StatsAccumulator, writeManifestFromShards, type DatasetStats } from '../shards/index.ts';
 import { CARD_FILE, CHECKSUMS_FILE, DATA_PREFIX, isDataKey, MANIFEST_FILE, shardName, splitGlob, STATS_FILE } from '../dataset/layout.ts';
 import { markerProblems, readMarker, readShardTimings } from '../dataset/commit.ts';
 import { openRun, type RunPlan } from '../dataset/run-file.ts';
@@ -38,6 +37,8 @@ export interface FinalizeOptions {
    * once). For very large runs whose files were verified on the way in.
    */
   trustSizes?: boolean;
+  /** Threads reading and encoding the manifest's row groups (default: one per core); the bytes do not depend on it. */
+  threads?: number;
 }
 
 /**
@@ -64,17 +65,33 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
   const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
   const truth = new GroundTruthTally();
-  let rows = 0;
-  const manifestRows = manifestRowsOf(store, plan, markers, options.rangeReadBytes ?? RANGE_READ_BYTES, (row) => {
-    truth.add(row.accepted, row.extra as Record<string, unknown>);
-    splitCounts[row.split].candidates++;
-    if (row.accepted) splitCounts[row.split].accepted++;
-    stats.add(row);
-    rows++;
-  });
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
-  await Promise.all([writeManifest(pass, manifestRows), upload]);
+  const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files }));
+  const [rows] = await Promise.all([
+    writeManifestFromShards(pass, {
+      shards,
+      store,
+      storeUri: runUri,
+      storage: plan.config.storage,
+      rangeReadBytes: options.rangeReadBytes,
+      threads: options.threads,
+      onGroup: (g) => {
+        const row = { category: '', accepted: false, reject_reason: null as string | null, identity_similarity: null as number | null };
+        for (let i = 0; i < g.category.length; i++) {
+          row.category = g.category[i];
+          row.accepted = g.accepted[i] === 1;
+          row.reject_reason = g.reject_reason[i];
+          row.identity_similarity = g.identity_similarity[i];
+          if (g.identity_kept[i] >= 0) truth.add(row.accepted, { identity_kept: g.identity_kept[i] === 1 });
+          splitCounts[g.split[i]].candidates++;
+          if (row.accepted) splitCounts[g.split[i]].accepted++;
+          stats.add(row);
+        }
+      },
+    }),
+    upload,
+  ]);
   for (const t of await readShardTimings(store, Array.from({ length: plan.shards }, (_, s) => s))) stats.addShard(t);
   const splits = { fractions, counts: splitCounts };
   const files = [...markers.values()].flatMap((m) => m.files).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -105,50 +122,6 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   await store.put(CARD_FILE, card, { contentType: 'text/markdown' });
   const preview = options.preview === false ? [] : await writePreview(runUri);
   return { uri: store.uri, shards: plan.shards, accepted: result.accepted, rejected: result.rejected, manifestRows: rows, stats: result, preview };
-}
-
-/** Every candidate row in candidate order: each shard's accepted and rejected rows merged by index. */
-async function* manifestRowsOf(store: Store, plan: RunPlan, markers: Map<number, ShardMarker>, rangeReadBytes: number, onRow: (row: ManifestRow) => void): AsyncGenerator<ManifestRow> {
-  const load = async (s: number) => {
-    const rows: ManifestRow[] = [];
-    for (const f of markers.get(s)!.files) rows.push(...(await readShardMetadataRows(await metadataSource(store, f, rangeReadBytes), f.name)));
-    return rows.sort((a, b) => a.index - b.index);
-  };
-  // Reads run a few shards ahead so that object-store latency overlaps encoding; rows still leave in shard order.
-  const ahead = new Map<number, Promise<ManifestRow[]>>();
-  for (let s = 0; s < plan.shards; s++) {
-    for (let k = s; k < Math.min(plan.shards, s + READ_AHEAD_SHARDS); k++) {
-      if (ahead.has(k)) continue;
-      const p = load(k);
-      p.catch(() => {}); // handled when its turn comes
-      ahead.set(k, p);
-    }
-    const rows = await ahead.get(s)!;
-    ahead.delete(s);
-    for (const row of rows) {
-      onRow(row);
-      yield row;
-    }
-  }
-}
-
-/**
- * Shard files above this size are read by ranges: the footer and the metadata column chunks, never the
- * image bytes (a 1,000-pair shard of 512 px pairs is ~1 GB; its metadata a few hundred KB). Smaller
- * files are read whole, in one request.
- */
-const RANGE_READ_BYTES = 8 * 2 ** 20;
-const READ_AHEAD_SHARDS = 8;
-
-async function metadataSource(store: Store, f: { name: string; size: number }, rangeReadBytes: number): Promise<ParquetSource> {
-  if (f.size <= rangeReadBytes) return store.get(f.name);
-  return {
-    byteLength: f.size,
-    slice: async (start: number, end?: number) => {
-      const bytes = await store.getRange(f.name, start, end ?? f.size);
-      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    },
-  };
 }
 
 /** The settings a pair was kept or rejected by, for the card. */

@@ -15,7 +15,7 @@ export {
   buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, sha256Hex,
   type ShardMarker, type MarkerInput, type MarkerCheck, type ShardCounts,
 } from './marker.ts';
-export { writeManifest, MANIFEST_ROW_GROUP_ROWS } from './manifest.ts';
+export { writeManifest, writeManifestFromShards, MANIFEST_ROW_GROUP_ROWS, type ShardManifestOptions, type ManifestShard, type GroupStatsColumns } from './manifest.ts';
 export { StatsAccumulator, computeStats, HISTOGRAM_BINS, type DatasetStats, type StatsRow } from './stats.ts';
 export { renderDatasetCard, type CardInput, type CardSplit } from './card.ts';
 export { encodeImage } from '../image/encode.ts';

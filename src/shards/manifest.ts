@@ -1,6 +1,17 @@
+import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
-import { streamRows } from './parquet.ts';
+import type { Worker } from 'node:worker_threads';
+import { ByteWriter, type ParquetWriter } from 'hyparquet-writer';
+import { UserError } from '../errors.ts';
+import type { StorageConfig } from '../store/index.ts';
+import type { Store } from '../store/types.ts';
+import { startTsWorker } from '../util/worker.ts';
+import { encodeManifestGroup, fileSource, RANGE_READ_BYTES, type EncodedGroup, type GroupStatsColumns, type GroupTask, type ManifestShard } from './manifest-group.ts';
+import type { WorkerReply } from './manifest-worker.ts';
+import { parquetWriter, streamRows, writeToSink } from './parquet.ts';
 import { manifestSchema, type ManifestRow } from './record.ts';
+
+export type { GroupStatsColumns, ManifestShard };
 
 /** Rows per manifest row group: no image bytes, so ~50k rows is a few tens of MB in memory. */
 export const MANIFEST_ROW_GROUP_ROWS = 50_000;
@@ -18,8 +29,207 @@ export async function writeManifest(
   rows: AsyncIterable<ManifestRow> | Iterable<ManifestRow>,
   opts: { rowGroupRows?: number } = {},
 ): Promise<void> {
+  await endSinkAfter(sink, () => streamRows(sink, rows, { schema: manifestSchema, kind: 'manifest', rowGroupRows: opts.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS }));
+}
+
+export interface ShardManifestOptions {
+  /** The committed shards in shard order, each with its files (name, size, rows) from its marker. */
+  shards: ManifestShard[];
+  /** The store the files are read from, and what opens it again inside a worker thread. */
+  store: Store;
+  storeUri: string;
+  storage?: Partial<StorageConfig>;
+  /** Files above this size are read by ranges (footer and metadata column chunks only). */
+  rangeReadBytes?: number;
+  /** Worker threads encoding row groups (default: one per core); 1 encodes on this thread. The bytes do not depend on it. */
+  threads?: number;
+  /** Each worker thread's V8 old-generation cap in MiB (default WORKER_HEAP_MIB); a group that outgrows it is redone on this thread. */
+  workerHeapMib?: number;
+  rowGroupRows?: number;
+  /** Called with each row group's stats columns, in row order. */
+  onGroup?: (stats: GroupStatsColumns) => void;
+}
+
+/**
+ * Write manifest.parquet from the committed shards' files: the same bytes as
+ * `writeManifest(sink, rows)` over the shards' rows in candidate order (each shard's files merged by
+ * index), made faster by reading and encoding row groups in parallel on worker threads
+ * (manifest-group.ts) and placing them in order here. At most threads + 1 groups are in memory. Ends the
+ * sink when done, destroys it on error. Returns the number of rows.
+ */
+export async function writeManifestFromShards(sink: Writable, o: ShardManifestOptions): Promise<number> {
+  const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS);
+  const rangeReadBytes = o.rangeReadBytes ?? RANGE_READ_BYTES;
+  const threads = Math.max(1, Math.min(o.threads ?? availableParallelism(), tasks.length));
+  const pool = threads > 1 ? new GroupPool(threads, o.workerHeapMib ?? WORKER_HEAP_MIB, { storeUri: o.storeUri, storage: o.storage ?? {}, rangeReadBytes }) : null;
+  const here = (t: GroupTask) => encodeManifestGroup(t, (f) => fileSource(o.store, f, rangeReadBytes));
+  const encode = (t: GroupTask) => (pool ? pool.encode(t).catch((e) => (outOfMemory(e) ? here(t) : Promise.reject(e))) : here(t));
+  let rows = 0;
   try {
-    await streamRows(sink, rows, { schema: manifestSchema, kind: 'manifest', rowGroupRows: opts.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS });
+    await endSinkAfter(sink, async () => {
+      const out = new SinkWriter(sink);
+      const pq = parquetWriter(out, manifestSchema, 'manifest');
+      const inFlight: Promise<EncodedGroup>[] = [];
+      let next = 0;
+      for (let g = 0; g < tasks.length; g++) {
+        while (next < tasks.length && next < g + threads + 1) {
+          const p = encode(tasks[next++]);
+          p.catch(() => {}); // handled when its turn comes
+          inFlight.push(p);
+        }
+        const group = await inFlight.shift()!;
+        placeGroup(pq, out, group);
+        rows += group.rows;
+        o.onGroup?.(group.stats);
+        await out.flush();
+      }
+      await pq.finish();
+    });
+  } finally {
+    await pool?.close();
+  }
+  return rows;
+}
+
+/**
+ * A worker's heap cap. V8 grows a heap lazily to several times what is live: uncapped, two encoding
+ * threads passed 1.3 GiB RSS early in the 10M-row bench (bench/bookkeeping.ts), though a 50,000-row
+ * group of the bench's rows needs under 128 MiB live. With the cap each worker collects sooner; a worker
+ * that still runs out (rows far larger than usual) is not an error: its group, and every later one, is
+ * encoded on this thread instead, uncapped.
+ */
+export const WORKER_HEAP_MIB = 256;
+
+function outOfMemory(e: unknown): boolean {
+  return (e as { code?: string })?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+}
+
+/** Row groups of `rowGroupRows` rows over the shards' rows in order. */
+function planGroups(shards: ManifestShard[], rowGroupRows: number): GroupTask[] {
+  const tasks: GroupTask[] = [];
+  let s = 0;
+  let shardStart = 0; // first row of shards[s]
+  const rowsOf = (sh: ManifestShard) => sh.files.reduce((a, f) => a + f.rows, 0);
+  const total = shards.reduce((a, sh) => a + rowsOf(sh), 0);
+  for (let start = 0; start < total; start += rowGroupRows) {
+    const end = Math.min(total, start + rowGroupRows);
+    while (shardStart + rowsOf(shards[s]) <= start) shardStart += rowsOf(shards[s++]);
+    const first = s;
+    let last = s;
+    let lastEnd = shardStart + rowsOf(shards[s]);
+    while (lastEnd < end) lastEnd += rowsOf(shards[++last]);
+    tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start });
+  }
+  return tasks;
+}
+
+/** Put an encoded group (made at file offset 4) where the file has got to: move its offsets, then its bytes. */
+function placeGroup(pq: ParquetWriter, out: ByteWriter, group: EncodedGroup): void {
+  const shift = BigInt(out.offset - 4);
+  const rowGroup = group.rowGroup as ParquetWriter['row_groups'][number];
+  const indexes = group.pageIndexes as ParquetWriter['pendingIndexes'];
+  rowGroup.columns.forEach((chunk, c) => {
+    chunk.file_offset += shift;
+    const meta = chunk.meta_data!;
+    meta.data_page_offset += shift;
+    if (meta.dictionary_page_offset !== undefined) meta.dictionary_page_offset += shift;
+    indexes[c].chunk = chunk; // one object in both lists, as ParquetWriter keeps them
+    for (const loc of indexes[c].offsetIndex?.page_locations ?? []) loc.offset += shift;
+  });
+  pq.row_groups.push(rowGroup);
+  pq.pendingIndexes.push(...indexes);
+  pq.num_rows += BigInt(group.rows);
+  out.appendBytes(group.bytes);
+}
+
+/** A ByteWriter whose flush hands what it holds to a Node stream, with backpressure. */
+class SinkWriter extends ByteWriter {
+  constructor(private readonly sink: Writable) {
+    super(1 << 20);
+  }
+  flush(): Promise<void> {
+    if (this.index === 0) return Promise.resolve();
+    const chunk = new Uint8Array(this.buffer.slice(0, this.index));
+    this.index = 0;
+    return writeToSink(this.sink, chunk);
+  }
+  finish(): Promise<void> {
+    return this.flush();
+  }
+}
+
+/** Worker threads that read and encode row groups, one group per thread at a time. */
+class GroupPool {
+  private readonly workers: Worker[];
+  private readonly idle: Worker[];
+  private readonly queue: { task: GroupTask; resolve: (g: EncodedGroup) => void; reject: (e: Error) => void }[] = [];
+  private readonly running = new Map<number, { worker: Worker; resolve: (g: EncodedGroup) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private failed: Error | null = null;
+
+  constructor(threads: number, heapMib: number, data: Record<string, unknown>) {
+    const options = { resourceLimits: { maxOldGenerationSizeMb: heapMib } };
+    this.workers = Array.from({ length: threads }, () => startTsWorker(new URL('./manifest-worker.ts', import.meta.url), data, options));
+    this.idle = [...this.workers];
+    for (const w of this.workers) {
+      w.on('message', (reply: WorkerReply) => this.settle(w, reply));
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`manifest encoding thread exited with code ${code}`));
+      });
+    }
+  }
+
+  encode(task: GroupTask): Promise<EncodedGroup> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ task, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.idle.length && this.queue.length) {
+      const worker = this.idle.pop()!;
+      const { task, resolve, reject } = this.queue.shift()!;
+      const id = this.nextId++;
+      this.running.set(id, { worker, resolve, reject });
+      worker.postMessage({ id, task });
+    }
+  }
+
+  private settle(worker: Worker, reply: WorkerReply): void {
+    const job = this.running.get(reply.id);
+    if (!job) return;
+    this.running.delete(reply.id);
+    this.idle.push(worker);
+    if ('error' in reply) {
+      const { user, message, stack } = reply.error;
+      const e = user ? new UserError(message) : new Error(message);
+      if (!user && stack) e.stack = stack;
+      job.reject(e);
+    } else job.resolve(reply.group);
+    this.dispatch();
+  }
+
+  private fail(e: Error): void {
+    if (this.failed) return;
+    this.failed = e;
+    for (const job of [...this.running.values(), ...this.queue]) job.reject(e);
+    this.running.clear();
+    this.queue.length = 0;
+  }
+
+  async close(): Promise<void> {
+    this.failed ??= new Error('manifest encoding threads closed');
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** Run `write`, then end the sink; on error destroy it instead (so an atomic upload publishes nothing). */
+async function endSinkAfter(sink: Writable, write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
   } catch (e) {
     sink.destroy(e as Error);
     throw e;

@@ -1,5 +1,5 @@
 import { DataType, type Field, type Schema } from 'apache-arrow';
-import { ParquetWriter, type ColumnSource, type KeyValue, type SchemaElement } from 'hyparquet-writer';
+import { ParquetWriter, type ColumnSource, type KeyValue, type SchemaElement, type Writer } from 'hyparquet-writer';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { Writable } from 'node:stream';
 import { isJsonField } from './record.ts';
@@ -133,8 +133,14 @@ export function columnSettings(f: Field<DataType>): Partial<ColumnSource> {
   };
 }
 
-function listColumns(schema: Schema): Set<string> {
+/** The top-level names of a schema's list columns (their pages are rewritten as v1 pages, v1-pages.ts). */
+export function listColumns(schema: Schema): Set<string> {
   return new Set(schema.fields.filter((f) => DataType.isList(f.type)).map((f) => f.name));
+}
+
+/** A ParquetWriter with pairgen's file settings (schema, key-value metadata, created_by) writing into `writer`. */
+export function parquetWriter(writer: Writer, schema: Schema, kind: FileKind): ParquetWriter {
+  return new ParquetWriter({ writer, schema: parquetSchema(schema), kvMetadata: kvMetadata(schema, kind), createdBy: CREATED_BY });
 }
 
 export interface WriteOptions {
@@ -147,11 +153,28 @@ export interface WriteOptions {
 export function encodeRows(rows: readonly object[], o: WriteOptions & { sizeHint?: number }): Uint8Array {
   // Sizing the buffer up front avoids re-copying hundreds of MB of images while it doubles.
   const writer = new V1ListPagesWriter(listColumns(o.schema), Math.max(1 << 16, o.sizeHint ?? 0));
-  const pq = new ParquetWriter({ writer, schema: parquetSchema(o.schema), kvMetadata: kvMetadata(o.schema, o.kind), createdBy: CREATED_BY });
+  const pq = parquetWriter(writer, o.schema, o.kind);
   writer.attach(pq);
   pq.write({ columnData: columnData(o.schema, rows, imageSettings), rowGroupSize: o.rowGroupRows });
   pq.finish();
   return writer.getBytes();
+}
+
+/** Write `chunk` to `sink`; resolves once the sink takes more (backpressure), rejects on its error. */
+export function writeToSink(sink: Writable, chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    sink.once('error', onError);
+    const ok = sink.write(chunk, (e) => {
+      if (e) reject(e);
+    });
+    const done = () => {
+      sink.off('error', onError);
+      resolve();
+    };
+    if (ok) done();
+    else sink.once('drain', done);
+  });
 }
 
 /** A hyparquet-writer Writer that hands each finished row group to a Node stream, with backpressure. */
@@ -164,19 +187,7 @@ class StreamWriter extends V1ListPagesWriter {
     if (this.index === 0) return Promise.resolve();
     const chunk = new Uint8Array(this.buffer.slice(0, this.index));
     this.index = 0;
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error) => reject(e);
-      this.sink.once('error', onError);
-      const ok = this.sink.write(chunk, (e) => {
-        if (e) reject(e);
-      });
-      const done = () => {
-        this.sink.off('error', onError);
-        resolve();
-      };
-      if (ok) done();
-      else this.sink.once('drain', done);
-    });
+    return writeToSink(this.sink, chunk);
   }
   override finish(): Promise<void> {
     return this.flush();
@@ -186,7 +197,7 @@ class StreamWriter extends V1ListPagesWriter {
 /** Stream rows (sync or async) into a Parquet file on `sink`, one row group in memory at a time. Does not end the sink. */
 export async function streamRows(sink: Writable, rows: AsyncIterable<object> | Iterable<object>, o: WriteOptions): Promise<void> {
   const writer = new StreamWriter(sink, listColumns(o.schema));
-  const pq = new ParquetWriter({ writer, schema: parquetSchema(o.schema), kvMetadata: kvMetadata(o.schema, o.kind), createdBy: CREATED_BY });
+  const pq = parquetWriter(writer, o.schema, o.kind);
   writer.attach(pq);
   let batch: object[] = [];
   const writeBatch = async () => {

@@ -1,0 +1,206 @@
+import { DataType, type Field } from 'apache-arrow';
+import { parquetRead } from 'hyparquet';
+import { UserError } from '../errors.ts';
+import type { Store } from '../store/types.ts';
+import { canonicalJson, columnSettings, listColumns, parquetWriter } from './parquet.ts';
+import { isJsonField, manifestSchema, rejectsSchema } from './record.ts';
+import { readPairgenMetadata, type ParquetSource } from './shard.ts';
+import { V1ListPagesWriter } from './v1-pages.ts';
+
+/**
+ * One manifest row group, made from the committed shards' files without going through row objects:
+ * each file's metadata columns are decoded column by column, reordered by candidate index, cut to the
+ * group's rows and encoded by hyparquet-writer as one row group. A group's bytes do not depend on where
+ * it lands in the file (offsets are moved when it is placed, manifest.ts), so groups are encoded on
+ * worker threads in any order and the manifest is the same bytes as one thread writing row by row.
+ */
+
+/** A committed shard's files (each with its row count from the marker). */
+export interface ManifestShard {
+  shard: number;
+  files: { name: string; size: number; rows: number }[];
+}
+
+/** Rows `skip` .. `skip + rows` of the shards' candidates, concatenated in shard order (each shard's files merged by index). */
+export interface GroupTask {
+  shards: ManifestShard[];
+  skip: number;
+  rows: number;
+}
+
+/** The columns stats.json needs, for the group's rows in order (`identity_kept`: 1 / 0, -1 when extra has none). */
+export interface GroupStatsColumns {
+  category: string[];
+  split: string[];
+  accepted: Uint8Array;
+  reject_reason: (string | null)[];
+  identity_similarity: (number | null)[];
+  identity_kept: Int8Array;
+}
+
+/** An encoded row group placed at file offset 4 (right after the magic), with what ParquetWriter keeps of it. */
+export interface EncodedGroup {
+  bytes: Uint8Array;
+  rows: number;
+  rowGroup: unknown;
+  pageIndexes: unknown[];
+  stats: GroupStatsColumns;
+}
+
+/** Shard files above this size are read by ranges (footer and metadata column chunks, never image bytes). */
+export const RANGE_READ_BYTES = 8 * 2 ** 20;
+const READ_CONCURRENCY = 8;
+
+export function fileSource(store: Store, f: { name: string; size: number }, rangeReadBytes: number): Promise<ParquetSource> | ParquetSource {
+  if (f.size <= rangeReadBytes) return store.get(f.name);
+  return {
+    byteLength: f.size,
+    slice: async (start: number, end?: number) => {
+      const bytes = await store.getRange(f.name, start, end ?? f.size);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    },
+  };
+}
+
+type Columns = unknown[][];
+const READ_FIELDS = rejectsSchema.fields;
+const READ_NAMES = READ_FIELDS.map((f) => f.name);
+const INDEX_COL = manifestSchema.fields.findIndex((f) => f.name === 'index');
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Decode one shard or rejects file's metadata columns as the manifest's columns (values as ParquetWriter takes them). */
+async function readFileColumns(source: ParquetSource, file: string, expectedRows: number): Promise<Columns> {
+  const { metadata, kind, buffer } = await readPairgenMetadata(source, file);
+  if (kind === 'manifest') throw new UserError(`${file}: is a manifest, expected a shard or rejects file`);
+  const present = new Set(metadata.schema.map((s) => s.name));
+  const missing = READ_NAMES.filter((n) => !present.has(n));
+  if (missing.length) throw new UserError(`${file}: missing column(s) ${missing.join(', ')}`);
+  const n = Number(metadata.num_rows);
+  if (n !== expectedRows) throw new UserError(`${file}: holds ${n} rows, its shard's marker says ${expectedRows}`);
+  const raw: unknown[][] = READ_NAMES.map(() => new Array(n));
+  const position = new Map(READ_NAMES.map((name, i) => [name, i]));
+  await parquetRead({
+    file: buffer,
+    metadata,
+    columns: READ_NAMES,
+    onChunk: ({ columnName, columnData, rowStart }) => {
+      const out = raw[position.get(columnName)!];
+      for (let i = 0; i < columnData.length; i++) out[rowStart + i] = columnData[i];
+    },
+  });
+  const cols: Columns = READ_FIELDS.map((f, c) => cellColumn(f, raw[c], file));
+  cols.push(new Array(n).fill(file));
+  cols.push(Array.from({ length: n }, (_, i) => BigInt(i)));
+  return cols;
+}
+
+/**
+ * A column as read → as written. The same values the row path gave (recordValue, then cell in
+ * parquet.ts): nulls checked against the schema, JSON text made canonical, 64-bit integers kept as
+ * bigints when they are safe integers. JSON is re-canonicalised only when it differs from the row
+ * above (most JSON columns repeat down a shard).
+ */
+function cellColumn(f: Field<DataType>, values: unknown[], file: string): unknown[] {
+  const json = isJsonField(f);
+  const int64 = DataType.isInt(f.type) && f.type.bitWidth === 64;
+  let lastText: unknown = undefined;
+  let lastJson = '';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      if (!f.nullable) throw new Error(`${file} row ${i}: column ${f.name} is ${v} but the column is not nullable`);
+      values[i] = null;
+    } else if (json) {
+      if (v !== lastText) {
+        const parsed = JSON.parse(v as string);
+        if (parsed === null) throw new Error(`${file} row ${i}: column ${f.name} is null but the column is not nullable`);
+        lastJson = typeof parsed === 'string' ? parsed : canonicalJson(parsed);
+        lastText = v;
+      }
+      values[i] = lastJson;
+    } else if (int64) {
+      const b = typeof v === 'bigint' ? v : BigInt(v as number);
+      if (b > MAX_SAFE || b < -MAX_SAFE) throw new Error(`${file} row ${i}: column ${f.name} needs an integer, got ${Number(b)}`);
+      values[i] = b;
+    } else if (DataType.isInt(f.type) && !Number.isSafeInteger(v)) {
+      throw new Error(`${file} row ${i}: column ${f.name} needs an integer, got ${String(v)}`);
+    }
+  }
+  return values;
+}
+
+/** A shard's rows: its files' rows merged by candidate index (stable, as the row path sorted them). */
+async function readShardColumns(shard: ManifestShard, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<Columns> {
+  const parts: Columns[] = [];
+  for (const f of shard.files) parts.push(await readFileColumns(await open(f), f.name, f.rows));
+  const cols: Columns = manifestSchema.fields.map((_, c) => concat(parts.map((p) => p[c])));
+  const index = cols[INDEX_COL] as bigint[];
+  const order = Array.from({ length: index.length }, (_, i) => i).sort((a, b) => Number(index[a]) - Number(index[b]));
+  if (order.every((o, i) => o === i)) return cols;
+  return cols.map((col) => order.map((o) => col[o]));
+}
+
+/** The group's rows as manifest columns. Shards are read a few at a time so that store latency overlaps. */
+async function groupColumns(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<Columns> {
+  const shards: Columns[] = new Array(task.shards.length);
+  let next = 0;
+  const reader = async () => {
+    while (next < task.shards.length) {
+      const i = next++;
+      shards[i] = await readShardColumns(task.shards[i], open);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, task.shards.length) }, reader));
+  return manifestSchema.fields.map((_, c) => {
+    const all = concat(shards.map((s) => s[c]));
+    return all.length === task.rows && task.skip === 0 ? all : all.slice(task.skip, task.skip + task.rows);
+  });
+}
+
+/** Arrays joined end to end (Array.prototype.flatMap is many times slower at these sizes). */
+function concat(arrays: unknown[][]): unknown[] {
+  if (arrays.length === 1) return arrays[0];
+  const out = new Array(arrays.reduce((a, x) => a + x.length, 0));
+  let k = 0;
+  for (const a of arrays) for (let i = 0; i < a.length; i++) out[k++] = a[i];
+  return out;
+}
+
+function statsColumns(cols: Columns): GroupStatsColumns {
+  const col = (name: string) => cols[manifestSchema.fields.findIndex((f) => f.name === name)];
+  const accepted = col('accepted') as boolean[];
+  const extra = col('extra') as string[];
+  const kept = new Int8Array(extra.length);
+  let lastText = '';
+  let lastKept = -1;
+  for (let i = 0; i < extra.length; i++) {
+    if (extra[i] !== lastText) {
+      const k = (JSON.parse(extra[i]) as Record<string, unknown>)?.identity_kept;
+      lastKept = typeof k === 'boolean' ? Number(k) : -1;
+      lastText = extra[i];
+    }
+    kept[i] = lastKept;
+  }
+  return {
+    category: col('category') as string[],
+    split: col('split') as string[],
+    accepted: Uint8Array.from(accepted, (a) => (a ? 1 : 0)),
+    reject_reason: col('reject_reason') as (string | null)[],
+    identity_similarity: col('identity_similarity') as (number | null)[],
+    identity_kept: kept,
+  };
+}
+
+/** Read and encode one manifest row group (see the file comment). */
+export async function encodeManifestGroup(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<EncodedGroup> {
+  const cols = await groupColumns(task, open);
+  const rows = cols[0].length;
+  if (rows !== task.rows) throw new Error(`manifest group: expected ${task.rows} rows, read ${rows}`);
+  const writer = new V1ListPagesWriter(listColumns(manifestSchema), 1 << 20);
+  const pq = parquetWriter(writer, manifestSchema, 'manifest');
+  writer.attach(pq);
+  const columnData = manifestSchema.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
+  pq.write({ columnData, rowGroupSize: rows });
+  const stats = statsColumns(cols);
+  return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], pageIndexes: pq.pendingIndexes, stats };
+}
