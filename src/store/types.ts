@@ -4,6 +4,8 @@ import type { Readable } from 'node:stream';
 export interface StoreEntry {
   key: string;
   size: number;
+  /** S3: the object's ETag, which changes whenever its bytes are written again; local folders: absent. */
+  etag?: string;
 }
 
 export type PutIfAbsentResult = 'written' | 'exists';

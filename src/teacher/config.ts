@@ -14,7 +14,7 @@ export interface SourcesConfig {
 
 export interface TeacherConfig {
   kind: 'diffusers';
-  /** Absolute path of the diffusers/Optimum ONNX model folder (resolved against the config file's folder). */
+  /** The diffusers/Optimum ONNX model folder: an absolute path (resolved against the config file's folder) or a store URI (src/models). */
   model: string;
   mode: PairMode;
   /** A second model folder for the edit (instruct: an InstructPix2Pix model); null = `model`. */
@@ -54,7 +54,7 @@ export const teacherConfigSchema = {
     model: {
       type: 'string',
       'x-path': true,
-      description: 'Model folder (model_index.json, scheduler/, tokenizer/, text_encoder/, unet/, vae_decoder/, vae_encoder/), relative to the config file. SDXL folders add text_encoder_2/ and tokenizer_2/.',
+      description: 'Model folder (model_index.json, scheduler/, tokenizer/, text_encoder/, unet/, vae_decoder/, vae_encoder/), relative to the config file, or a store URI such as s3://bucket/models/sd15 (fetched once per node into the model cache, docs/storage.md). SDXL folders add text_encoder_2/ and tokenizer_2/.',
     },
     mode: {
       enum: ['prompt-pair', 'instruct', 'img2img'],
@@ -66,7 +66,7 @@ export const teacherConfigSchema = {
       type: ['string', 'null'],
       'x-path': true,
       default: null,
-      description: 'A second model folder used for the edit (e.g. an InstructPix2Pix model in instruct mode); null = use `model` for both.',
+      description: 'A second model folder used for the edit (e.g. an InstructPix2Pix model in instruct mode), a path or a store URI like `model`; null = use `model` for both.',
     },
     scheduler: {
       type: ['string', 'null'],
