@@ -1,13 +1,18 @@
 /**
  * `pairgen emit k8s|slurm|batch`: the files that launch a planned run as an array job on an existing
- * engine. Every task runs `pairgen work <run> --count N --retry-failed` and takes its index from the
- * engine's environment (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, AWS_BATCH_JOB_ARRAY_INDEX), so task i
- * does shards s ≡ i (mod N). The engine retries failed tasks; pairgen makes any retry safe.
+ * engine. Every task runs `pairgen work <run> --index i --count N --retry-failed`, the index spelled out
+ * from the engine's own variable (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, AWS_BATCH_JOB_ARRAY_INDEX),
+ * so task i does shards s ≡ i (mod N). Kubernetes and Batch retry failed tasks; Slurm never does, so the
+ * sbatch script retries the worker itself. pairgen makes any retry safe. GPUs are requested only when the
+ * plan's execution providers use one. Every file is checked before it is returned.
  *
  * Exit codes the files rely on (see src/cli/run.ts): 0 share done, 2 user error (retrying cannot help:
  * fail the job), 3 some shards failed (retry the task), 130/143 stopped by a signal (retry).
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { Job } from 'kubernetes-models/batch/v1/Job';
 import { UserError } from '../errors.ts';
 import { hasCredentials } from '../store/config.ts';
 import type { RunPlan } from '../dataset/run-file.ts';
@@ -24,7 +29,7 @@ export interface EmitOptions {
   parallelism?: number;
   /** Container image with pairgen on PATH (k8s, batch). */
   image?: string;
-  /** Command that runs pairgen on the cluster's nodes (slurm); default "pairgen". */
+  /** Command that runs pairgen: on the cluster's nodes (slurm; default: this node and this pairgen, by absolute paths), in the image (k8s, batch; default "pairgen"). */
   command?: string;
   gpus?: number;
   cpus?: number;
@@ -32,7 +37,7 @@ export interface EmitOptions {
   memory?: string;
   /** Seconds the worker takes to stop after SIGTERM (its --grace). */
   grace?: number;
-  /** Retries of one task: k8s backoffLimitPerIndex, Batch attempts - 1. */
+  /** Retries of one task: k8s backoffLimitPerIndex, Batch attempts - 1, the sbatch script's own retries. */
   retries?: number;
   /** k8s: the job fails once more indexes than this have failed; default max(1, N/10). */
   maxFailedIndexes?: number;
@@ -59,6 +64,16 @@ export interface EmittedFile {
 }
 
 const SECRET_NAMES = /SECRET|TOKEN|PASSWORD|CREDENTIAL|PRIVATE_KEY/i;
+const BIN = fileURLToPath(new URL('../../bin/pairgen.js', import.meta.url));
+
+/** onnxruntime execution providers that run on a GPU, and whose GPUs they are. */
+const GPU_PROVIDERS: Record<string, 'nvidia' | 'amd'> = { cuda: 'nvidia', tensorrt: 'nvidia', rocm: 'amd', migraphx: 'amd' };
+
+/** The GPU maker the plan's execution providers need, or null when they run on CPUs. */
+function planGpu(plan: RunPlan): 'nvidia' | 'amd' | null {
+  const gpus = plan.config.runtime.execution_providers.map((p) => GPU_PROVIDERS[p.toLowerCase()]).filter((v) => v !== undefined);
+  return gpus[0] ?? null;
+}
 
 /** The files for one engine; every option is checked first and a mistake is a UserError naming it. */
 export function emitJob(engine: Engine, plan: RunPlan, o: EmitOptions): EmittedFile[] {
@@ -68,6 +83,9 @@ export function emitJob(engine: Engine, plan: RunPlan, o: EmitOptions): EmittedF
   return batchFiles(plan, r);
 }
 
+/** A file that fails its check is a bug in emit (every option was checked first), not the user's doing. */
+class InvalidEmit extends Error {}
+
 interface Resolved {
   runUri: string;
   workers: number;
@@ -75,6 +93,7 @@ interface Resolved {
   image: string | undefined;
   command: string;
   gpus: number;
+  gpu: 'nvidia' | 'amd' | null;
   cpus: number;
   memoryMiB: number;
   grace: number;
@@ -113,28 +132,56 @@ function resolve(engine: Engine, plan: RunPlan, o: EmitOptions): Resolved {
     if (/^AWS_ENDPOINT_URL/.test(m[1]) && hasCredentials(m[2])) throw new UserError(`--env ${m[1]}: credentials in the URL are not allowed; give the endpoint without user:password and the credentials through the Secret, job role or ~/.aws`);
     return [m[1], m[2]];
   });
+  const gpu = planGpu(plan);
+  const providers = `runtime.execution_providers [${plan.config.runtime.execution_providers.join(', ')}]`;
+  const gpus = o.gpus ?? (gpu ? 1 : 0);
+  if (gpus > 0 && !gpu) throw new UserError(`--gpus ${gpus}: the plan's ${providers} run on CPUs only, so the tasks would hold GPUs they never use; give --gpus 0, or plan with a GPU provider first (e.g. --set runtime.execution_providers=[cuda,cpu])`);
+  if (gpus === 0 && gpu && !plan.config.runtime.execution_providers.includes('cpu')) throw new UserError(`--gpus 0: the plan's ${providers} need a GPU and have no cpu fallback; give --gpus 1 or more`);
+  if (engine === 'batch' && gpus > 0 && gpu === 'amd') throw new UserError(`--gpus ${gpus}: AWS Batch offers NVIDIA GPUs only, and the plan's ${providers} use AMD's; plan with cuda or cpu for batch`);
+  const name = o.name ?? jobName(plan);
+  if (engine === 'k8s' && !(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name) && name.length <= 63)) throw new UserError(`--name ${name}: a Kubernetes Job name is a DNS-1123 label: lower-case letters, digits and '-', at most 63 characters, a letter or digit at both ends`);
+  if (engine !== 'k8s' && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/.test(name)) throw new UserError(`--name ${name}: expected letters, digits, '-' and '_' (at most 128, starting with a letter or digit)`);
+  const grace = o.grace ?? 25;
+  const time = o.time ?? '24:00:00';
+  if (engine === 'slurm') {
+    const seconds = slurmSeconds(time);
+    const lead = grace + 60;
+    if (seconds <= lead) throw new UserError(`--time ${time}: Slurm signals the task ${lead} s before its time limit (--grace ${grace} + 60 s), so the limit must be longer than that`);
+  }
   return {
     runUri: o.runUri,
     workers,
     parallelism,
     image: o.image,
-    command: o.command ?? 'pairgen',
-    gpus: o.gpus ?? 1,
-    cpus: o.cpus ?? 4,
-    memoryMiB: parseMemory(o.memory ?? '16Gi'),
-    grace: o.grace ?? 25,
+    command: o.command ?? (engine === 'slurm' ? `${sh(process.execPath)} ${sh(BIN)}` : 'pairgen'),
+    gpus,
+    gpu,
+    // A CPU-only plan on a small node: 4 CPUs or 16 GiB would be refused where 2 CPUs and 8 GiB fit.
+    cpus: o.cpus ?? (gpus > 0 ? 4 : 2),
+    memoryMiB: parseMemory(o.memory ?? (gpus > 0 ? '16Gi' : '8Gi')),
+    grace,
     retries,
     maxFailedIndexes,
-    name: o.name ?? jobName(plan),
+    name,
     namespace: o.namespace,
     secret: o.secret ?? 'pairgen-s3',
     env,
-    time: o.time ?? '24:00:00',
+    time,
     partition: o.partition,
     account: o.account,
     queue: o.queue,
     jobRoleArn: o.jobRoleArn,
   };
+}
+
+/** A Slurm time limit in seconds: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S" (sbatch --time). */
+function slurmSeconds(text: string): number {
+  const m = /^(?:(\d+)-(\d+)(?::(\d+)(?::(\d+))?)?|(\d+)(?::(\d+)(?::(\d+))?)?)$/.exec(text);
+  if (!m) throw new UserError(`--time ${text}: expected a Slurm time limit such as 24:00:00, 90 (minutes) or 2-00:00:00`);
+  const n = m.map((v) => Number(v ?? 0));
+  if (m[1] !== undefined) return ((n[1] * 24 + n[2]) * 60 + n[3]) * 60 + n[4];
+  if (m[7] !== undefined) return (n[5] * 60 + n[6]) * 60 + n[7];
+  return n[5] * 60 + n[6];
 }
 
 /** A DNS-1123 label from the run's name and id: "pairgen-<name>-<run_id[0:8]>", at most 52 characters. */
@@ -154,14 +201,16 @@ function parseMemory(text: string): number {
   return Math.round(mib);
 }
 
-function workArgs(r: Resolved, index: number | null): string[] {
-  return ['--log-format', 'json', 'work', r.runUri, ...(index === null ? [] : ['--index', String(index)]), '--count', String(r.workers), '--grace', String(r.grace), '--retry-failed'];
+/** `pairgen work`'s arguments; `index` is a number, the engine's way of naming its variable, or null when a shell appends it. */
+function workArgs(r: Resolved, index: string | null): string[] {
+  return ['--log-format', 'json', 'work', r.runUri, ...(index === null ? [] : ['--index', index]), '--count', String(r.workers), '--grace', String(r.grace), '--retry-failed'];
 }
 
 function header(engine: string, plan: RunPlan, r: Resolved, launch: string[]): string[] {
   return [
     `pairgen emit ${engine}: run "${plan.name}" (${plan.run_id}) at ${r.runUri}`,
     `${plan.shards} shards over ${r.workers} tasks (task i does shards s with s mod ${r.workers} = i), ${r.parallelism} at a time`,
+    `per task: ${r.cpus} CPUs, ${r.memoryMiB} MiB, ${r.gpus} GPUs (${r.gpu ? `the plan's execution providers use ${r.gpu === 'nvidia' ? 'NVIDIA' : 'AMD'} GPUs` : 'the plan runs on CPUs'})`,
     ...launch,
     `watch: pairgen status ${r.runUri}    when every shard is committed: pairgen finalize ${r.runUri}`,
   ];
@@ -170,8 +219,9 @@ function header(engine: string, plan: RunPlan, r: Resolved, launch: string[]): s
 function kubernetesJob(plan: RunPlan, r: Resolved): string {
   if (!r.image) throw new UserError('--image: required for k8s: the container image that has pairgen on its PATH');
   const labels = { 'app.kubernetes.io/name': 'pairgen', 'app.kubernetes.io/component': 'worker', 'pairgen.dev/run-id': plan.run_id };
-  const resources: Record<string, string> = { cpu: String(r.cpus), memory: `${r.memoryMiB}Mi` };
-  if (r.gpus > 0) resources['nvidia.com/gpu'] = String(r.gpus);
+  const gpuResource = r.gpu === 'amd' ? 'amd.com/gpu' : 'nvidia.com/gpu';
+  const gpuLimit: Record<string, string> = r.gpus > 0 ? { [gpuResource]: String(r.gpus) } : {};
+  const resources: Record<string, string> = { cpu: String(r.cpus), memory: `${r.memoryMiB}Mi`, ...gpuLimit };
   const job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -201,10 +251,11 @@ function kubernetesJob(plan: RunPlan, r: Resolved): string {
             {
               name: 'worker',
               image: r.image,
-              command: [r.command, ...workArgs(r, null)],
+              // Kubernetes expands $(JOB_COMPLETION_INDEX): the variable it sets in every container of an Indexed Job.
+              command: [r.command, ...workArgs(r, '$(JOB_COMPLETION_INDEX)')],
               env: r.env.map(([name, value]) => ({ name, value })),
               envFrom: [{ secretRef: { name: r.secret } }],
-              resources: { requests: resources, limits: { memory: resources.memory, ...(r.gpus > 0 ? { 'nvidia.com/gpu': resources['nvidia.com/gpu'] } : {}) } },
+              resources: { requests: resources, limits: { memory: resources.memory, ...gpuLimit } },
             },
           ],
         },
@@ -216,6 +267,11 @@ function kubernetesJob(plan: RunPlan, r: Resolved): string {
     `  kubectl create secret generic ${r.secret} --from-env-file=s3.env`,
     `launch: kubectl apply -f ${r.name}.yaml    progress: kubectl get job ${r.name}`,
   ]);
+  try {
+    new Job(job as ConstructorParameters<typeof Job>[0]).validate();
+  } catch (e) {
+    throw new InvalidEmit(`the emitted Job does not validate against the batch/v1 Job schema: ${(e as Error).message}`);
+  }
   return comment.map((l) => `# ${l}`).join('\n') + '\n' + stringify(job, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
@@ -225,10 +281,14 @@ function sh(word: string): string {
 }
 
 function slurmScript(plan: RunPlan, r: Resolved): string {
-  if (!/^(\d+-)?\d{1,3}(:\d{2}){0,2}$/.test(r.time)) throw new UserError(`--time ${r.time}: expected a Slurm time limit such as 24:00:00 or 2-00:00:00`);
   const lines = [
     '#!/bin/bash',
-    ...header('slurm', plan, r, [`launch: sbatch ${r.name}.sbatch    progress: squeue -r -n ${r.name}`, 'S3 settings and credentials: the submitting environment (exported) or ~/.aws on the nodes']).map((l) => `# ${l}`),
+    ...header('slurm', plan, r, [
+      `worker: ${r.command} (--command; every node must reach this path and the run)`,
+      `launch: sbatch ${r.name}.sbatch    progress: squeue -r -n ${r.name}    log of task i: ${r.name}-<job id>_i.log`,
+      `a task that ended unfinished (not exit 0): sbatch --array=<its ids> ${r.name}.sbatch (any task may run again: finished shards are skipped)`,
+      'S3 settings and credentials: the submitting environment (exported) or ~/.aws on the nodes',
+    ]).map((l) => `# ${l}`),
     `#SBATCH --job-name=${r.name}`,
     `#SBATCH --array=0-${r.workers - 1}%${r.parallelism}`,
     // Preempted or failed-node tasks go back in the queue instead of failing.
@@ -242,21 +302,43 @@ function slurmScript(plan: RunPlan, r: Resolved): string {
     ...(r.partition ? [`#SBATCH --partition=${r.partition}`] : []),
     ...(r.account ? [`#SBATCH --account=${r.account}`] : []),
     `#SBATCH --output=${r.name}-%A_%a.log`,
+    // A requeued task writes on after its earlier attempt's lines instead of truncating them.
+    '#SBATCH --open-mode=append',
     '#SBATCH --export=ALL',
     'set -uo pipefail',
     ...r.env.map(([k, v]) => `export ${k}=${sh(v)}`),
-    // The shard share comes from SLURM_ARRAY_TASK_ID. The worker runs in the background so that this
-    // shell can pass SIGTERM (from --signal, scancel or preemption) on to it and wait for it to stop.
-    `${r.command} ${workArgs(r, null).map(sh).join(' ')} &`,
-    'worker=$!',
-    `trap 'kill -TERM "$worker" 2>/dev/null' TERM INT`,
-    'wait "$worker"',
-    'code=$?',
-    // A trapped signal ends the first wait early; wait again for the worker's own exit code.
-    'while kill -0 "$worker" 2>/dev/null; do wait "$worker"; code=$?; done',
-    'exit "$code"',
+    // The index is passed explicitly: variables exported from the submitting shell (JOB_COMPLETION_INDEX...) do not count.
+    `index=\${SLURM_ARRAY_TASK_ID:?not a Slurm array task: submit with sbatch ${r.name}.sbatch}`,
+    'worker=',
+    'stopping=',
+    // scancel, requeue, the time limit and preemption may signal every process of the job, the worker
+    // included, or (--signal=B:, scancel --batch) this shell only: pass the first signal on, once.
+    `stop() { [ -n "$stopping" ] && return; stopping=1; [ -n "$worker" ] && kill -TERM "$worker" 2>/dev/null; }`,
+    'trap stop TERM INT',
+    // Slurm does not retry a task that failed; this loop does, up to --retries times: not after exit 0,
+    // nor 2 (a user error: the same again), nor once the task is being stopped (Slurm requeues or ends it).
+    'attempt=0',
+    'while :; do',
+    // One line per start: a requeued task's log holds every attempt (--open-mode=append).
+    '  echo "pairgen task $index: start $((attempt + 1)) on $(hostname -s), job ${SLURM_JOB_ID:-?}, Slurm restart ${SLURM_RESTART_COUNT:-0}" >&2',
+    `  ${r.command} ${workArgs(r, null).map(sh).join(' ')} --index "$index" &`,
+    '  worker=$!',
+    '  wait "$worker"',
+    '  code=$?',
+    // A trapped signal ends the wait early; wait again for the worker's own exit code.
+    '  while kill -0 "$worker" 2>/dev/null; do wait "$worker"; code=$?; done',
+    '  worker=',
+    `  if [ "$code" = 0 ] || [ "$code" = 2 ] || [ -n "$stopping" ] || [ "$attempt" -ge ${r.retries} ]; then exit "$code"; fi`,
+    '  attempt=$((attempt + 1))',
+    `  echo "pairgen task $index: worker exited with $code; retry $attempt of ${r.retries} in $((attempt * 10)) s" >&2`,
+    '  sleep $((attempt * 10)) & wait $!',
+    '  [ -n "$stopping" ] && exit 143',
+    'done',
   ];
-  return lines.join('\n') + '\n';
+  const text = lines.join('\n') + '\n';
+  const parsed = spawnSync('bash', ['-n'], { input: text, encoding: 'utf8' });
+  if (parsed.error === undefined && parsed.status !== 0) throw new InvalidEmit(`the emitted sbatch script does not parse: ${parsed.stderr.trim()}`);
+  return text;
 }
 
 function batchFiles(plan: RunPlan, r: Resolved): EmittedFile[] {
@@ -270,14 +352,18 @@ function batchFiles(plan: RunPlan, r: Resolved): EmittedFile[] {
     ...(r.gpus > 0 ? [{ type: 'GPU', value: String(r.gpus) }] : []),
   ];
   // A child of an array job gets AWS_BATCH_JOB_ARRAY_INDEX; a single job (size 1) does not, so it says --index 0.
+  // Batch does not expand variables in a command: a shell puts the child's index after the worker's arguments.
   const array = r.workers >= 2;
+  const command = array
+    ? ['sh', '-c', 'exec "$@" --index "${AWS_BATCH_JOB_ARRAY_INDEX:?not an AWS Batch array child}"', 'pairgen-worker', r.command, ...workArgs(r, null)]
+    : [r.command, ...workArgs(r, '0')];
   const definition = {
     jobDefinitionName: r.name,
     type: 'container',
     platformCapabilities: ['EC2'],
     containerProperties: {
       image: r.image,
-      command: [r.command, ...workArgs(r, array ? null : 0)],
+      command,
       resourceRequirements,
       environment: r.env.map(([name, value]) => ({ name, value })),
       ...(r.jobRoleArn ? { jobRoleArn: r.jobRoleArn } : {}),

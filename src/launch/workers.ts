@@ -16,16 +16,39 @@ export const EXIT_SHARDS_FAILED = 3;
 /** A worker stopped by a signal exits with 128 + the signal's number, as a shell reports it. */
 export const signalExitCode = (signal: NodeJS.Signals): number => (signal === 'SIGINT' ? 130 : 143);
 
-/** The array index of this worker from the array-job engine's environment, when --index is not given. */
-export function indexFromEnvironment(): number | undefined {
-  for (const name of ['JOB_COMPLETION_INDEX', 'SLURM_ARRAY_TASK_ID', 'AWS_BATCH_JOB_ARRAY_INDEX']) {
-    const v = process.env[name];
-    if (v !== undefined && v !== '') {
-      if (!/^\d+$/.test(v)) throw new UserError(`${name}=${v} is not a whole number`);
-      return Number(v);
-    }
+/** The engines a worker runs under: a variable only that engine sets, and the one that holds the array index. */
+const ENGINE_INDEX = [
+  { engine: 'Kubernetes', marker: 'KUBERNETES_SERVICE_HOST', index: 'JOB_COMPLETION_INDEX' },
+  { engine: 'Slurm', marker: 'SLURM_JOB_ID', index: 'SLURM_ARRAY_TASK_ID' },
+  { engine: 'AWS Batch', marker: 'AWS_BATCH_JOB_ID', index: 'AWS_BATCH_JOB_ARRAY_INDEX' },
+] as const;
+
+/**
+ * The array index of this worker from the environment, when --index is not given. Under an engine (its
+ * own job variable is set) only that engine's index counts: a variable exported from the submitting
+ * shell (say JOB_COMPLETION_INDEX into a Slurm job) must not make every task do the same share.
+ */
+export function indexFromEnvironment(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const set = (name: string) => env[name] !== undefined && env[name] !== '';
+  // Every Kubernetes pod has KUBERNETES_SERVICE_HOST; only an Indexed Job's pod also has its index.
+  const running = ENGINE_INDEX.filter((e) => set(e.marker) && (e.engine !== 'Kubernetes' || set(e.index)));
+  if (running.length > 1) {
+    throw new UserError(`the environment says this worker runs under ${running.map((e) => `${e.engine} (${e.marker}=${env[e.marker]}, ${e.index}=${env[e.index] ?? 'unset'})`).join(' and ')}; give --index`);
   }
-  return undefined;
+  let name: string;
+  if (running.length === 1) {
+    const e = running[0];
+    if (!set(e.index)) return undefined;
+    name = e.index;
+  } else {
+    const given = ENGINE_INDEX.filter((e) => set(e.index));
+    if (given.length === 0) return undefined;
+    if (given.length > 1) throw new UserError(`${given.map((e) => `${e.index}=${env[e.index]}`).join(' and ')} are set together and no engine's job variable (${ENGINE_INDEX.map((e) => e.marker).join(', ')}) says which one applies; give --index`);
+    name = given[0].index;
+  }
+  const v = env[name]!;
+  if (!/^\d+$/.test(v)) throw new UserError(`${name}=${v} is not a whole number`);
+  return Number(v);
 }
 
 /**
@@ -36,12 +59,16 @@ export function workerShare(opts: { shards?: number[]; index?: number; count?: n
   if (opts.count === undefined && opts.index === undefined) return undefined;
   const index = opts.index ?? indexFromEnvironment();
   if (opts.shards) throw new UserError('give either --shards or --index/--count, not both');
-  if (index === undefined || opts.count === undefined) throw new UserError('--index and --count go together (--index may come from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX)');
+  if (index === undefined || opts.count === undefined) throw new UserError('--index and --count go together (under an engine --index may come from its JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX)');
   if (index >= opts.count) throw new UserError(`--index ${index} must be below --count ${opts.count}`);
   return { index, count: opts.count };
 }
 
-/** Stop taking work on SIGINT/SIGTERM; past the grace period, exit without committing the shard in progress. */
+/**
+ * Stop taking work on SIGINT/SIGTERM; past the grace period, exit without committing the shard in progress.
+ * Further signals change nothing: an engine that signals every process of a job (Slurm's scancel,
+ * requeue, time limit, preemption) plus the job script passing the signal on must not cut the grace short.
+ */
 export function stopOnSignals(graceSeconds: number): AbortController {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
@@ -50,8 +77,8 @@ export function stopOnSignals(graceSeconds: number): AbortController {
     controller.abort(signal);
     setTimeout(() => process.exit(signalExitCode(signal)), graceSeconds * 1000).unref();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   return controller;
 }
 
