@@ -11,9 +11,13 @@
  * machine is shared, the difference of two runs is noisy; `outside_unet_pct_of_run` is the steadier
  * figure: time of a whole n2-step run spent outside the UNet calls (text encoding, VAE, scheduler,
  * guidance, copies), as a share of the time inside them.
- * Writes bench/results/teacher.json.
+ * Writes bench/results/teacher.json (keeping its `models` section).
+ *
+ * With `--model DIR`: load time, per-step time beside the bare session.run, time outside the UNet and
+ * peak memory of a bare session, `pairgen sample`'s path and a `pairgen work` process, on any diffusers
+ * ONNX folder (bench/teacher-memory.ts; docs/memory.md), merged into teacher.json under `models`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -23,6 +27,12 @@ import { loadDiffusersModel } from '../src/teacher/model.ts';
 import { DiffusionPipeline, type SampleItem } from '../src/teacher/pipeline.ts';
 import { normalStream } from '../src/teacher/random.ts';
 import { PromptEncoder } from '../src/teacher/text.ts';
+
+if (process.argv.includes('--model')) {
+  const { modelBench } = await import('./teacher-memory.ts');
+  await modelBench();
+  process.exit(0);
+}
 
 const MODEL = join(FIXTURES, 'tiny-sd');
 const arg = (name: string, dflt: number) => {
@@ -114,10 +124,11 @@ await bare.release();
 
 const out = join(dirname(fileURLToPath(import.meta.url)), 'results/teacher.json');
 mkdirSync(dirname(out), { recursive: true });
+const models = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')).models : undefined;
 writeFileSync(
   out,
   JSON.stringify(
-    { bench: 'teacher', model: 'tiny-sd fixture', scheduler: 'EulerDiscreteScheduler', guidance: 7.5, threads: DEFAULT_RUNTIME.intra_op_threads, repeat: REPEAT, results, when: new Date().toISOString() },
+    { bench: 'teacher', model: 'tiny-sd fixture', scheduler: 'EulerDiscreteScheduler', guidance: 7.5, threads: DEFAULT_RUNTIME.intra_op_threads, repeat: REPEAT, results, when: new Date().toISOString(), models },
     null,
     2,
   ) + '\n',

@@ -7,7 +7,7 @@ import { action, collectSet } from './common.ts';
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('validate a pipeline config, its prompt set and every model file (folder layout, ONNX inputs/outputs) without running a model; exit 2 listing everything missing')
+    .description('validate a pipeline config, its prompt set and every model file (folder layout, ONNX inputs/outputs) without running a model, and that its execution providers other than cpu load on this machine (docs/gpu.md); exit 2 listing everything missing')
     .argument('<pipeline.yaml>', 'pipeline config (YAML or JSON)')
     .option('--set <key.path=value>', 'override a config key (repeatable), e.g. --set teacher.model=/models/sd15', collectSet, [])
     .action(

@@ -30,13 +30,14 @@ function planOptions(cmd: Command): Command {
 
 interface PlanCliOptions {
   out: string;
+  uploadModels?: boolean;
   pairs?: number;
   shardSize?: number;
   set: string[];
 }
 
 async function doPlan(config: string, opts: PlanCliOptions): Promise<void> {
-  const { plan, store, created, restored } = await planRun(config, opts.out, { sets: opts.set, pairs: opts.pairs, shardSize: opts.shardSize });
+  const { plan, store, created, restored } = await planRun(config, opts.out, { sets: opts.set, pairs: opts.pairs, shardSize: opts.shardSize, uploadModels: opts.uploadModels });
   if (created) log.info(`planned ${plan.name} at ${store.uri}: ${plan.pairs} candidate pairs in ${plan.shards} shards of ${plan.shard_size}`, { prompts: plan.prompts.train_rows, eval_prompts: plan.prompts.eval_rows });
   else if (restored.length) log.info(`${store.uri} holds this exact plan; restored ${restored.join(' and ')}`);
   else log.info(`${store.uri} already holds this exact plan; nothing to do`);
@@ -103,7 +104,8 @@ export function registerRunVerbs(program: Command): void {
       .command('plan')
       .description('expand the prompts and write run.json (config, prompt table digest, model digests, shard plan) at --out')
       .argument('<pipeline>', 'pipeline config (YAML or JSON)')
-      .requiredOption('--out <uri>', 'run location: a folder, file://..., or s3://bucket/prefix'),
+      .requiredOption('--out <uri>', 'run location: a folder, file://..., or s3://bucket/prefix')
+      .option('--upload-models', 'copy the config\'s local model files into the run (<out>/models/) and record those copies, so workers on any node fetch them; without it local model paths are recorded as they are'),
   ).action(action(doPlan));
 
   program
@@ -111,7 +113,7 @@ export function registerRunVerbs(program: Command): void {
     .description('process shards of a planned run; committed shards are skipped, so it can be re-run any number of times. Exit codes: 0 every shard of this share is committed, 2 user error, 3 some shards failed (the others were done), 130/143 stopped by SIGINT/SIGTERM')
     .argument('<run-uri>', 'run location')
     .option('--shards <list>', 'shards to process: N, A-B or a comma list', parseShardList)
-    .option('--index <i>', 'this worker\'s index in an array job (default: JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID / AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
+    .option('--index <i>', 'this worker\'s index in an array job (default: the index of the engine it runs under: SLURM_ARRAY_TASK_ID in a Slurm job, JOB_COMPLETION_INDEX in a Kubernetes pod, AWS_BATCH_JOB_ARRAY_INDEX in an AWS Batch job)', nonNegativeInt('--index'))
     .option('--count <n>', 'number of workers in the array job; worker i takes shards s with s mod n = i', positiveInt('--count'))
     .option('--force', 're-run committed shards too (they are rewritten byte for byte)')
     .option('--retry-failed', 'also run shards whose earlier attempt failed (by default they are skipped and reported; exit code 3 while any remain)')

@@ -5,6 +5,7 @@ import { DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE } from '../teacher/config.ts';
 import { sampleToFile, type SampleRequest } from '../teacher/sample.ts';
 import { action } from './common.ts';
 import { localPath } from '../store/index.ts';
+import { localModelFolder } from '../models/index.ts';
 
 /** `pairgen sample`'s options as given on the command line (strings). */
 export interface SampleOptions {
@@ -68,7 +69,7 @@ export function registerSample(program: Command): void {
     .description(
       'render one image with a diffusers ONNX model folder: text-to-image (SD 1.x/2.x, SDXL), img2img with --image and --strength, or InstructPix2Pix with --image on an InstructPix2Pix model',
     )
-    .requiredOption('--model <dir>', 'diffusers / Optimum ONNX model folder')
+    .requiredOption('--model <dir>', 'diffusers / Optimum ONNX model folder: a local path, or s3://bucket/prefix (fetched once into the model cache)')
     .requiredOption('--prompt <text>', 'the prompt (for InstructPix2Pix: the instruction)')
     .option('--negative-prompt <text>', 'negative prompt; without it there is none (diffusers\' None), "" is the empty string')
     .option('--image <file>', 'source image: .png/.jpg/.webp (resized to the output size) or .npy float32 HWC in [0, 1]')
@@ -85,6 +86,11 @@ export function registerSample(program: Command): void {
     .option('--latents <file>', '.npy float32 [1, 4, h, w] initial latents, before multiplication by init_noise_sigma')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = its default)', '1')
     .requiredOption('--out <file>', 'output .png, or .npy float32 HWC in [0, 1]')
-    .action(action((o: SampleOptions) => sampleToFile(parseSampleOptions(o))));
+    .action(
+      action(async (o: SampleOptions) => {
+        const request = parseSampleOptions(o);
+        await sampleToFile({ ...request, model: await localModelFolder(request.model, '--model') });
+      }),
+    );
 }
 

@@ -6,6 +6,8 @@ import { isUserError, UserError } from '../errors.ts';
 import { checkIdentity } from '../identity/check.ts';
 import { loadPromptSet } from '../prompts/index.ts';
 import { checkTeacher } from '../teacher/check.ts';
+import { localModels } from '../models/index.ts';
+import { builtProviders, formatProviderReport, probeProviders, selectDevice } from '../onnx/providers.ts';
 
 export interface CheckReport {
   file: string;
@@ -22,6 +24,11 @@ export interface ValidateOptions {
   categories?: string[];
   /** Open the identity models (false: the caller opens the same scorer right after, as work does). */
   openIdentityModels?: boolean;
+  /**
+   * Refuse execution providers this machine cannot load (`pairgen check`; `work` asks the same through
+   * requireProviders). Off for `plan`: a CPU-only submit host plans runs for GPU workers.
+   */
+  probeProviders?: boolean;
 }
 
 /**
@@ -42,6 +49,7 @@ export async function validateConfig(config: PipelineConfig, options: ValidateOp
   config.runtime.execution_providers.forEach((ep, i) => {
     if (!EXECUTION_PROVIDERS.includes(ep)) report.problems.push(`runtime.execution_providers.${i}: unknown execution provider ${JSON.stringify(ep)}; known: ${EXECUTION_PROVIDERS.join(', ')}`);
   });
+  if (options.probeProviders) await checkProviders(config.runtime.execution_providers, report);
   const stages = [await checkTeacher(config.teacher), await checkIdentity(config.identity, config.runtime, categories, options.openIdentityModels ?? true)];
   for (const stage of stages) {
     report.problems.push(...stage.problems);
@@ -58,11 +66,34 @@ export function refuseProblems(problems: string[], where: string): void {
   throw new UserError(`${where}: ${problems[0]}${more}`);
 }
 
-/** `pairgen check`: load the config (a bad config throws its UserError), then validateConfig. */
+/** `pairgen check`: load the config (a bad config throws its UserError), fetch its models on a store into this node's cache (src/models), then validateConfig. */
 export async function checkPipeline(file: string, sets: string[] = []): Promise<CheckReport> {
   const { config, file: abs } = loadPipelineConfig(file, sets);
-  const { problems, summary, missing } = await validateConfig(config);
+  const { problems, summary, missing } = await validateConfig((await localModels(config)).config, { probeProviders: true });
   return { file: abs, problems, summary, howToGetModels: missing ? leadingComment(abs) : null };
+}
+
+/**
+ * Each provider the config lists must load here (onnxruntime never falls back from one that does not),
+ * and the summary says which ones this install can load. A CPU-only config needs no probe: the CPU
+ * provider is inside the binding.
+ */
+async function checkProviders(providers: string[], report: { problems: string[]; summary: string[] }): Promise<void> {
+  if (providers.every((p) => p === 'cpu') || !providers.every((p) => EXECUTION_PROVIDERS.includes(p))) return;
+  let device: string;
+  try {
+    device = selectDevice(providers).label;
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    report.problems.push(`runtime.execution_providers: ${e.message}`);
+    return;
+  }
+  const statuses = await probeProviders([...new Set(['cpu', ...builtProviders(), ...providers])]);
+  providers.forEach((p, i) => {
+    const status = statuses.find((s) => s.name === p)!;
+    if (!status.loadable) report.problems.push(`runtime.execution_providers.${i}: ${p} cannot be used on this machine (${formatProviderReport(statuses)}): ${status.problem}`);
+  });
+  report.summary.push(`runtime: [${providers.join(', ')}] on ${device}; ${formatProviderReport(statuses)}`);
 }
 
 /** The prompt set's category names, or null when it does not load. */

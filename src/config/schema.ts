@@ -20,7 +20,7 @@ export interface PipelineConfig {
   identity: IdentityConfig;
   output: OutputConfig;
   storage: StorageConfig;
-  runtime: RuntimeConfig & { concurrency: number; batch_size: number };
+  runtime: RuntimeConfig & { concurrency: number; batch_size: number; max_memory?: string };
 }
 
 export interface OutputConfig {
@@ -60,6 +60,13 @@ const runtimeSchema = {
     graph_optimization: { enum: ['disabled', 'basic', 'extended', 'all'], default: 'all', description: 'onnxruntime graph optimisation level.' },
     concurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4, description: 'Pairs scored, encoded and uploaded at once while the teacher samples the next batch.' },
     batch_size: { type: 'integer', minimum: 1, maximum: 256, default: 4, description: 'Candidate pairs handed to the teacher per call.' },
+    // No default: a config without it keeps its run_id.
+    max_memory: {
+      type: 'string',
+      pattern: '^[0-9]+(\\.[0-9]+)? ?(MB|MiB|GB|GiB)$',
+      'x-message': 'expected a size such as 12GB, 12 GiB or 9000MB',
+      description: 'Memory budget of one worker process (e.g. 12GB). The teacher picks its batch (at most teacher.max_batch candidates per UNet call) so that its estimated peak fits (docs/memory.md); a budget below one candidate\'s need is an error. Absent: teacher.max_batch.',
+    },
   },
 } as const;
 

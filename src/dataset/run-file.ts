@@ -8,6 +8,7 @@ import { canonicalJson } from '../shards/parquet.ts';
 import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
+import { localModels, type LocalModels } from '../models/index.ts';
 import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
 
 /** 2: layout 2 (data/<split>-*.parquet, rejects/, markers/; src/dataset/layout.ts). */
@@ -41,11 +42,21 @@ export interface RunPlan {
   splits?: Record<string, number>;
 }
 
-/** Digests of the teacher's and identity scorer's model files (what workers check before sampling). */
-export async function modelDigests(config: PipelineConfig): Promise<RunPlan['models']> {
+/**
+ * Digests of the teacher's and identity scorer's model files (what workers check before sampling), each
+ * file under the path run.json records: its store URI for a model on a store (src/models). `local` is
+ * the config already made local (plan, work), else models on a store are fetched here.
+ */
+export async function modelDigests(config: PipelineConfig, local?: LocalModels<PipelineConfig>): Promise<RunPlan['models']> {
+  const here = local ?? (await localModels(config));
   const { teacherModelFiles } = await import('../teacher/index.ts');
-  const identityFiles = config.identity.enabled ? (await import('../identity/index.ts')).identityModelFiles(config.identity) : [];
-  return { teacher: await digestFiles(teacherModelFiles(config.teacher)), identity: await digestFiles(identityFiles) };
+  const identity = here.config.identity;
+  const identityFiles = identity.enabled ? (await import('../identity/index.ts')).identityModelFiles(identity) : [];
+  const recorded = async (paths: string[]) => {
+    const { digest, files } = await digestFiles(paths);
+    return { digest, files: files.map((f) => ({ ...f, path: here.recordedPath(f.path) })) };
+  };
+  return { teacher: await recorded(teacherModelFiles(here.config.teacher)), identity: await recorded(identityFiles) };
 }
 
 /**

@@ -2,7 +2,7 @@
  * `pairgen plan`: a pipeline config → run.json and prompts.parquet on the run's store (the first stage
  * of a run; everything after reads the frozen plan, see src/dataset/run-file.ts).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPipelineConfig } from '../config/index.ts';
@@ -15,11 +15,19 @@ import { PROMPTS_FILE, RUN_FILE } from '../dataset/layout.ts';
 import { modelDigests, planConflict, planId, RUN_FORMAT, serializePlan, type RunPlan } from '../dataset/run-file.ts';
 import { checkSplits } from '../dataset/splits.ts';
 import { CODE_VERSION } from '../util/version.ts';
+import { isStoreUri, localModelKeys, localModels, uploadedModels, type ModelUpload } from '../models/index.ts';
+import { localPath } from '../store/index.ts';
+import { log } from '../util/log.ts';
 
 export interface PlanOptions {
   sets?: string[];
   pairs?: number;
   shardSize?: number;
+  /**
+   * Copy the config's local models into the run's store (models/<rank>/<name>) and record those
+   * copies, so workers on any node fetch them (src/models). buildPlan takes the run's URI here.
+   */
+  uploadModels?: boolean | string;
 }
 
 export interface PlanResult {
@@ -32,13 +40,21 @@ export interface PlanResult {
 }
 
 /** Build a run plan from a pipeline config without writing anything. */
-export async function buildPlan(configFile: string, options: PlanOptions, promptTablePath: string): Promise<{ plan: RunPlan; promptBytes: Uint8Array }> {
+export async function buildPlan(configFile: string, options: PlanOptions, promptTablePath: string): Promise<{ plan: RunPlan; promptBytes: Uint8Array; uploads: ModelUpload[] }> {
   const sets = [...(options.sets ?? [])];
   if (options.pairs !== undefined) sets.push(`pairs=${options.pairs}`);
   if (options.shardSize !== undefined) sets.push(`shard_size=${options.shardSize}`);
-  const { config } = loadPipelineConfig(configFile, sets);
+  const loaded = loadPipelineConfig(configFile, sets).config;
+  const upload = typeof options.uploadModels === 'string' ? uploadedModels(loaded, options.uploadModels) : null;
+  const config = upload?.config ?? loaded;
+  // Models on a store are checked and digested from this node's cached copy; run.json records their URIs.
+  const local = upload?.local ?? (await localModels(config));
   // The validation `pairgen check` reports: a run that check (or work) would refuse is never written.
-  refuseProblems((await validateConfig(config)).problems, configFile);
+  refuseProblems((await validateConfig(local.config)).problems, configFile);
+  const editModel = config.teacher.edit_model ?? config.teacher.model;
+  if (isStoreUri(editModel) && (await import('../reference/truth.ts')).referenceLabeller(local.config.teacher)) {
+    log.warn(`teacher: ${editModel} holds reference.json (the reference teacher's ground truth); workers fetch only the model files run.json lists, so its pairs get no ground-truth labels. Plan with a local folder to keep them`);
+  }
 
   const promptSet = loadPromptSet(config.prompts.set);
   const count = config.prompts.count ?? config.pairs;
@@ -58,11 +74,11 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
     shard_size: config.shard_size,
     shards: Math.ceil(config.pairs / config.shard_size),
     prompts: { file: PROMPTS_FILE, sha256: table.sha256, train_rows: trainRows, eval_rows: table.evalRows, per_category: table.perCategory },
-    models: await modelDigests(config),
+    models: await modelDigests(config, local),
   };
   if (config.output.splits) plan.splits = checkSplits(config.output.splits, `${configFile}: output.splits`);
   plan.run_id = planId(plan);
-  return { plan, promptBytes };
+  return { plan, promptBytes, uploads: upload?.uploads([...plan.models.teacher.files, ...plan.models.identity.files]) ?? [] };
 }
 
 /**
@@ -72,15 +88,17 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
 export async function planRun(configFile: string, outUri: string, options: PlanOptions = {}): Promise<PlanResult> {
   const tmp = mkdtempSync(join(tmpdir(), 'pairgen-plan-'));
   try {
-    const { plan, promptBytes } = await buildPlan(configFile, options, join(tmp, PROMPTS_FILE));
+    const uploadModels = options.uploadModels ? openStore(outUri).uri : undefined;
+    const { plan, promptBytes, uploads } = await buildPlan(configFile, { ...options, uploadModels }, join(tmp, PROMPTS_FILE));
     const store = openStore(outUri, plan.config.storage);
     const text = serializePlan(plan);
     const existing = await store.getIfExists(RUN_FILE);
+    if (!uploadModels) warnLocalModels(plan, store.uri);
     if (existing) {
       const conflict = planConflict(Buffer.from(existing).toString('utf8'), plan);
       if (conflict !== null) throw new UserError(`${store.uri} already holds a different run (${conflict}); plan into a new --out, or delete the old run first`);
       // The same plan: put back what is missing (the same config expands to the same prompt table, byte for byte).
-      const restored: string[] = [];
+      const restored: string[] = await copyModels(store, uploads);
       if ((await store.head(PROMPTS_FILE))?.size !== promptBytes.length) {
         await store.put(PROMPTS_FILE, promptBytes);
         restored.push(PROMPTS_FILE);
@@ -91,6 +109,7 @@ export async function planRun(configFile: string, outUri: string, options: PlanO
       }
       return { plan, store, created: false, restored };
     }
+    await copyModels(store, uploads);
     const hadPrompts = (await store.head(PROMPTS_FILE)) !== null;
     try {
       await store.put(PROMPTS_FILE, promptBytes);
@@ -103,4 +122,26 @@ export async function planRun(configFile: string, outUri: string, options: PlanO
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * --upload-models: copy the recorded model files into the run's store (a copy already there with the
+ * same size is kept: workers check every file's sha256 against run.json anyway). Returns the keys written.
+ */
+async function copyModels(store: Store, uploads: ModelUpload[]): Promise<string[]> {
+  const written: string[] = [];
+  for (const u of uploads) {
+    if ((await store.head(u.key))?.size === u.size) continue;
+    await store.putStream(u.key, createReadStream(u.from));
+    written.push(u.key);
+  }
+  return written;
+}
+
+/** A run on a store whose models are local paths can only be worked where those paths exist: say so. */
+function warnLocalModels(plan: RunPlan, runUri: string): void {
+  if (localPath(runUri) !== null) return;
+  const keys = localModelKeys(plan.config);
+  if (keys.length === 0) return;
+  log.warn(`${keys.join(', ')}: local path${keys.length > 1 ? 's' : ''} recorded in ${RUN_FILE}; only nodes with the same files at the same path can work this run. Plan with --upload-models to copy them into the run's store, or give s3:// URIs (docs/storage.md, "Models on a store")`);
 }

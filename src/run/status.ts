@@ -16,6 +16,8 @@ export interface RunStatus {
   pairs_per_worker_second: number | null;
   /** Seconds of worker time still needed at that rate (divide by the number of workers). */
   eta_worker_seconds: number | null;
+  /** The highest peak resident memory (MB) a worker process reported for one of its shards; null: none recorded. */
+  peak_rss_mb: number | null;
   finalized: boolean;
 }
 
@@ -30,7 +32,11 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
   const byCategory: RunStatus['by_category'] = {};
   const byReason: Record<string, number> = {};
   const timings = await readShardTimings(store, [...markers.keys()].sort((a, b) => a - b));
-  for (const t of timings) for (const v of Object.values(t ?? {})) seconds += v;
+  let peakRss: number | null = null;
+  for (const t of timings) {
+    for (const [k, v] of Object.entries(t ?? {})) if (k.endsWith('_s')) seconds += v;
+    if (typeof t?.peak_rss_mb === 'number') peakRss = Math.max(peakRss ?? 0, t.peak_rss_mb);
+  }
   for (const m of markers.values()) {
     done += m.counts.candidates;
     accepted += m.counts.accepted;
@@ -54,6 +60,7 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
     rejected_by_reason: Object.fromEntries(Object.entries(byReason).sort((a, b) => b[1] - a[1])),
     pairs_per_worker_second: rate,
     eta_worker_seconds: rate ? (plan.pairs - done) / rate : null,
+    peak_rss_mb: peakRss,
     // A manifest over shards that no longer match their markers (or are missing) is not a finished dataset.
     finalized: invalid.length === 0 && markers.size === plan.shards && (await store.head(MANIFEST_FILE)) !== null,
   };
@@ -87,6 +94,7 @@ export function formatStatus(s: RunStatus): string {
   if (s.pairs_per_worker_second !== null) {
     lines.push(`rate: ${s.pairs_per_worker_second.toFixed(2)} pairs per worker-second; ETA ${formatSeconds(s.eta_worker_seconds ?? 0)} of worker time (divide by your worker count)`);
   }
+  if (s.peak_rss_mb !== null) lines.push(`memory: peak ${(s.peak_rss_mb / 1024).toFixed(2)} GB resident in one worker process (the highest over committed shards)`);
   lines.push(
     s.finalized ? 'finalized: manifest.parquet, stats.json and README.md are written'
       : s.shards.invalid.length ? 'not finalized: some shards do not match their markers; `pairgen work` remakes them, then `pairgen finalize`'

@@ -9,10 +9,12 @@ import type { S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
-import { digestFiles, sha256Hex } from '../util/digest.ts';
+import { peakRssMb, resetPeakRss } from '../util/rss.ts';
+import { sha256Hex } from '../util/digest.ts';
 import { clearFailure, readFailure, recordFailure } from '../dataset/failures.ts';
 import { PROMPTS_FILE, RUN_FILE, shardName, shardRange } from '../dataset/layout.ts';
-import { openRun, validateRun, type RunPlan } from '../dataset/run-file.ts';
+import { modelDigests, openRun, validateRun, type RunPlan } from '../dataset/run-file.ts';
+import { localModels, type LocalModels } from '../models/index.ts';
 import { candidateSlot, pairId, pairSeed } from '../candidates/seeds.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { checkSplits, splitOf, type SplitFractions } from '../dataset/splits.ts';
@@ -55,6 +57,10 @@ export interface ShardEvent {
   /** For failed and held shards: the error and the failed attempts so far. */
   error?: string;
   attempts?: number;
+  /** Where the shard's models ran, e.g. "cuda:0 (CUDA_VISIBLE_DEVICES=3)" or "cpu" (committed and failed shards). */
+  device?: string;
+  /** Peak resident memory of this worker process during the shard, in MB (committed shards). */
+  peakRssMb?: number;
 }
 
 export interface WorkSummary {
@@ -74,7 +80,10 @@ export interface Timings {
   score_s: number;
   encode_s: number;
   write_s: number;
+  /** Not a time: the process's peak resident memory (MB) while the shard was made and written. */
+  peak_rss_mb?: number;
 }
+type StageTiming = Exclude<keyof Timings, 'peak_rss_mb'>;
 
 export class WorkAborted extends Error {
   constructor() {
@@ -110,16 +119,24 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   }
   if (todo.length === 0) return summary;
 
-  await validateRun(plan, store); // what every shard would hit: exit 2 before any shard is tried
-  await checkModels(plan);
+  // Models on a store are fetched into this node's cache once and checked against run.json's digests;
+  // the teacher and scorer read local files (`here`), while shards are written under the plan as planned.
+  const local = await localModels(plan.config, [...plan.models.teacher.files, ...plan.models.identity.files]);
+  const here: RunPlan = { ...plan, config: local.config };
+  await validateRun(here, store); // what every shard would hit: exit 2 before any shard is tried
+  await checkModels(plan, local);
+  // Every listed provider must load (onnxruntime never falls back to the CPU); the device goes in each shard's log line.
+  const { requireProviders } = await import('../onnx/providers.ts');
+  const device = (await requireProviders(plan.config.runtime.execution_providers, `${store.uri}/${RUN_FILE}`)).label;
+  log.info(`models run on ${device}`);
   const tmp = mkdtempSync(join(tmpdir(), 'pairgen-work-'));
   const promptPath = join(tmp, PROMPTS_FILE);
   writeFileSync(promptPath, await readPrompts(store, plan));
   const splits = checkSplits(plan.splits, `${store.uri}/${RUN_FILE}: splits`);
-  const teacher = await (options.teacherFactory ?? runTeacher)(plan);
+  const teacher = await (options.teacherFactory ?? runTeacher)(here);
   let scorer: IdentityScorer | null = null;
   try {
-    scorer = await (options.scorerFactory ?? defaultScorer)(plan);
+    scorer = await (options.scorerFactory ?? defaultScorer)(here);
     for (const shard of todo) {
       if (options.signal?.aborted) throw new WorkAborted();
       const started = performance.now();
@@ -131,15 +148,15 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
         if (isUserError(e) || e instanceof WorkAborted || options.signal?.aborted) throw e;
         const record = await recordFailure(store, shard, plan.run_id, e);
         summary.failed.push(shard);
-        options.onShard?.({ shard, status: 'failed', accepted: 0, rejected: 0, seconds: (performance.now() - started) / 1000, error: record.error, attempts: record.attempts });
+        options.onShard?.({ shard, status: 'failed', accepted: 0, rejected: 0, seconds: (performance.now() - started) / 1000, error: record.error, attempts: record.attempts, device });
         continue;
       }
       if (hadFailure.has(shard)) await clearFailure(store, shard);
       summary.committed.push(shard);
       summary.accepted += result.accepted;
       summary.rejected += result.rejected;
-      for (const k of Object.keys(summary.timings) as (keyof Timings)[]) summary.timings[k] += result.timings[k];
-      options.onShard?.({ shard, status: 'committed', accepted: result.accepted, rejected: result.rejected, seconds: (performance.now() - started) / 1000 });
+      for (const k of Object.keys(summary.timings) as StageTiming[]) summary.timings[k] += result.timings[k];
+      options.onShard?.({ shard, status: 'committed', accepted: result.accepted, rejected: result.rejected, seconds: (performance.now() - started) / 1000, device, peakRssMb: result.timings.peak_rss_mb });
     }
   } finally {
     await teacher.close();
@@ -168,16 +185,19 @@ async function readPrompts(store: Store, plan: RunPlan): Promise<Uint8Array> {
   }
 }
 
-/** The model files must be the ones the run was planned with, or the shards would not be reproducible. */
-async function checkModels(plan: RunPlan): Promise<void> {
-  for (const [stage, recorded] of Object.entries(plan.models)) {
-    if (recorded.files.length === 0) continue;
-    const now = await digestFiles(recorded.files.map((f) => f.path)).catch((e: Error) => {
-      throw new UserError(`${stage} model files of this run cannot be read here: ${e.message}`);
-    });
+/**
+ * The model files this node reads (its own copies: local paths, the model cache, its packaged face
+ * models) must be the ones the run was planned with, or the shards would not be reproducible.
+ */
+async function checkModels(plan: RunPlan, local: LocalModels<RunPlan['config']>): Promise<void> {
+  const here = await modelDigests(plan.config, local).catch((e: Error) => {
+    throw new UserError(`the model files of this run cannot be read here: ${e.message}`, { cause: e });
+  });
+  for (const [stage, recorded] of Object.entries(plan.models) as [keyof RunPlan['models'], RunPlan['models']['teacher']][]) {
+    const now = here[stage];
     if (now.digest !== recorded.digest) {
       const changed = now.files.filter((f, i) => f.sha256 !== recorded.files[i]?.sha256).map((f) => f.path);
-      throw new UserError(`${stage} model files differ from the ones this run was planned with: ${changed.join(', ')}`);
+      throw new UserError(`${stage} model files differ from the ones this run was planned with: ${changed.join(', ') || `${now.files.length} files here, ${recorded.files.length} recorded`}`);
     }
   }
 }
@@ -197,6 +217,7 @@ interface ShardContext {
 async function processShard(ctx: ShardContext): Promise<{ accepted: number; rejected: number; timings: Timings; marker: ShardMarker }> {
   const { plan, store, shard } = ctx;
   const timings: Timings = { sample_s: 0, score_s: 0, encode_s: 0, write_s: 0 };
+  resetPeakRss(); // this shard's peak, not the process's so far
   const specs = await shardSpecs(plan, shard, ctx.promptPath, store);
   const batchSize = plan.config.runtime.batch_size;
   const limit = pLimit(plan.config.runtime.concurrency);
@@ -225,6 +246,7 @@ async function processShard(ctx: ShardContext): Promise<{ accepted: number; reje
   const t0 = performance.now();
   const marker = await writeShard(store, plan, shard, done, timings as unknown as Record<string, number>, () => {
     timings.write_s += (performance.now() - t0) / 1000;
+    timings.peak_rss_mb = peakRssMb();
     if (ctx.signal?.aborted) throw new WorkAborted();
   });
   return { accepted: marker.counts.accepted, rejected: marker.counts.rejected, timings, marker };
@@ -313,6 +335,6 @@ function shareOf(totalShards: number, index: number, count: number): number[] {
 export function logShard(e: ShardEvent): void {
   if (e.status === 'skipped') log.info(`${shardName(e.shard)} already committed, skipped`);
   else if (e.status === 'held') log.warn(`${shardName(e.shard)} skipped: an earlier attempt failed (run with --retry-failed to try it again)`, { attempts: e.attempts, error: e.error });
-  else if (e.status === 'failed') log.error(`${shardName(e.shard)} failed; going on with the other shards`, { attempts: e.attempts, error: e.error });
-  else log.info(`${shardName(e.shard)} committed`, { accepted: e.accepted, rejected: e.rejected, seconds: Number(e.seconds.toFixed(2)) });
+  else if (e.status === 'failed') log.error(`${shardName(e.shard)} failed; going on with the other shards`, { attempts: e.attempts, error: e.error, device: e.device });
+  else log.info(`${shardName(e.shard)} committed`, { accepted: e.accepted, rejected: e.rejected, seconds: Number(e.seconds.toFixed(2)), device: e.device, peak_rss_mb: e.peakRssMb });
 }

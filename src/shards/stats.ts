@@ -31,6 +31,8 @@ export interface DatasetStats extends GroupStats {
   histogram_bin_edges: number[];
   /** Sum over the committed shards of seconds spent per stage (markers/shard-NNNNN.timings.json). */
   timings_seconds: Record<string, number>;
+  /** The highest peak resident memory (MB) a worker reported for a committed shard, when recorded. */
+  worker_peak_rss_mb?: number;
 }
 
 class Group {
@@ -90,6 +92,7 @@ export class StatsAccumulator {
   private all = new Group();
   private categories = new Map<string, Group>();
   private timings = new Map<string, number>();
+  private peakRssMb: number | null = null;
   private shards = 0;
 
   add(row: StatsRow): void {
@@ -102,7 +105,11 @@ export class StatsAccumulator {
   /** One committed shard, with the seconds per stage of its last commit when they were recorded. */
   addShard(timings: Record<string, number> | null = null): void {
     this.shards++;
-    for (const [k, v] of Object.entries(timings ?? {})) this.timings.set(k, (this.timings.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(timings ?? {})) {
+      // Seconds per stage add up; the timings file also carries the worker's peak memory, which does not.
+      if (k.endsWith('_s')) this.timings.set(k, (this.timings.get(k) ?? 0) + v);
+      else if (k === 'peak_rss_mb') this.peakRssMb = Math.max(this.peakRssMb ?? 0, v);
+    }
   }
 
   result(): DatasetStats {
@@ -112,6 +119,7 @@ export class StatsAccumulator {
       by_category: Object.fromEntries([...this.categories.keys()].sort().map((k) => [k, this.categories.get(k)!.result()])),
       histogram_bin_edges: Array.from({ length: HISTOGRAM_BINS + 1 }, (_, i) => Math.round((HISTOGRAM_MIN + i * HISTOGRAM_BIN_WIDTH) * 100) / 100),
       timings_seconds: sortedObject(this.timings),
+      ...(this.peakRssMb === null ? {} : { worker_peak_rss_mb: this.peakRssMb }),
     };
   }
 }

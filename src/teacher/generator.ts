@@ -25,9 +25,13 @@ export class PairGenerator {
     private readonly editSettings: SamplerSettings,
     private readonly portraits: SourcePortraits | null,
     private readonly labeller: PairLabeller | null,
+    /** Candidates per batched UNet call: teacher.max_batch, or fewer under runtime.max_memory. */
+    readonly batch: number,
+    private readonly budgeted: boolean,
   ) {}
 
-  static async create(config: TeacherConfig, runtime: RuntimeConfig, labeller: PairLabeller | null = null): Promise<PairGenerator> {
+  /** `budgetBatch`: the batch a runtime.max_memory budget allows (memory.ts); null: teacher.max_batch. */
+  static async create(config: TeacherConfig, runtime: RuntimeConfig, labeller: PairLabeller | null = null, budgetBatch: number | null = null): Promise<PairGenerator> {
     const opened: DiffusersModel[] = [];
     try {
       for (const folder of teacherFolders(config)) opened.push(await loadDiffusersModel(folder.dir, runtime, folder.parts));
@@ -41,7 +45,7 @@ export class PairGenerator {
       const sourceSettings = samplerSettings(config, main, config.steps, size);
       const editSettings = samplerSettings(config, editModel, config.edit_steps ?? config.steps, size);
       const portraits = config.mode === 'img2img' ? await SourcePortraits.open(config.sources!) : null;
-      return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits, labeller);
+      return new PairGenerator(config, source, edit, sourceSettings, editSettings, portraits, labeller, budgetBatch ?? config.max_batch, budgetBatch !== null);
     } catch (e) {
       for (const m of opened) await m.release();
       throw e;
@@ -53,8 +57,10 @@ export class PairGenerator {
    * scheduler_config.json with the config's overrides): what the teacher's StageInfo records, so every
    * pair row says exactly how it was sampled.
    */
-  describe(): { height: number; width: number; scheduler: string; edit_scheduler: string; scheduler_config: Record<string, unknown>; edit_scheduler_config: Record<string, unknown> } {
+  describe(): { height: number; width: number; scheduler: string; edit_scheduler: string; scheduler_config: Record<string, unknown>; edit_scheduler_config: Record<string, unknown>; batch?: number } {
     return {
+      // Only under a budget: the batch then differs from teacher.max_batch (and older runs keep their settings).
+      ...(this.budgeted ? { batch: this.batch } : {}),
       height: this.sourceSettings.height,
       width: this.sourceSettings.width,
       scheduler: String(this.sourceSettings.schedulerConfig._class_name),
@@ -66,7 +72,7 @@ export class PairGenerator {
 
   async generate(specs: CandidateSpec[]): Promise<GeneratedPair[]> {
     const out: GeneratedPair[] = [];
-    for (let i = 0; i < specs.length; i += this.config.max_batch) out.push(...(await this.generateBatch(specs.slice(i, i + this.config.max_batch))));
+    for (let i = 0; i < specs.length; i += this.batch) out.push(...(await this.generateBatch(specs.slice(i, i + this.batch))));
     const labeller = this.labeller;
     return labeller ? out.map((p) => ({ ...p, extra: { ...p.extra, ...labeller.label(p.source, p.edited) } })) : out;
   }
@@ -138,3 +144,4 @@ function samplerSettings(config: TeacherConfig, model: DiffusersModel, steps: nu
     eta: config.eta,
   };
 }
+

@@ -5,7 +5,10 @@ import type { RuntimeConfig } from '../onnx/session.ts';
 import type { CandidateSpec, GeneratedPair, LabellerHook, StageInfo, Teacher } from '../types.ts';
 import { startTsWorker } from '../util/worker.ts';
 import type { TeacherConfig } from './config.ts';
-import { modelFiles, teacherFolders } from './model.ts';
+import { modelFiles, teacherFolders, TEACHER_SESSION_MEMORY } from './model.ts';
+import { log } from '../util/log.ts';
+import { teacherBatchForBudget } from './memory.ts';
+import { rssMb } from '../util/rss.ts';
 import type { Reply } from './worker.ts';
 
 export interface TeacherHooks {
@@ -18,9 +21,12 @@ export interface TeacherHooks {
  *   const teacher = await createTeacher(config.teacher, config.runtime);
  *   const pairs = await teacher.generate(specs); // same specs → same bytes
  */
-export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfig, hooks: TeacherHooks = {}): Promise<Teacher> {
+export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfig & { max_memory?: string }, hooks: TeacherHooks = {}): Promise<Teacher> {
   const files = teacherModelFiles(config); // a missing file fails here, before a worker starts
-  const worker = startTsWorker(new URL('./worker.ts', import.meta.url), { config, runtime, labeller: hooks.labeller ?? null });
+  // So does a budget too small for one candidate, before gigabytes of weights load.
+  const budgetBatch = runtime.max_memory ? teacherBatchForBudget(config, runtime.max_memory) : null;
+  const started = performance.now();
+  const worker = startTsWorker(new URL('./worker.ts', import.meta.url), { config, runtime, labeller: hooks.labeller ?? null, budgetBatch });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | null = null;
@@ -61,6 +67,10 @@ export async function createTeacher(config: TeacherConfig, runtime: RuntimeConfi
     await worker.terminate();
     throw e;
   }
+  // The memory settings of this process's sessions (one copy of each model, in the worker thread).
+  log.info(`teacher loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`, {
+    rss_mb: rssMb(), batch: described.batch ?? config.max_batch, cpu_mem_arena: TEACHER_SESSION_MEMORY.cpu_mem_arena, mem_pattern: TEACHER_SESSION_MEMORY.mem_pattern,
+  });
   const info: StageInfo = {
     name: teacherName(config),
     modelDigest: (await digestFiles(files)).digest,

@@ -282,6 +282,16 @@ function requireFit(kind: ModelKind, part: string, path: string, header: OnnxHea
   if (wrong) throw new UserError(`ONNX model ${path}: input ${wrong.name} is ${wrong.type}; expected ${wrong.expected.join(' or ')}`);
 }
 
+/**
+ * The sessions' memory settings. No CPU arena: an arena keeps each session's peak activations for the
+ * session's life, so the text encoder's, the UNet's and the VAE's peaks would add up; without it they
+ * come and go, and the process peak is the weights plus the largest single call. The memory pattern
+ * stays on: without an arena it is one planned block per run, freed after it, and without it every
+ * tensor is a fresh allocation (the UNet ran 2.8x slower on the fixture, 1.4x with it). Neither changes
+ * a computed value (docs/memory.md has the measurements). A runtime that sets them explicitly wins.
+ */
+export const TEACHER_SESSION_MEMORY: Pick<RuntimeConfig, 'cpu_mem_arena' | 'mem_pattern'> = { cpu_mem_arena: false, mem_pattern: true };
+
 /** Open a model folder: check its files and its models' inputs/outputs, then open its sessions. */
 export async function loadDiffusersModel(dir: string, runtime: RuntimeConfig, parts: ModelParts): Promise<DiffusersModel> {
   const { kind, headers } = readFolder(dir, parts); // every required file exists, or a UserError says which one is missing
@@ -294,7 +304,7 @@ export async function loadDiffusersModel(dir: string, runtime: RuntimeConfig, pa
 
   const opened: OnnxModel[] = [];
   const open = async (part: string) => {
-    const m = await OnnxModel.open(join(dir, part, 'model.onnx'), runtime);
+    const m = await OnnxModel.open(join(dir, part, 'model.onnx'), { ...TEACHER_SESSION_MEMORY, ...runtime });
     opened.push(m);
     return m;
   };

@@ -6,8 +6,27 @@ import type { Tensor } from '../onnx/model.ts';
  * and float HWC in [0, 1] on the user side (diffusers' output_type="np").
  */
 
+/**
+ * Run `one` on each item of a batch and stack the results: the VAE runs one image at a time, so its
+ * activations (hundreds of MB per 512 px image) do not grow with the batch. Same values as one batched call.
+ */
+async function eachItem(batch: Tensor, one: (item: Tensor) => Promise<Tensor>): Promise<Tensor> {
+  const [b, ...rest] = batch.dims;
+  const size = batch.data.length / b;
+  const outs: Tensor[] = [];
+  for (let i = 0; i < b; i++) outs.push(await one({ data: batch.data.subarray(i * size, (i + 1) * size), dims: [1, ...rest] }));
+  if (b === 1) return outs[0];
+  const data = new Float32Array(outs.reduce((a, o) => a + o.data.length, 0));
+  outs.forEach((o, i) => data.set(o.data, i * o.data.length));
+  return { data, dims: [b, ...outs[0].dims.slice(1)] };
+}
+
 /** Image latents: the mean of the VAE posterior, unscaled (what InstructPix2Pix conditions on). */
 export async function encodeMean(model: DiffusersModel, images: Tensor): Promise<Tensor> {
+  return eachItem(images, (image) => encodeMeanOne(model, image));
+}
+
+async function encodeMeanOne(model: DiffusersModel, images: Tensor): Promise<Tensor> {
   const enc = model.vaeEncoder!;
   const name = enc.outputs.has('latent_parameters') ? 'latent_parameters' : 'latent_sample';
   const [out] = await enc.run({ sample: images }, [name]);
@@ -40,7 +59,7 @@ export async function decode(model: DiffusersModel, latents: Tensor): Promise<Te
     const ch = Math.floor(i / (h * w)) % c;
     return latentsMean && latentsStd ? (v * latentsStd[ch]) / scalingFactor + latentsMean[ch] : v / scalingFactor;
   });
-  const [out] = await model.vaeDecoder!.run({ latent_sample: { data: scaled, dims: latents.dims } }, ['sample']);
+  const out = await eachItem({ data: scaled, dims: latents.dims }, async (one) => (await model.vaeDecoder!.run({ latent_sample: one }, ['sample']))[0]);
   const data = out.data.map((v) => Math.min(1, Math.max(0, v / 2 + 0.5)));
   return { data, dims: out.dims };
 }

@@ -21,7 +21,7 @@ let generator: PairGenerator;
 try {
   const hook = workerData.labeller as LabellerHook | null;
   const labeller: PairLabeller | null = hook ? await (await import(hook.module)).createLabeller(hook.arg) : null;
-  generator = await PairGenerator.create(workerData.config as TeacherConfig, workerData.runtime as RuntimeConfig, labeller);
+  generator = await PairGenerator.create(workerData.config as TeacherConfig, workerData.runtime as RuntimeConfig, labeller, workerData.budgetBatch as number | null);
   post({ type: 'ready', describe: generator.describe() });
 } catch (e) {
   post(failure(-1, e));
