@@ -42,6 +42,12 @@ function makeVariable(name: string): string {
 const expand = (words: string) => words.replace(/\$\((\w+)\)/g, (_, v: string) => makeVariable(v));
 
 /** A target's prerequisites (the rule's target may be written as a $(VAR)), with $(VAR) expanded. */
+/** The environment for a make of our own: none of the make that may be running the tests (`make test`) leaks in. */
+function makeEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const { MAKEFLAGS: _f, MAKELEVEL: _l, MFLAGS: _m, MAKEOVERRIDES: _o, ...env } = process.env;
+  return { ...env, ...extra };
+}
+
 function prerequisites(target: string): string[] {
   const rule = [...makefile.matchAll(/^(\S+):(?!=)([^=\n]*)$/gm)].find((m) => expand(m[1]) === target);
   assert.ok(rule, `Makefile has no target ${target}`);
@@ -60,7 +66,7 @@ test('the worker stage makes exactly what `make setup` makes, through the Makefi
   assert.ok(!runs(worker).some((r) => /\bnpm (ci|install|i)\b|setup-models/.test(r)), 'npm and the model conversion run through the Makefile, not copies of its recipes');
   // Each make call is one the real Makefile accepts (a dry run).
   for (const call of makes) {
-    const dry = spawnSync('make', ['-n', ...call.split(/\s+/).slice(1).map((w) => w.replace(/^ONNXRUNTIME_NODE_INSTALL="\$ONNXRUNTIME_NODE_INSTALL"$/, `ONNXRUNTIME_NODE_INSTALL=${CUDA_INSTALL}`))], { cwd: REPO, encoding: 'utf8' });
+    const dry = spawnSync('make', ['-n', ...call.split(/\s+/).slice(1).map((w) => w.replace(/^ONNXRUNTIME_NODE_INSTALL="\$ONNXRUNTIME_NODE_INSTALL"$/, `ONNXRUNTIME_NODE_INSTALL=${CUDA_INSTALL}`))], { cwd: REPO, encoding: 'utf8', env: makeEnv() });
     assert.equal(dry.status, 0, `${call}: ${dry.stderr}`);
   }
 });
@@ -73,7 +79,7 @@ test('npm ci gets the variant\'s ONNXRUNTIME_NODE_INSTALL: skip on the CPU, the 
   // The Makefile's `export X := skip` beats the environment: the stage's value must be passed on make's command line.
   const stampCall = runs(stage('worker')).find((r) => r.includes(prerequisites('setup')[0]));
   assert.match(stampCall ?? '', /ONNXRUNTIME_NODE_INSTALL="\$ONNXRUNTIME_NODE_INSTALL"/);
-  const seen = spawnSync('make', ['--eval', 'seen-by-recipes: ; @echo "$$ONNXRUNTIME_NODE_INSTALL"', 'seen-by-recipes', `ONNXRUNTIME_NODE_INSTALL=${CUDA_INSTALL}`], { cwd: REPO, encoding: 'utf8', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+  const seen = spawnSync('make', ['--no-print-directory', '--eval', 'seen-by-recipes: ; @echo "$$ONNXRUNTIME_NODE_INSTALL"', 'seen-by-recipes', `ONNXRUNTIME_NODE_INSTALL=${CUDA_INSTALL}`], { cwd: REPO, encoding: 'utf8', env: makeEnv({ ONNXRUNTIME_NODE_INSTALL: 'skip' }) });
   assert.equal(seen.stdout.trim(), CUDA_INSTALL, seen.stderr);
   // The value and the provider file are the installed onnxruntime-node's own (a version that renames them fails here).
   const metadata = createRequire(import.meta.url)(join(REPO, 'node_modules/onnxruntime-node/script/install-metadata.js')) as { requirements: Record<string, string[]>; manifests: Record<string, Record<string, unknown>> };
