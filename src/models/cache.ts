@@ -14,7 +14,6 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { UserError } from '../errors.ts';
 import { redactUrl } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
@@ -61,6 +60,9 @@ export class ModelCache {
   async fetchKnown(store: Store, key: string, size: number, sha256: string, what: string): Promise<string> {
     const blob = this.blobPath(sha256);
     if (sizeOf(blob) === size) return blob;
+    // Loaded only when a download may be needed: proper-lockfile's signal-exit hooks every fatal signal at
+    // load time and re-raises it, so SIGXFSZ (a `ulimit -f` write) would kill any verb that merely imported it.
+    const { default: lockfile } = await import('proper-lockfile');
     const release = await lockfile.lock(blob, {
       realpath: false,
       lockfilePath: join(this.root, 'locks', `${sha256}.lock`),

@@ -107,8 +107,8 @@ export class StatsAccumulator {
     this.shards++;
     for (const [k, v] of Object.entries(timings ?? {})) {
       // Seconds per stage add up; the timings file also carries the worker's peak memory, which does not.
-      if (k.endsWith('_s')) this.timings.set(k, (this.timings.get(k) ?? 0) + v);
-      else if (k === 'peak_rss_mb') this.peakRssMb = Math.max(this.peakRssMb ?? 0, v);
+      if (k === 'peak_rss_mb') this.peakRssMb = Math.max(this.peakRssMb ?? 0, v);
+      else this.timings.set(k, (this.timings.get(k) ?? 0) + v);
     }
   }
 

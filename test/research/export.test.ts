@@ -236,7 +236,7 @@ test('export errors through the CLI: exit 2, one line, nothing written and no te
   for (const [args, message, where, limitKiB] of cases) {
     const before = existsSync(where) && statSync(where).isDirectory() ? readdirSync(where).sort() : null;
     const r = cli(args, { limitKiB });
-    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status ?? r.signal}\n${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     if (before) assert.deepEqual(readdirSync(where).sort(), before, `${where}: files were left behind`);
