@@ -6,7 +6,8 @@
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../util/worker.ts';
 import type { RowBatch } from './expand.ts';
-import { encodeRowGroup, type EncodedRowGroup } from './row-group.ts';
+import type { EncodedRowGroup } from '../util/parquet-groups.ts';
+import { encodeRowGroup } from './row-group.ts';
 
 type Reply = { id: number; group: EncodedRowGroup; error?: undefined } | { id: number; error: string };
 

@@ -1,11 +1,9 @@
 /**
  * One row group of the prompt table, encoded on its own (in a worker thread or inline) and appended
- * to the file afterwards. A row group's pages never refer to absolute file positions; only its
- * metadata does (column chunk offsets, page locations), so a group encoded as if it started right
- * after the file's 4-byte header is moved to its real place by adding its offset there. The bytes are
- * hyparquet-writer's own, whichever thread encoded them and in whatever order groups finished.
+ * to the file afterwards by util/parquet-groups.ts's placeRowGroup, which moves its offsets.
  */
 import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
+import type { EncodedRowGroup } from '../util/parquet-groups.ts';
 import { promptId, type RowBatch } from './expand.ts';
 import { snappyCompress } from './snappy.ts';
 
@@ -23,18 +21,6 @@ export const CREATED_BY = 'pairgen';
 export const COMPRESSORS = { SNAPPY: snappyCompress };
 const HEADER_BYTES = 4; // "PAR1"
 const BATCH_STRING_COLUMNS = ['prompt_split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
-// hyparquet-writer's own (nested) hyparquet types for the footer parts
-type RowGroup = ParquetWriter['row_groups'][number];
-type PageIndexes = ParquetWriter['pendingIndexes'][number];
-
-export interface EncodedRowGroup {
-  rows: number;
-  /** The group's pages, as they go into the file. */
-  bytes: Uint8Array;
-  /** Its metadata, with offsets as if the group started at file offset HEADER_BYTES. */
-  rowGroup: RowGroup;
-  indexes: PageIndexes[];
-}
 
 /** Encode a batch of rows (prompt_id computed here) as one row group. */
 export function encodeRowGroup(batch: RowBatch): EncodedRowGroup {
@@ -54,24 +40,4 @@ export function encodeRowGroup(batch: RowBatch): EncodedRowGroup {
   // A copy sized to the group, so the worker can transfer it without its 2x-grown buffer.
   const bytes = writer.getBytes().slice(HEADER_BYTES);
   return { rows: batch.rows, bytes, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes };
-}
-
-/** Append an encoded group at the end of `pq`'s file: its bytes, then its metadata moved to that offset. */
-export function appendRowGroup(pq: ParquetWriter, group: EncodedRowGroup): void {
-  const shift = BigInt(pq.writer.offset - HEADER_BYTES);
-  const { rowGroup, indexes } = group;
-  for (const chunk of rowGroup.columns) {
-    chunk.file_offset += shift;
-    const meta = chunk.meta_data!;
-    meta.data_page_offset += shift;
-    if (meta.dictionary_page_offset !== undefined) meta.dictionary_page_offset += shift;
-  }
-  indexes.forEach((index, i) => {
-    index.chunk = rowGroup.columns[i]; // the footer's index offsets are set on these very objects
-    for (const page of index.offsetIndex?.page_locations ?? []) page.offset += shift;
-  });
-  pq.writer.appendBytes(group.bytes);
-  pq.row_groups.push(rowGroup);
-  pq.pendingIndexes.push(...indexes);
-  pq.num_rows += BigInt(group.rows);
 }

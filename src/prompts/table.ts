@@ -14,7 +14,8 @@ import { UserError } from '../errors.ts';
 import { checkExpandOptions, Expansion, type ExpandOptions, type PromptRow } from './expand.ts';
 import type { PromptSet } from './grammar.ts';
 import { RowGroupEncoder } from './encoder.ts';
-import { appendRowGroup, COMPRESSORS, CREATED_BY, SCHEMA, type EncodedRowGroup } from './row-group.ts';
+import { placeRowGroup, type EncodedRowGroup } from '../util/parquet-groups.ts';
+import { COMPRESSORS, CREATED_BY, SCHEMA } from './row-group.ts';
 
 /**
  * Rows per Parquet row group. Small groups keep the writer's peak memory low (200k rows: 425 MiB peak RSS
@@ -78,7 +79,7 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
     const maxInFlight = Math.max(1, 2 * encoder.threads);
     const writeNext = async () => {
       const group = await inFlight.shift()!;
-      appendRowGroup(writer, group);
+      placeRowGroup(writer, group);
       await (writer.writer as ByteWriter & { flush(): void }).flush();
       rows += group.rows;
       opts.onProgress?.(rows);

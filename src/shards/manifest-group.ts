@@ -6,6 +6,7 @@ import { canonicalJson, columnSettings, listColumns, parquetWriter } from './par
 import { isJsonField, manifestSchema, rejectsSchema } from './record.ts';
 import { readPairgenMetadata, type ParquetSource } from './shard.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
+import type { EncodedRowGroup } from '../util/parquet-groups.ts';
 
 /**
  * One manifest row group, made from the committed shards' files without going through row objects:
@@ -39,11 +40,7 @@ export interface GroupStatsColumns {
 }
 
 /** An encoded row group placed at file offset 4 (right after the magic), with what ParquetWriter keeps of it. */
-export interface EncodedGroup {
-  bytes: Uint8Array;
-  rows: number;
-  rowGroup: unknown;
-  pageIndexes: unknown[];
+export interface EncodedGroup extends EncodedRowGroup {
   stats: GroupStatsColumns;
 }
 
@@ -202,5 +199,5 @@ export async function encodeManifestGroup(task: GroupTask, open: (f: { name: str
   const columnData = manifestSchema.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
   pq.write({ columnData, rowGroupSize: rows });
   const stats = statsColumns(cols);
-  return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], pageIndexes: pq.pendingIndexes, stats };
+  return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes, stats };
 }

@@ -10,6 +10,7 @@ import { encodeManifestGroup, fileSource, RANGE_READ_BYTES, type EncodedGroup, t
 import type { WorkerReply } from './manifest-worker.ts';
 import { parquetWriter, streamRows, writeToSink } from './parquet.ts';
 import { manifestSchema, type ManifestRow } from './record.ts';
+import { placeRowGroup } from '../util/parquet-groups.ts';
 
 export type { GroupStatsColumns, ManifestShard };
 
@@ -78,7 +79,7 @@ export async function writeManifestFromShards(sink: Writable, o: ShardManifestOp
           inFlight.push(p);
         }
         const group = await inFlight.shift()!;
-        placeGroup(pq, out, group);
+        placeRowGroup(pq, group, out);
         rows += group.rows;
         o.onGroup?.(group.stats);
         await out.flush();
@@ -121,25 +122,6 @@ function planGroups(shards: ManifestShard[], rowGroupRows: number): GroupTask[] 
     tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start });
   }
   return tasks;
-}
-
-/** Put an encoded group (made at file offset 4) where the file has got to: move its offsets, then its bytes. */
-function placeGroup(pq: ParquetWriter, out: ByteWriter, group: EncodedGroup): void {
-  const shift = BigInt(out.offset - 4);
-  const rowGroup = group.rowGroup as ParquetWriter['row_groups'][number];
-  const indexes = group.pageIndexes as ParquetWriter['pendingIndexes'];
-  rowGroup.columns.forEach((chunk, c) => {
-    chunk.file_offset += shift;
-    const meta = chunk.meta_data!;
-    meta.data_page_offset += shift;
-    if (meta.dictionary_page_offset !== undefined) meta.dictionary_page_offset += shift;
-    indexes[c].chunk = chunk; // one object in both lists, as ParquetWriter keeps them
-    for (const loc of indexes[c].offsetIndex?.page_locations ?? []) loc.offset += shift;
-  });
-  pq.row_groups.push(rowGroup);
-  pq.pendingIndexes.push(...indexes);
-  pq.num_rows += BigInt(group.rows);
-  out.appendBytes(group.bytes);
 }
 
 /** A ByteWriter whose flush hands what it holds to a Node stream, with backpressure. */
