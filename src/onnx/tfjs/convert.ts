@@ -1,9 +1,10 @@
 import { UserError } from '../../errors.ts';
 import { OnnxBuilder, float, int64, type AttrValue, type Dim } from '../builder.ts';
-import { parseInputName, readTfjsGraphModel, type TfAttr, type TfGraphModel, type TfNode } from './model.ts';
+import { lowerLayersModel } from './layers.ts';
+import { parseInputName, readTfjsModel, type TfAttr, type TfGraphModel, type TfNode } from './model.ts';
 
 /**
- * TF.js graph model → ONNX (opset 17).
+ * TF.js graph model → ONNX (opset 17). (A layers model is first lowered to graph nodes: layers.ts.)
  *
  * Every TF tensor is tracked with its TF (NHWC) shape. 4-D activations are kept in ONNX's NCHW order
  * from the first convolution on (the NHWC graph input is transposed once), layout-free ops (element-wise,
@@ -12,7 +13,7 @@ import { parseInputName, readTfjsGraphModel, type TfAttr, type TfGraphModel, typ
  * (Shape → StridedSlice → Pack → Reshape chains) are folded in JS, so the ONNX graph holds only real work.
  * Unknown dims (a dynamic batch) are -1 in shapes and NaN in folded shape values.
  */
-export const CONVERTER_VERSION = '1';
+export const CONVERTER_VERSION = '2';
 
 export interface ConvertOptions {
   /** NHWC input shape; -1 for a dynamic batch. Default: the model's placeholder shape. */
@@ -364,6 +365,8 @@ class Converter {
         return this.resize(n);
       case 'DepthToSpace':
         return this.depthToSpace(n);
+      case 'Conv2DBackpropInput':
+        return this.transposedConv(n);
       case 'FusedBatchNorm':
       case 'FusedBatchNormV3':
         return this.batchNorm(n);
@@ -449,6 +452,30 @@ class Converter {
     const shape = [N, windowOut(H, kH, strides[0], dil[0], pads[0], pads[2]), windowOut(W, kW, strides[1], dil[1], pads[1], pads[3]), outC];
     const name = this.op('Conv', inputs, { kernel_shape: [kH, kW], strides, dilations: dil, pads, group: depthwise ? inC : 1 });
     return this.fusedActivations(this.tensor(name, shape, 'nchw'), fused);
+  }
+
+  /**
+   * TF's transposed convolution (the gradient of a Conv2D whose input has `input_sizes`): inputs are that
+   * size, the filter [kh, kw, out channels, in channels] and the values. ONNX's ConvTranspose takes the
+   * forward convolution's pads and adds `output_padding` cells at the end for what the stride leaves over.
+   */
+  private transposedConv(n: TfNode): Tensor {
+    this.checkNhwc(n);
+    const [, outH, outW] = this.intsOf(this.constInput(0, 'the output size'), 'the output size');
+    const filter = this.constInput(1, 'the filter');
+    const x = this.tensorInput(2);
+    const [kH, kW, outC, inC] = filter.shape;
+    const strides = attrInts(n.attr?.strides).slice(1, 3);
+    const dil = n.attr?.dilations ? attrInts(n.attr.dilations).slice(1, 3) : [1, 1];
+    const pads = this.pads2d(n, outH, outW, kH, kW, strides, dil);
+    const [N, H, W] = x.shape;
+    const span = (i: number, k: number, s: number, d: number, p0: number, p1: number) => s * (i - 1) + (k - 1) * d + 1 - p0 - p1;
+    const outputPadding = [outH - span(H, kH, strides[0], dil[0], pads[0], pads[2]), outW - span(W, kW, strides[1], dil[1], pads[1], pads[3])];
+    if (outputPadding.some((p, i) => p < 0 || p >= strides[i])) this.fail(`output size ${outH}×${outW} does not fit an input of ${H}×${W}`);
+    const weight = transposeData(filter.data as Float32Array, filter.shape, [3, 2, 0, 1]);
+    const inputs = [this.asLayout(x, 'nchw'), this.b.constant(weight, [inC, outC, kH, kW], `${n.name}/weight`)];
+    const attrs = { kernel_shape: [kH, kW], strides, dilations: dil, pads, output_padding: outputPadding };
+    return this.tensor(this.op('ConvTranspose', inputs, attrs), [N, outH, outW, outC], 'nchw');
   }
 
   /** A fused node's `fused_ops`: BiasAdd first (bias = input 2) when anything is fused, then activations. */
@@ -807,11 +834,14 @@ export const SUPPORTED_OPS = [
   'FusedDepthwiseConv2dNative', ...Object.keys(UNARY), 'Relu6', 'LeakyRelu', 'Prelu', 'Rsqrt', 'Square', ...Object.keys(BINARY),
   'BiasAdd', 'AddN', 'MaxPool', 'AvgPool', 'Pad', 'PadV2', 'MirrorPad', 'MatMul', '_FusedMatMul', ...Object.keys(REDUCE),
   'Softmax', 'LogSoftmax', 'Reshape', 'Squeeze', 'ExpandDims', 'StridedSlice', 'ConcatV2', 'Pack', 'Shape', 'Cast',
-  'Transpose', 'ResizeBilinear', 'ResizeNearestNeighbor', 'DepthToSpace', 'FusedBatchNorm', 'FusedBatchNormV3',
+  'Transpose', 'ResizeBilinear', 'ResizeNearestNeighbor', 'DepthToSpace', 'FusedBatchNorm', 'FusedBatchNormV3', 'Conv2DBackpropInput',
 ];
 
-/** Convert a TF.js graph model (model.json beside its weight shards) to ONNX bytes. */
-export async function convertTfjsGraph(modelJsonPath: string, options: ConvertOptions = {}): Promise<Uint8Array> {
-  const model = await readTfjsGraphModel(modelJsonPath);
-  return new Converter(model, options).convert();
+/**
+ * Convert a TF.js model to ONNX bytes: a graph model or a (functional) layers model, as model.json
+ * beside its weight shards or as an nsfwjs-style model.min.js bundle.
+ */
+export async function convertTfjsGraph(modelPath: string, options: ConvertOptions = {}): Promise<Uint8Array> {
+  const model = await readTfjsModel(modelPath);
+  return new Converter('nodes' in model ? model : lowerLayersModel(model), options).convert();
 }

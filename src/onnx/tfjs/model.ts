@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { UserError } from '../../errors.ts';
 
 /**
- * Reads a TensorFlow.js graph model (model.json + weight shards) into plain data: the GraphDef nodes,
- * the dequantized weights by name, and the signature's inputs and outputs.
+ * Reads a TensorFlow.js model (model.json + weight shards) into plain data: the GraphDef nodes and the
+ * graph's outputs (or, for a layers model, its Keras topology), and the dequantized weights by name.
  */
 
 export interface TfAttr {
@@ -23,6 +24,28 @@ export interface TfNode {
   op: string;
   input?: string[];
   attr?: Record<string, TfAttr>;
+}
+
+/** A Keras layer as a TF.js layers model stores it. */
+export interface KerasLayer {
+  class_name: string;
+  name?: string;
+  config: Record<string, unknown> & { name: string };
+  /** Per call of the layer: its inputs as [layer name, node index, tensor index, kwargs]. */
+  inbound_nodes: [string, number, number, unknown?][][];
+}
+
+/** `modelTopology.model_config` of a layers model. */
+export interface KerasModelConfig {
+  class_name: string;
+  config: { layers: KerasLayer[]; input_layers?: [string, number, number][]; output_layers?: [string, number, number][] };
+}
+
+/** A layers model before lowering (src/onnx/tfjs/layers.ts turns it into a TfGraphModel). */
+export interface TfLayersModel {
+  path: string;
+  modelConfig: KerasModelConfig;
+  weights: Map<string, TfWeight>;
 }
 
 /** A weight after dequantization: floats as Float32Array, integers and bools as Int32Array. */
@@ -49,7 +72,7 @@ interface WeightSpec {
 
 interface ModelJson {
   format?: string;
-  modelTopology?: { node?: TfNode[] };
+  modelTopology?: { node?: TfNode[]; model_config?: KerasModelConfig };
   weightsManifest?: { paths: string[]; weights: WeightSpec[] }[];
   signature?: { outputs?: Record<string, { name: string }> };
 }
@@ -103,59 +126,113 @@ function weightSize(path: string, spec: WeightSpec): number {
   return spec.shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
 }
 
-/** Read model.json and its weight shards (paths relative to model.json). */
-export async function readTfjsGraphModel(modelJsonPath: string): Promise<TfGraphModel> {
-  let json: ModelJson;
+/**
+ * Where a model's JSON and weight shards come from: `model.json` beside its `.bin` shards, or a bundle
+ * as nsfwjs ships its models (`model.min.js` and `<shard>.min.js` beside it, browserify modules that
+ * return the model JSON and each shard's bytes in base64).
+ */
+interface Source {
+  json(): Promise<ModelJson>;
+  shard(manifestPath: string): Promise<Buffer>;
+  /** The files whose bytes decide the model, in manifest order. */
+  files(json: ModelJson): string[];
+}
+
+const isBundle = (path: string) => path.endsWith('.js');
+
+function fileSource(path: string): Source {
+  return {
+    json: async () => JSON.parse(await readFile(path, 'utf8')) as ModelJson,
+    shard: (p) => readFile(join(dirname(path), p)),
+    files: (json) => [path, ...(json.weightsManifest ?? []).flatMap((g) => g.paths.map((p) => join(dirname(path), p)))],
+  };
+}
+
+function bundleSource(path: string): Source {
+  const load = (file: string): unknown => createRequire(import.meta.url)(file);
+  const shardFile = (p: string) => join(dirname(path), `${p}.min.js`);
+  return {
+    json: async () => load(path) as ModelJson,
+    shard: async (p) => {
+      const text = load(shardFile(p));
+      if (typeof text !== 'string') throw new Error(`${shardFile(p)} does not export a base64 string`);
+      return Buffer.from(text, 'base64');
+    },
+    files: (json) => [path, ...(json.weightsManifest ?? []).flatMap((g) => g.paths.map(shardFile))],
+  };
+}
+
+const sourceOf = (path: string) => (isBundle(path) ? bundleSource(path) : fileSource(path));
+
+async function readJson(path: string, source: Source): Promise<ModelJson> {
   try {
-    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
+    return await source.json();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `TF.js model not found: ${modelJsonPath}` : `cannot read TF.js model ${modelJsonPath}: ${(e as Error).message}`, { cause: e });
+    const missing = code === 'ENOENT' || code === 'MODULE_NOT_FOUND';
+    throw new UserError(missing ? `TF.js model not found: ${path}` : `cannot read TF.js model ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** The model file and its weight shards (for a digest that changes whenever the weights do). */
+export async function tfjsModelFiles(modelPath: string): Promise<string[]> {
+  const source = sourceOf(modelPath);
+  return source.files(await readJson(modelPath, source));
+}
+
+/**
+ * Read a TF.js model (model.json, or an nsfwjs-style model.min.js bundle) and its weight shards. A
+ * layers model (a Keras topology) comes back as such, for src/onnx/tfjs/layers.ts to lower to graph nodes.
+ */
+export async function readTfjsModel(modelPath: string): Promise<TfGraphModel | TfLayersModel> {
+  const source = sourceOf(modelPath);
+  const json = await readJson(modelPath, source);
+  const layers = json.format === 'layers-model' || (json.format === undefined && json.modelTopology?.model_config !== undefined);
+  if (json.format !== undefined && json.format !== 'graph-model' && !layers) {
+    throw new UserError(`${modelPath}: format is "${json.format}"; expected a TF.js "graph-model" or "layers-model"`);
   }
   const nodes = json.modelTopology?.node;
-  if (json.format !== undefined && json.format !== 'graph-model') {
-    throw new UserError(`${modelJsonPath}: format is "${json.format}"; expected a TF.js "graph-model" (layers models are not supported)`);
-  }
-  if (!Array.isArray(nodes) || !Array.isArray(json.weightsManifest)) {
-    throw new UserError(`${modelJsonPath}: expected a TF.js graph model with modelTopology.node and weightsManifest`);
+  if ((layers ? typeof json.modelTopology !== 'object' : !Array.isArray(nodes)) || !Array.isArray(json.weightsManifest)) {
+    throw new UserError(`${modelPath}: expected a TF.js graph model with modelTopology.node and weightsManifest, or a layers model with modelTopology.model_config`);
   }
 
   const weights = new Map<string, TfWeight>();
   for (const group of json.weightsManifest) {
     const shards: Buffer[] = [];
     for (const p of group.paths) {
-      const shardPath = join(dirname(modelJsonPath), p);
       try {
-        shards.push(await readFile(shardPath));
+        shards.push(await source.shard(p));
       } catch (e) {
-        throw new UserError(`${modelJsonPath}: cannot read weight shard ${shardPath}: ${(e as Error).message}`, { cause: e });
+        throw new UserError(`${modelPath}: cannot read weight shard ${p}: ${(e as Error).message}`, { cause: e });
       }
     }
     const bytes = Buffer.concat(shards);
     let offset = 0;
     for (const spec of group.weights) {
-      const size = weightSize(modelJsonPath, spec);
+      const size = weightSize(modelPath, spec);
       if (offset + size > bytes.length) {
-        throw new UserError(`${modelJsonPath}: weight shards hold ${bytes.length} bytes but weight ${spec.name} needs bytes ${offset}..${offset + size}`);
+        throw new UserError(`${modelPath}: weight shards hold ${bytes.length} bytes but weight ${spec.name} needs bytes ${offset}..${offset + size}`);
       }
-      weights.set(spec.name, decodeWeight(modelJsonPath, spec, bytes.subarray(offset, offset + size)));
+      weights.set(spec.name, decodeWeight(modelPath, spec, bytes.subarray(offset, offset + size)));
       offset += size;
     }
   }
+  // nsfwjs nests the Keras model under `model_config`; tfjs-layers' own save puts it at the top.
+  if (layers) return { path: modelPath, modelConfig: json.modelTopology!.model_config ?? (json.modelTopology as unknown as KerasModelConfig), weights };
+  return { path: modelPath, nodes: nodes!, weights, outputs: graphOutputs(modelPath, nodes!, json) };
+}
 
+function graphOutputs(path: string, nodes: TfNode[], json: ModelJson): TfGraphModel['outputs'] {
   const byName = new Set(nodes.map((n) => n.name));
-  let outputs: TfGraphModel['outputs'];
   const signatureOutputs = json.signature?.outputs ?? {};
   if (Object.keys(signatureOutputs).length > 0) {
-    outputs = Object.entries(signatureOutputs).map(([key, entry]) => {
+    return Object.entries(signatureOutputs).map(([key, entry]) => {
       const [node, index] = parseInputName(entry.name);
-      if (!byName.has(node)) throw new UserError(`${modelJsonPath}: signature output ${key} names node ${node}, which is not in the graph`);
+      if (!byName.has(node)) throw new UserError(`${path}: signature output ${key} names node ${node}, which is not in the graph`);
       return { key, node, index };
     });
-  } else {
-    // TF.js's rule without a signature: every node that no other node consumes is an output.
-    const consumed = new Set(nodes.flatMap((n) => (n.input ?? []).map((i) => parseInputName(i.replace(/^\^/, ''))[0])));
-    outputs = nodes.filter((n) => !consumed.has(n.name)).map((n) => ({ key: n.name, node: n.name, index: 0 }));
   }
-  return { path: modelJsonPath, nodes, weights, outputs };
+  // TF.js's rule without a signature: every node that no other node consumes is an output.
+  const consumed = new Set(nodes.flatMap((n) => (n.input ?? []).map((i) => parseInputName(i.replace(/^\^/, ''))[0])));
+  return nodes.filter((n) => !consumed.has(n.name)).map((n) => ({ key: n.name, node: n.name, index: 0 }));
 }
