@@ -4,6 +4,7 @@
  */
 import { ByteWriter, ParquetWriter, type SchemaElement } from 'hyparquet-writer';
 import type { EncodedRowGroup } from '../util/parquet-groups.ts';
+import { writeRowGroup } from '../util/parquet-row-group.ts';
 import { promptId, type RowBatch } from './expand.ts';
 import { snappyCompress } from './snappy.ts';
 
@@ -28,15 +29,12 @@ export function encodeRowGroup(batch: RowBatch): EncodedRowGroup {
   for (let i = 0; i < batch.rows; i++) prompt_id[i] = promptId(batch.category[i], batch.source_prompt[i], batch.instruction[i], batch.target_prompt[i]);
   const writer = new ByteWriter(1 << 20);
   const pq = new ParquetWriter({ writer, schema: SCHEMA, createdBy: CREATED_BY, compressors: COMPRESSORS });
-  void pq.write({
-    columnData: [
-      { name: 'prompt_id', data: prompt_id },
-      ...BATCH_STRING_COLUMNS.map((name) => ({ name, data: batch[name] })),
-      { name: 'identity_threshold', data: batch.identity_threshold },
-      { name: 'attributes', data: batch.attributes },
-    ],
-    rowGroupSize: batch.rows,
-  });
+  void writeRowGroup(pq, [
+    { name: 'prompt_id', data: prompt_id },
+    ...BATCH_STRING_COLUMNS.map((name) => ({ name, data: batch[name] })),
+    { name: 'identity_threshold', data: batch.identity_threshold },
+    { name: 'attributes', data: batch.attributes },
+  ]);
   // A copy sized to the group, so the worker can transfer it without its 2x-grown buffer.
   const bytes = writer.getBytes().slice(HEADER_BYTES);
   return { rows: batch.rows, bytes, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes };

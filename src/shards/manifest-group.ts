@@ -7,6 +7,7 @@ import { isJsonField, manifestSchema, rejectsSchema } from './record.ts';
 import { readPairgenMetadata, type ParquetSource } from './shard.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { EncodedRowGroup } from '../util/parquet-groups.ts';
+import { writeRowGroup } from '../util/parquet-row-group.ts';
 
 /**
  * One manifest row group, made from the committed shards' files without going through row objects:
@@ -94,27 +95,21 @@ async function readFileColumns(source: ParquetSource, file: string, expectedRows
 /**
  * A column as read → as written. The same values the row path gave (recordValue, then cell in
  * parquet.ts): nulls checked against the schema, JSON text made canonical, 64-bit integers kept as
- * bigints when they are safe integers. JSON is re-canonicalised only when it differs from the row
- * above (most JSON columns repeat down a shard).
+ * bigints when they are safe integers. Each distinct JSON text is made canonical once (JSON columns
+ * repeat a few texts down a run: the sampler, the settings, a prompt's attributes).
  */
 function cellColumn(f: Field<DataType>, values: unknown[], file: string): unknown[] {
   const json = isJsonField(f);
   const int64 = DataType.isInt(f.type) && f.type.bitWidth === 64;
-  let lastText: unknown = undefined;
-  let lastJson = '';
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) {
       if (!f.nullable) throw new Error(`${file} row ${i}: column ${f.name} is ${v} but the column is not nullable`);
       values[i] = null;
     } else if (json) {
-      if (v !== lastText) {
-        const parsed = JSON.parse(v as string);
-        if (parsed === null) throw new Error(`${file} row ${i}: column ${f.name} is null but the column is not nullable`);
-        lastJson = typeof parsed === 'string' ? parsed : canonicalJson(parsed);
-        lastText = v;
-      }
-      values[i] = lastJson;
+      const text = canonicalText(v as string);
+      if (text === null) throw new Error(`${file} row ${i}: column ${f.name} is null but the column is not nullable`);
+      values[i] = text;
     } else if (int64) {
       const b = typeof v === 'bigint' ? v : BigInt(v as number);
       if (b > MAX_SAFE || b < -MAX_SAFE) throw new Error(`${file} row ${i}: column ${f.name} needs an integer, got ${Number(b)}`);
@@ -124,6 +119,21 @@ function cellColumn(f: Field<DataType>, values: unknown[], file: string): unknow
     }
   }
   return values;
+}
+
+const canonical = new Map<string, string | null>();
+const CANONICAL_CACHE_SIZE = 10_000;
+
+/** A JSON column's text as written: canonical JSON (a JSON string as its value); null for JSON null. */
+function canonicalText(text: string): string | null {
+  let out = canonical.get(text);
+  if (out === undefined) {
+    const parsed = JSON.parse(text);
+    out = parsed === null ? null : typeof parsed === 'string' ? parsed : canonicalJson(parsed);
+    if (canonical.size >= CANONICAL_CACHE_SIZE) canonical.clear();
+    canonical.set(text, out);
+  }
+  return out;
 }
 
 /** A shard's rows: its files' rows merged by candidate index (stable, as the row path sorted them). */
@@ -137,21 +147,34 @@ async function readShardColumns(shard: ManifestShard, open: (f: { name: string; 
   return cols.map((col) => order.map((o) => col[o]));
 }
 
-/** The group's rows as manifest columns. Shards are read a few at a time so that store latency overlaps. */
+/**
+ * The group's rows as manifest columns. Shards are read a few at a time so that store latency overlaps;
+ * each shard's rows are copied straight to their place in the group's columns.
+ */
 async function groupColumns(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<Columns> {
-  const shards: Columns[] = new Array(task.shards.length);
+  const cols: Columns = manifestSchema.fields.map(() => new Array(task.rows));
+  const firstRow: number[] = []; // each shard's first row, counted from the first shard's first row
+  let at = 0;
+  for (const sh of task.shards) {
+    firstRow.push(at);
+    at += sh.files.reduce((a, f) => a + f.rows, 0);
+  }
   let next = 0;
   const reader = async () => {
     while (next < task.shards.length) {
       const i = next++;
-      shards[i] = await readShardColumns(task.shards[i], open);
+      const shard = await readShardColumns(task.shards[i], open);
+      const from = Math.max(0, task.skip - firstRow[i]); // the shard's first row inside the group
+      const to = Math.min(shard[0].length, task.skip + task.rows - firstRow[i]);
+      const offset = firstRow[i] - task.skip;
+      shard.forEach((values, c) => {
+        const out = cols[c];
+        for (let r = from; r < to; r++) out[offset + r] = values[r];
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, task.shards.length) }, reader));
-  return manifestSchema.fields.map((_, c) => {
-    const all = concat(shards.map((s) => s[c]));
-    return all.length === task.rows && task.skip === 0 ? all : all.slice(task.skip, task.skip + task.rows);
-  });
+  return cols;
 }
 
 /** Arrays joined end to end (Array.prototype.flatMap is many times slower at these sizes). */
@@ -197,7 +220,7 @@ export async function encodeManifestGroup(task: GroupTask, open: (f: { name: str
   const pq = parquetWriter(writer, manifestSchema, 'manifest');
   writer.attach(pq);
   const columnData = manifestSchema.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
-  pq.write({ columnData, rowGroupSize: rows });
+  writeRowGroup(pq, columnData);
   const stats = statsColumns(cols);
   return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes, stats };
 }
