@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { checkPipeline, formatCheckReport } from '../config/check.ts';
 import { action, collectSet } from './common.ts';
 
 /** `pairgen check <pipeline.yaml>`: is everything a run needs in place? Exit 0 with a summary, or 2 with every problem. */
@@ -12,6 +11,7 @@ export function registerCheck(program: Command): void {
     .option('--set <key.path=value>', 'override a config key (repeatable), e.g. --set teacher.model=/models/sd15', collectSet, [])
     .action(
       action(async (file: string, opts: { set: string[] }) => {
+        const { checkPipeline, formatCheckReport } = await import('../config/check.ts');
         const report = await checkPipeline(file, opts.set);
         const text = formatCheckReport(report);
         if (report.problems.length) throw new UserError(text);

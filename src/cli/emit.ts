@@ -2,8 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { UserError } from '../errors.ts';
-import { emitJob, ENGINES, launchHint, type Engine, type EmitOptions } from '../launch/index.ts';
-import { readPlan } from '../dataset/run-file.ts';
+import { ENGINES, type Engine } from '../launch/engines.ts';
+import type { EmitOptions } from '../launch/emit.ts';
 import { localPath, openStore } from '../store/index.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';
@@ -13,6 +13,8 @@ import { writeFileAtomic } from '../util/atomic.ts';
 type EmitCliOptions = Omit<EmitOptions, 'runUri'> & { out?: string };
 
 async function doEmit(engine: Engine, runUri: string, opts: EmitCliOptions): Promise<void> {
+  const { emitJob, launchHint } = await import('../launch/emit.ts');
+  const { readPlan } = await import('../dataset/run-file.ts');
   const store = openStore(runUri);
   const plan = await readPlan(store);
   const files = emitJob(engine, plan, { ...opts, runUri: store.uri });

@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
 import { log, progress } from '../util/log.ts';
 import { action, wholeNumber } from './common.ts';
 import { localPath } from '../store/index.ts';
@@ -18,6 +17,7 @@ export function registerExpand(program: Command): void {
     .addHelpText('after', '\nPrints the train rows per category, the eval rows and the file\'s sha256.\nExample: pairgen expand prompts/portrait.yaml --out prompts.parquet --count 1000000 --seed 7')
     .action(
       action(async (file: string, opts: { out: string; count: number; seed: number; json?: boolean }) => {
+        const { loadPromptSet, writePromptTable } = await import('../prompts/index.ts');
         const set = loadPromptSet(file);
         localPath(opts.out); // refuses special file systems (/proc, /sys, /dev)
         mkdirSync(dirname(opts.out), { recursive: true });

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../research/index.ts';
+import { EXPORT_FORMATS, type ExportFormat } from '../research/formats.ts';
 import { log } from '../util/log.ts';
 import { action, wholeNumber } from './common.ts';
 
@@ -15,6 +15,7 @@ export function registerExport(program: Command): void {
     .option('--shard-size <n>', 'most pairs per tar file', wholeNumber('--shard-size', 1), 1000)
     .action(
       action(async (runUri: string, opts: { format: ExportFormat; out: string; where?: string; shardSize: number }) => {
+        const { exportRun } = await import('../research/export.ts');
         const r = await exportRun(runUri, opts.out, { format: opts.format, where: opts.where, shardSize: opts.shardSize });
         const tars = r.files.filter((f) => f.endsWith('.tar')).length;
         log.info(`exported ${r.pairs} pairs to ${r.uri} in ${tars} tar file${tars === 1 ? '' : 's'}`);

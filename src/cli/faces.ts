@@ -1,17 +1,25 @@
 import { extname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import sharp from 'sharp';
 import { UserError } from '../errors.ts';
-import { decodeImage } from '../image/index.ts';
-import { openDetector, openEmbedder } from '../identity/models.ts';
-import { countableFaces, largestFace } from '../identity/scorer.ts';
-import { cosine } from '../identity/embedder.ts';
-import { identitySettings } from './face-settings.ts';
+import type { IdentityConfig } from '../identity/config.ts';
+import type { RuntimeConfig } from '../onnx/session.ts';
 import type { FaceDetection, RgbImage } from '../types.ts';
 import { action, collectSet } from './common.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 
 interface CommonOpts { config?: string; set?: string[]; json?: boolean }
+
+/** The code the face verbs run, loaded by their actions so that --help and usage errors do not load it. */
+async function faceTools() {
+  const [{ decodeImage }, { openDetector, openEmbedder }, { countableFaces, largestFace }, { cosine }, { identitySettings }] = await Promise.all([
+    import('../image/index.ts'),
+    import('../identity/models.ts'),
+    import('../identity/scorer.ts'),
+    import('../identity/embedder.ts'),
+    import('./face-settings.ts'),
+  ]);
+  return { decodeImage, openDetector, openEmbedder, countableFaces, largestFace, cosine, identitySettings };
+}
 
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
 
@@ -37,6 +45,7 @@ async function annotate(img: RgbImage, faces: FaceDetection[], out: string): Pro
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${img.width}" height="${img.height}">${shapes.join('')}</svg>`;
   const format = ({ '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp', '.png': 'png' } as const)[extname(out).toLowerCase()];
   if (!format) throw new UserError(`--annotate ${out}: expected a .png, .jpg or .webp file name`);
+  const { default: sharp } = await import('sharp');
   const bytes = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .toFormat(format)
@@ -62,6 +71,7 @@ export function registerFaces(program: Command): void {
     .option('--json', 'print {"images":[{"file","faces":[{"box","score","keypoints"}]}]} on stdout')
     .option('--annotate <out.png>', 'draw the faces over the image (several images: out-1.png, out-2.png, ...)'))
     .action(action(async (files: string[], opts: CommonOpts & { annotate?: string }) => {
+      const { identitySettings, decodeImage, openDetector, countableFaces } = await faceTools();
       const { identity, runtime } = identitySettings(opts.config, opts.set);
       const images = await Promise.all(files.map((f) => decodeImage(f)));
       const detector = await openDetector(identity, runtime);
@@ -87,6 +97,7 @@ export function registerFaces(program: Command): void {
     .argument('<images...>', 'image files')
     .option('--json', 'print {"images":[{"file","faces":N,"embedding":[...]|null}]} on stdout'))
     .action(action(async (files: string[], opts: CommonOpts) => {
+      const { identitySettings, decodeImage } = await faceTools();
       const { identity, runtime } = identitySettings(opts.config, opts.set);
       const images = await Promise.all(files.map((f) => decodeImage(f)));
       const results = await embedLargest(images, identity, runtime);
@@ -104,6 +115,7 @@ export function registerFaces(program: Command): void {
     .option('-t, --threshold <t>', 'similarity threshold (default: identity.threshold of --config, else 0.65)', similarityArg)
     .option('--json', 'print {"a","b","similarity","threshold","same"} on stdout'))
     .action(action(async (a: string, b: string, opts: CommonOpts & { threshold?: number }) => {
+      const { identitySettings, decodeImage, cosine } = await faceTools();
       const { identity, runtime } = identitySettings(opts.config, opts.set);
       const threshold = opts.threshold ?? identity.threshold;
       const [ra, rb] = await embedLargest([await decodeImage(a), await decodeImage(b)], identity, runtime);
@@ -116,7 +128,8 @@ export function registerFaces(program: Command): void {
     }));
 }
 
-async function embedLargest(images: RgbImage[], identity: ReturnType<typeof identitySettings>['identity'], runtime: ReturnType<typeof identitySettings>['runtime']) {
+async function embedLargest(images: RgbImage[], identity: IdentityConfig, runtime: RuntimeConfig) {
+  const { openDetector, openEmbedder, countableFaces, largestFace } = await faceTools();
   const detector = await openDetector(identity, runtime);
   try {
     const embedder = await openEmbedder(identity, runtime);

@@ -1,10 +1,7 @@
 import { extname } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { decodeImage, ImageSources } from '../image/index.ts';
-import { openDetector, openEmbedder } from '../identity/models.ts';
-import { identitySettings } from './face-settings.ts';
-import { calibrate, cropFaces, plotCalibration, type FaceCrop } from '../identity/calibrate.ts';
+import type { FaceCrop } from '../identity/calibrate.ts';
 import type { RgbImage } from '../types.ts';
 import { log, progress } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
@@ -18,6 +15,7 @@ function farArg(v: string): number {
 
 /** The images to calibrate on: every image file of a folder, or the source images of a Parquet shard. */
 async function* readImages(input: string): AsyncGenerator<{ name: string; image: RgbImage }> {
+  const { decodeImage, ImageSources } = await import('../image/index.ts');
   const sources = await ImageSources.open(input, { columns: ['source_image', 'image', 'edited_image'] });
   for await (const { name, label, input: encoded } of sources.all()) yield { name, image: await decodeImage(encoded, label) };
 }
@@ -40,6 +38,9 @@ identification of the views, and the threshold meeting --target-far. With n diff
 the smallest FAR that can be measured is 1/n.`)
     .action(action(async (input: string, opts: { targetFar: number; out?: string; json?: boolean; config?: string; set?: string[] }) => {
       if (opts.out && extname(opts.out).toLowerCase() !== '.png') throw new UserError(`--out ${opts.out}: expected a .png file name`);
+      const { identitySettings } = await import('./face-settings.ts');
+      const { openDetector, openEmbedder } = await import('../identity/models.ts');
+      const { calibrate, cropFaces, plotCalibration } = await import('../identity/calibrate.ts');
       const { identity: cfg, runtime } = identitySettings(opts.config, opts.set);
       const detector = await openDetector(cfg, runtime);
       try {

@@ -2,8 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { MAX_SHEET_ROWS, previewRun, writePreview } from '../report/index.ts';
-import { putOutput } from '../store/output.ts';
+import { MAX_SHEET_ROWS } from '../report/limits.ts';
 import { log } from '../util/log.ts';
 import { action } from './common.ts';
 
@@ -27,6 +26,7 @@ export function registerPreview(program: Command): void {
       action(async (runUri: string, opts: { where?: string; limit: number; out: string; all?: boolean; regenerate?: boolean }) => {
         if (opts.all) {
           if (opts.where !== undefined) throw new UserError('--all draws fixed per-category sheets; it takes no --where');
+          const { writePreview } = await import('../report/preview.ts');
           const keys = await writePreview(runUri, { regenerate: opts.regenerate });
           log.info(`wrote ${keys.length} files under ${runUri.replace(/\/$/, '')}/preview/ (open preview/index.html)`);
           return;
@@ -34,6 +34,8 @@ export function registerPreview(program: Command): void {
         const out = resolve(opts.out);
         if (!out.toLowerCase().endsWith('.png')) throw new UserError(`--out ${opts.out}: expected a .png file name`);
         if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory()) throw new UserError(`--out ${opts.out}: folder ${dirname(out)} does not exist`);
+        const { previewRun } = await import('../report/preview.ts');
+        const { putOutput } = await import('../store/output.ts');
         const { png, rows } = await previewRun(runUri, { where: opts.where, limit: opts.limit, regenerate: opts.regenerate });
         await putOutput(out, png); // atomic: an interrupted write never leaves a torn PNG
         log.info(`wrote ${out}: ${rows} pair${rows === 1 ? '' : 's'}`);

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { queryRun, QUERY_FORMATS, QUERY_LIMITS, type QueryFormat } from '../research/index.ts';
+import { QUERY_FORMATS, QUERY_LIMITS, type QueryFormat } from '../research/formats.ts';
 import { log } from '../util/log.ts';
 import { action, wholeNumber } from './common.ts';
 
@@ -16,6 +16,7 @@ export function registerQuery(program: Command): void {
     .option('--max-bytes <n>', 'most bytes of the printed result or the Parquet file; a larger one is refused (exit 2)', wholeNumber('--max-bytes', 1), QUERY_LIMITS.bytes)
     .action(
       action(async (runUri: string, sql: string, opts: { format: QueryFormat; out?: string; limit: number; maxBytes: number }) => {
+        const { queryRun } = await import('../research/query.ts');
         const result = await queryRun(runUri, sql, { format: opts.format, out: opts.out, limit: opts.limit, maxBytes: opts.maxBytes });
         if (result.text !== undefined) process.stdout.write(result.text);
         else log.info(`wrote ${result.rows} row${result.rows === 1 ? '' : 's'} to ${opts.out}`);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { refilterRun } from '../research/index.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
 
@@ -13,6 +12,7 @@ export function registerRefilter(program: Command): void {
     .requiredOption('--out <uri>', 'where to write the new run (a new folder or s3:// prefix)')
     .action(
       action(async (runUri: string, opts: { set: string[]; out: string }) => {
+        const { refilterRun } = await import('../research/refilter.ts');
         const r = await refilterRun(runUri, opts.out, { sets: opts.set, onShard: (e) => e.status === 'skipped' && log.info(`shard ${e.shard} already written, skipped`) });
         log.info(`refiltered into ${r.uri}: ${r.accepted} accepted, ${r.rejected} rejected; images copied for ${r.copied} pairs, regenerated for ${r.regenerated} newly accepted pairs; ${r.dropped} no longer accepted`, { copied: r.copied, regenerated: r.regenerated, dropped: r.dropped });
       }),

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { parseSplits, type SplitFractions } from '../dataset/splits.ts';
-import { regenerateRun } from '../research/index.ts';
-import { logShard } from '../run/work.ts';
 import { log } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';
 
@@ -19,6 +17,8 @@ export function registerRegenerate(program: Command): void {
     .option('--plan-only', 'write the new run\'s plan only; then `pairgen work` (e.g. as an array job) and `pairgen finalize`')
     .action(
       action(async (runUri: string, opts: { where: string; set: string[]; out: string; shardSize?: number; splits?: SplitFractions; planOnly?: boolean }) => {
+        const { regenerateRun } = await import('../research/regenerate.ts');
+        const { logShard } = await import('../run/work.ts');
         const r = await regenerateRun(runUri, opts.out, { where: opts.where, sets: opts.set, shardSize: opts.shardSize, splits: opts.splits, planOnly: opts.planOnly, work: { onShard: logShard } });
         const changed = Object.keys(r.changes);
         const what = changed.length ? `with ${changed.map((k) => `${k}: ${JSON.stringify(r.changes[k].from)} → ${JSON.stringify(r.changes[k].to)}`).join(', ')}` : 'with the parent\'s settings (exact replay)';

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { reportRun } from '../report/index.ts';
 import { log } from '../util/log.ts';
 import { action } from './common.ts';
 
@@ -12,6 +11,7 @@ export function registerReport(program: Command): void {
     .option('--out <dir>', 'folder or s3:// prefix for index.html and the plots (default: report/ inside the run)')
     .action(
       action(async (runUri: string, opts: { out?: string }) => {
+        const { reportRun } = await import('../report/report.ts');
         const r = await reportRun(runUri, { out: opts.out });
         log.info(`wrote ${r.files.length} files to ${r.uri} (open index.html)`);
       }),

@@ -1,6 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { EXIT_SHARDS_FAILED, runLocalWorkers, signalExitCode, stopOnSignals, workerShare } from '../launch/index.ts';
-import { finalizeRun, formatRunSummary, formatStatus, logShard, planRun, runStatus, workRun, WorkAborted, type FinalizeResult } from '../run/index.ts';
+import type { FinalizeResult } from '../run/finalize.ts';
 import { log, logFormat, progress, type Progress } from '../util/log.ts';
 import { action, collectSet, wholeNumber } from './common.ts';
 
@@ -37,6 +36,7 @@ interface PlanCliOptions {
 }
 
 async function doPlan(config: string, opts: PlanCliOptions): Promise<void> {
+  const { planRun } = await import('../run/plan.ts');
   const { plan, store, created, restored } = await planRun(config, opts.out, { sets: opts.set, pairs: opts.pairs, shardSize: opts.shardSize, uploadModels: opts.uploadModels });
   if (created) log.info(`planned ${plan.name} at ${store.uri}: ${plan.pairs} candidate pairs in ${plan.shards} shards of ${plan.shard_size}`, { prompts: plan.prompts.train_rows, eval_prompts: plan.prompts.eval_rows });
   else if (restored.length) log.info(`${store.uri} holds this exact plan; restored ${restored.join(' and ')}`);
@@ -53,7 +53,9 @@ interface WorkCliOptions {
 }
 
 async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
+  const { EXIT_SHARDS_FAILED, signalExitCode, stopOnSignals, workerShare } = await import('../launch/workers.ts');
   const share = workerShare(opts);
+  const { logShard, workRun, WorkAborted } = await import('../run/work.ts');
   let bar: Progress | null = null;
   let done = 0;
   const controller = stopOnSignals(opts.grace);
@@ -93,7 +95,8 @@ async function doWork(runUri: string, opts: WorkCliOptions): Promise<void> {
   }
 }
 
-function printFinalize(result: FinalizeResult, wallSeconds: number | null = null): void {
+async function printFinalize(result: FinalizeResult, wallSeconds: number | null = null): Promise<void> {
+  const { formatRunSummary } = await import('../run/summary.ts');
   if (logFormat() === 'json') log.info('finalized', { uri: result.uri, accepted: result.accepted, rejected: result.rejected, shards: result.shards, wall_seconds: wallSeconds, stats: result.stats });
   else process.stdout.write(formatRunSummary(result, wallSeconds));
 }
@@ -133,13 +136,15 @@ export function registerRunVerbs(program: Command): void {
       const started = performance.now();
       await doPlan(config, opts);
       if (opts.workers > 1) {
+        const { runLocalWorkers } = await import('../launch/workers.ts');
         await runLocalWorkers(opts.out, opts.workers, opts.grace);
         if (process.exitCode) return;
       } else {
         await doWork(opts.out, { grace: opts.grace });
         if (process.exitCode) return;
       }
-      printFinalize(await finalizeRun(opts.out), (performance.now() - started) / 1000);
+      const { finalizeRun } = await import('../run/finalize.ts');
+      await printFinalize(await finalizeRun(opts.out), (performance.now() - started) / 1000);
     }),
   );
 
@@ -151,6 +156,8 @@ export function registerRunVerbs(program: Command): void {
     .option('--verify', 'also hash every committed shard file against its marker (downloads them); exit 3 on a mismatch')
     .action(
       action(async (runUri: string, opts: { json?: boolean; verify?: boolean }) => {
+        const { runStatus, formatStatus } = await import('../run/status.ts');
+        const { EXIT_SHARDS_FAILED } = await import('../launch/workers.ts');
         const status = await runStatus(runUri, { verify: opts.verify });
         process.stdout.write(opts.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
         if (opts.verify && status.shards.invalid.length) process.exitCode = EXIT_SHARDS_FAILED;
@@ -163,5 +170,10 @@ export function registerRunVerbs(program: Command): void {
     .argument('<run-uri>', 'run location')
     .option('--no-preview', 'skip preview/ (contact sheets, histogram); `pairgen preview` writes it later')
     .option('--trust-sizes', 'check data files against their markers by size only, not sha256 (skips reading every byte; for very large runs)')
-    .action(action(async (runUri: string, opts: { preview: boolean; trustSizes?: boolean }) => printFinalize(await finalizeRun(runUri, { preview: opts.preview, trustSizes: opts.trustSizes }))));
+    .action(
+      action(async (runUri: string, opts: { preview: boolean; trustSizes?: boolean }) => {
+        const { finalizeRun } = await import('../run/finalize.ts');
+        await printFinalize(await finalizeRun(runUri, { preview: opts.preview, trustSizes: opts.trustSizes }));
+      }),
+    );
 }

@@ -2,10 +2,9 @@ import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
 import { DEFAULT_MAX_PIXELS, MAX_SIDE, MIN_SIDE } from '../teacher/config.ts';
-import { sampleToFile, type SampleRequest } from '../teacher/sample.ts';
+import type { SampleRequest } from '../teacher/sample.ts';
 import { action } from './common.ts';
 import { localPath } from '../store/index.ts';
-import { localModelFolder } from '../models/index.ts';
 
 /** `pairgen sample`'s options as given on the command line (strings). */
 export interface SampleOptions {
@@ -89,6 +88,8 @@ export function registerSample(program: Command): void {
     .action(
       action(async (o: SampleOptions) => {
         const request = parseSampleOptions(o);
+        const { sampleToFile } = await import('../teacher/sample.ts');
+        const { localModelFolder } = await import('../models/index.ts');
         await sampleToFile({ ...request, model: await localModelFolder(request.model, '--model') });
       }),
     );

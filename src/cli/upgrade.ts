@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { upgradeRun } from '../research/index.ts';
 import { log } from '../util/log.ts';
 import { action } from './common.ts';
 
@@ -12,6 +11,7 @@ export function registerUpgrade(program: Command): void {
     .requiredOption('--out <uri>', 'where to write the upgraded run (a new folder or s3:// prefix)')
     .action(
       action(async (oldUri: string, opts: { out: string }) => {
+        const { upgradeRun } = await import('../research/upgrade.ts');
         const r = await upgradeRun(oldUri, opts.out);
         const pending = r.pending.length ? `; ${r.pending.length} shards were not committed in the old run: finish them with \`pairgen work ${r.uri}\`, then \`pairgen finalize\`` : '';
         log.info(`upgraded into ${r.uri}: ${r.upgraded} shards copied, ${r.skipped} already there${r.finalized ? '; finalized' : ''}${pending}`, { upgraded: r.upgraded, skipped: r.skipped, pending: r.pending.length });

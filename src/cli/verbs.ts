@@ -14,7 +14,12 @@ import { registerCheck } from './check.ts';
 import { registerEmit } from './emit.ts';
 import { registerUpgrade } from './upgrade.ts';
 
-/** Every verb of the CLI, in the order `pairgen --help` lists them. */
+/**
+ * Every verb of the CLI, in the order `pairgen --help` lists them. A verb file imports the code it runs
+ * inside its action (`await import(...)`), and what it needs to register (option choices, limits) from
+ * small constant modules, so --help and usage errors load none of the stages and a verb loads only its own
+ * (each CLI start is paid again by every test and worker that spawns one).
+ */
 export const VERBS: VerbRegistrar[] = [
   registerExpand,
   registerRunVerbs, // plan, work, run, status, finalize

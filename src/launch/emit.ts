@@ -16,9 +16,9 @@ import { Job } from 'kubernetes-models/batch/v1/Job';
 import { UserError } from '../errors.ts';
 import { hasCredentials } from '../store/config.ts';
 import type { RunPlan } from '../dataset/run-file.ts';
+import { ENGINES, type Engine } from './engines.ts';
 
-export const ENGINES = ['k8s', 'slurm', 'batch'] as const;
-export type Engine = (typeof ENGINES)[number];
+export { ENGINES, type Engine };
 
 export interface EmitOptions {
   /** The run's normalised URI (Store.uri): s3://... for k8s and batch, an absolute path or s3://... for slurm. */

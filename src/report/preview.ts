@@ -12,12 +12,14 @@ import { renderReportHtml } from './html.ts';
 import { loadImages } from './images.ts';
 import { ManifestQuery, type SheetRow } from './manifest.ts';
 import { renderContactSheet, type SheetEntry } from './sheet.ts';
+import { MAX_SHEET_ROWS } from './limits.ts';
+
+export { MAX_SHEET_ROWS };
 
 export const PREVIEW_DIR = 'preview/';
 /** Rows per category sheet in preview/: this many accepted, then rejected (one kind short → more of the other). */
 export const SHEET_ACCEPTED = 9;
 export const SHEET_REJECTED = 3;
-export const MAX_SHEET_ROWS = 200;
 
 export interface PreviewOptions {
   /** A condition over the manifest columns (parsed by predicateSql, never pasted into SQL). */

@@ -10,9 +10,9 @@ import { RunDb, firstLine } from '../dataset/db.ts';
 import { predicateSql } from '../dataset/predicate.ts';
 import { ShardFile, type RowRef, type StoredImages } from '../dataset/rows.ts';
 import { manifestSchema } from '../shards/index.ts';
+import { EXPORT_FORMATS, type ExportFormat } from './formats.ts';
 
-export const EXPORT_FORMATS = ['webdataset'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export { EXPORT_FORMATS, type ExportFormat };
 
 export interface ExportOptions {
   format: ExportFormat;

@@ -3,12 +3,9 @@ import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { RunDb, viewsNamed, firstLine, sqlString } from '../dataset/db.ts';
 import { putOutput } from '../store/output.ts';
+import { QUERY_FORMATS, QUERY_LIMITS, type QueryFormat } from './formats.ts';
 
-export const QUERY_FORMATS = ['table', 'json', 'parquet'] as const;
-export type QueryFormat = (typeof QUERY_FORMATS)[number];
-
-/** A result's default bounds: what a terminal or a JSON consumer can take without running out of memory. */
-export const QUERY_LIMITS = { rows: 100_000, bytes: 64 * 1024 * 1024 };
+export { QUERY_FORMATS, QUERY_LIMITS, type QueryFormat };
 
 export interface QueryOptions {
   format?: QueryFormat;

@@ -1,15 +1,4 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -109,9 +98,18 @@ export function describeS3(s: S3Settings): string {
   return `${root} via ${endpoint}, region ${s.region ?? 'from ' + s.regionSource}, ${s.forcePathStyle ? 'path-style' : 'virtual-hosted'} addressing`;
 }
 
-/** State shared by a store and all its children: one client, one connection pool. */
+/** The SDK's classes pairgen uses. */
+type Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/lib-storage'), 'Upload'> & Pick<typeof import('@smithy/node-http-handler'), 'NodeHttpHandler'>;
+
+/** The AWS SDK is imported on a store's first request, so a process that only opens local folders never pays for loading it. */
+const loadSdk = once(async (): Promise<Sdk> => {
+  const [s3, { Upload }, { NodeHttpHandler }] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage'), import('@smithy/node-http-handler')]);
+  return { ...s3, Upload, NodeHttpHandler };
+});
+
+/** State shared by a store and all its children: one client (made on the first request), one connection pool. */
 interface Shared {
-  client: S3Client;
+  connect: () => Promise<{ client: S3Client; sdk: Sdk }>;
   settings: S3Settings;
   policy: RetryPolicy;
   partBytes: number;
@@ -131,19 +129,23 @@ export function openS3Store(uri: string, config: Partial<StorageConfig>, tuning:
     maxDelayMs: tuning.retryMaxDelayMs ?? 20_000,
   };
   const thresholdBytes = Math.round((config.multipart_threshold_mb ?? 16) * 1024 * 1024);
-  const client = new S3Client({
-    endpoint: settings.endpoint,
-    region: settings.region ?? once(regionFromConfigFiles),
-    forcePathStyle: settings.forcePathStyle,
-    maxAttempts: policy.maxAttempts,
-    retryStrategy: new JitterRetryStrategy(policy),
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: tuning.connectionTimeoutMs ?? 10_000,
-      socketTimeout: tuning.socketTimeoutMs ?? 120_000,
-    }),
+  const connect = once(async () => {
+    const sdk = await loadSdk();
+    const client = new sdk.S3Client({
+      endpoint: settings.endpoint,
+      region: settings.region ?? once(regionFromConfigFiles),
+      forcePathStyle: settings.forcePathStyle,
+      maxAttempts: policy.maxAttempts,
+      retryStrategy: new JitterRetryStrategy(policy),
+      requestHandler: new sdk.NodeHttpHandler({
+        connectionTimeout: tuning.connectionTimeoutMs ?? 10_000,
+        socketTimeout: tuning.socketTimeoutMs ?? 120_000,
+      }),
+    });
+    return { client, sdk };
   });
   const shared: Shared = {
-    client,
+    connect,
     settings,
     policy,
     multipartThresholdBytes: thresholdBytes,
@@ -163,6 +165,7 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 
 /** The region from ~/.aws/config (AWS_PROFILE aware), read by the SDK's own loader; else us-east-1. */
 async function regionFromConfigFiles(): Promise<string> {
+  const { S3Client } = await loadSdk();
   const probe = new S3Client({});
   try {
     return await probe.config.region();
@@ -189,8 +192,9 @@ class S3Store implements Store {
       await this.upload(key, bytes, options.contentType);
       return;
     }
+    const { client, sdk } = await this.s.connect();
     await this.call('write', key, () =>
-      this.s.client.send(new PutObjectCommand({ ...this.params(key), Body: bytes, ContentLength: bytes.byteLength, ContentType: options.contentType })),
+      client.send(new sdk.PutObjectCommand({ ...this.params(key), Body: bytes, ContentLength: bytes.byteLength, ContentType: options.contentType })),
     );
   }
 
@@ -223,10 +227,11 @@ class S3Store implements Store {
    * the SDK's retry may meet our own first write and get 412, so 'exists' can mean "written by this call".
    */
   private async putIfNoneMatch(key: string, bytes: Uint8Array, contentType: string | undefined): Promise<PutIfAbsentResult> {
+    const { client, sdk } = await this.s.connect();
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.call('write', key, () =>
-        this.s.client
-          .send(new PutObjectCommand({ ...this.params(key), Body: bytes, ContentLength: bytes.byteLength, ContentType: contentType, IfNoneMatch: '*' }))
+        client
+          .send(new sdk.PutObjectCommand({ ...this.params(key), Body: bytes, ContentLength: bytes.byteLength, ContentType: contentType, IfNoneMatch: '*' }))
           .then(
             () => 'written' as const,
             (e: SdkError) => {
@@ -272,8 +277,9 @@ class S3Store implements Store {
    * error that caused it; the parts of an upload never completed are never visible as an object.
    */
   private async upload(key: string, body: Uint8Array | Readable, contentType: string | undefined): Promise<void> {
-    const upload = new Upload({
-      client: this.s.client,
+    const { client, sdk } = await this.s.connect();
+    const upload = new sdk.Upload({
+      client,
       params: { ...this.params(key), Body: body, ContentType: contentType },
       partSize: this.s.partBytes,
       queueSize: 4,
@@ -283,8 +289,8 @@ class S3Store implements Store {
       await this.call('write', key, () => upload.done());
     } catch (e) {
       if (upload.uploadId) {
-        const abort = new AbortMultipartUploadCommand({ ...this.params(key), UploadId: upload.uploadId });
-        await this.s.client.send(abort).catch((abortError: Error) => {
+        const abort = new sdk.AbortMultipartUploadCommand({ ...this.params(key), UploadId: upload.uploadId });
+        await client.send(abort).catch((abortError: Error) => {
           log.warn(`${this.uri}: could not abort the failed multipart upload of '${key}'; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them`, { error: abortError.name });
         });
       }
@@ -303,10 +309,11 @@ class S3Store implements Store {
    * after the SDK has returned, so reading it is retried here, with the same policy.
    */
   async getIfExists(key: string): Promise<Uint8Array | null> {
+    const { client, sdk } = await this.s.connect();
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
-        response = await this.call('read', key, () => this.s.client.send(new GetObjectCommand(this.params(key))));
+        response = await this.call('read', key, () => client.send(new sdk.GetObjectCommand(this.params(key))));
       } catch (e) {
         if (e instanceof NotFoundError) return null;
         throw e;
@@ -330,8 +337,9 @@ class S3Store implements Store {
   /** A ranged GET; a body that breaks off or comes short is read again, like getIfExists. */
   async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
     checkRange(start, end);
+    const { client, sdk } = await this.s.connect();
     for (let attempt = 1; ; attempt++) {
-      const response = await this.call('read', key, () => this.s.client.send(new GetObjectCommand({ ...this.params(key), Range: `bytes=${start}-${end - 1}` })));
+      const response = await this.call('read', key, () => client.send(new sdk.GetObjectCommand({ ...this.params(key), Range: `bytes=${start}-${end - 1}` })));
       try {
         if (!response.Body) throw new Error('response has no body');
         const bytes = await response.Body.transformToByteArray();
@@ -347,8 +355,9 @@ class S3Store implements Store {
   }
 
   async head(key: string): Promise<{ size: number } | null> {
+    const { client, sdk } = await this.s.connect();
     try {
-      const r = await this.call('read', key, () => this.s.client.send(new HeadObjectCommand(this.params(key))));
+      const r = await this.call('read', key, () => client.send(new sdk.HeadObjectCommand(this.params(key))));
       return { size: r.ContentLength ?? 0 };
     } catch (e) {
       if (e instanceof NotFoundError) return null;
@@ -358,11 +367,12 @@ class S3Store implements Store {
 
   async *list(prefix: string): AsyncIterable<StoreEntry> {
     checkPrefix(prefix);
+    const { client, sdk } = await this.s.connect();
     let token: string | undefined;
     do {
       const page = await this.call('list', prefix, () =>
-        this.s.client.send(
-          new ListObjectsV2Command({ Bucket: this.s.settings.bucket, Prefix: this.root + prefix, ContinuationToken: token, MaxKeys: this.s.listPageSize }),
+        client.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.s.settings.bucket, Prefix: this.root + prefix, ContinuationToken: token, MaxKeys: this.s.listPageSize }),
         ),
       );
       for (const o of page.Contents ?? []) {
@@ -374,8 +384,9 @@ class S3Store implements Store {
   }
 
   async delete(key: string): Promise<void> {
+    const { client, sdk } = await this.s.connect();
     try {
-      await this.call('delete', key, () => this.s.client.send(new DeleteObjectCommand(this.params(key))));
+      await this.call('delete', key, () => client.send(new sdk.DeleteObjectCommand(this.params(key))));
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
     }
@@ -403,7 +414,7 @@ class S3Store implements Store {
   }
 
   private checkBucket(): Promise<void> {
-    this.s.bucketChecked ??= this.s.client.send(new HeadBucketCommand({ Bucket: this.s.settings.bucket })).then(
+    this.s.bucketChecked ??= this.s.connect().then(({ client, sdk }) => client.send(new sdk.HeadBucketCommand({ Bucket: this.s.settings.bucket }))).then(
       () => {},
       (e: SdkError) => {
         this.s.bucketChecked = null;

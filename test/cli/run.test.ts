@@ -118,7 +118,7 @@ test('work and status: bad shard lists and missing runs are user errors', () => 
 test('work: SIGTERM stops the worker with nothing partial committed', async () => {
   const dir = tempDir();
   const out = join(dir, 'run');
-  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 40, shardSize: 20, extra: 'runtime:\n  batch_size: 1\n' }), '--out', out]).code, 0);
+  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 4, shardSize: 2, extra: 'runtime:\n  batch_size: 1\n' }), '--out', out]).code, 0);
   const child = spawn(process.execPath, [BIN, 'work', out, '--grace', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
