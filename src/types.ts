@@ -99,6 +99,9 @@ export interface IdentityScore {
   editedFace: FaceDetection | null;
   /** Why the faces could not be compared, e.g. "no_face_edited", "multiple_faces_source"; null when they were. */
   faceProblem: string | null;
+  /** The embedder's age of each compared face (faceres's age head), when it has one; for the age scorer. */
+  sourceAge?: number | null;
+  editedAge?: number | null;
 }
 
 /** The identity result recorded for one pair (its score and verdict); every field is recorded, rejects included. */

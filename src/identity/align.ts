@@ -1,17 +1,10 @@
 /**
  * Face alignment: a least-squares similarity transform from detected keypoints to an embedder's
- * canonical points, and a bilinear warp that samples only the output crop.
+ * canonical points; the crop is sampled by image/warp.ts.
  */
+import type { Affine } from '../image/index.ts';
 
-/** 2×3 affine matrix [a, b, tx, c, d, ty]: x' = a·x + b·y + tx, y' = c·x + d·y + ty. */
-export type Affine = [number, number, number, number, number, number];
-
-/** A float HWC RGB crop, values 0..255. */
-export interface FloatImage {
-  width: number;
-  height: number;
-  data: Float32Array;
-}
+export { applyAffine, invertAffine, warpAffine, type Affine, type FloatImage } from '../image/index.ts';
 
 /** insightface's ArcFace 5-point template for a 112×112 crop: eyes, nose tip, mouth corners (image left first). */
 export const ARCFACE_TEMPLATE_112: [number, number][] = [
@@ -42,50 +35,3 @@ export function similarityTransform(src: [number, number][], dst: [number, numbe
   return [a, -b, mdx - (a * msx - b * msy), b, a, mdy - (b * msx + a * msy)];
 }
 
-export function applyAffine(m: Affine, p: [number, number]): [number, number] {
-  return [m[0] * p[0] + m[1] * p[1] + m[2], m[3] * p[0] + m[4] * p[1] + m[5]];
-}
-
-export function invertAffine(m: Affine): Affine {
-  const det = m[0] * m[4] - m[1] * m[3];
-  if (det === 0) throw new Error('invertAffine: singular matrix');
-  const a = m[4] / det, b = -m[1] / det, c = -m[3] / det, d = m[0] / det;
-  return [a, b, -(a * m[2] + b * m[5]), c, d, -(c * m[2] + d * m[5])];
-}
-
-/**
- * Warp an 8-bit RGB image by `m` (image → crop coordinates) into a width×height float crop.
- * Pixel centres sit on integer coordinates (as cv2.warpAffine, which insightface uses); samples
- * outside the image are 0. Own sampler rather than sharp's affine: sharp would transform the whole
- * (possibly 1920-px) image per face and round to 8 bits; this touches only the crop's pixels.
- */
-export function warpAffine(img: { width: number; height: number; data: Uint8Array }, m: Affine, width: number, height: number): FloatImage {
-  const inv = invertAffine(m);
-  const out = new Float32Array(width * height * 3);
-  const { width: W, height: H, data } = img;
-  for (let v = 0; v < height; v++) {
-    for (let u = 0; u < width; u++) {
-      const x = inv[0] * u + inv[1] * v + inv[2];
-      const y = inv[3] * u + inv[4] * v + inv[5];
-      const x0 = Math.floor(x), y0 = Math.floor(y);
-      const fx = x - x0, fy = y - y0;
-      const o = (v * width + u) * 3;
-      for (let dy = 0; dy < 2; dy++) {
-        const yy = y0 + dy;
-        if (yy < 0 || yy >= H) continue;
-        const wy = dy === 0 ? 1 - fy : fy;
-        for (let dx = 0; dx < 2; dx++) {
-          const xx = x0 + dx;
-          if (xx < 0 || xx >= W) continue;
-          const w = wy * (dx === 0 ? 1 - fx : fx);
-          if (w === 0) continue;
-          const p = (yy * W + xx) * 3;
-          out[o] += w * data[p];
-          out[o + 1] += w * data[p + 1];
-          out[o + 2] += w * data[p + 2];
-        }
-      }
-    }
-  }
-  return { width, height, data: out };
-}

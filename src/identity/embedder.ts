@@ -11,7 +11,15 @@ export interface FaceEmbedder {
   align(img: RgbImage, face: FaceDetection): FloatImage;
   /** L2-normalised embeddings of aligned crops, in order. */
   embed(crops: FloatImage[]): Promise<Float32Array[]>;
+  /** The embeddings and, from the same run, what else the model says about each face (faceres: its age). */
+  describe(crops: FloatImage[]): Promise<FaceDescription[]>;
   close(): Promise<void>;
+}
+
+export interface FaceDescription {
+  embedding: Float32Array;
+  /** faceres's age head as Σ age·p(age) over its 100 one-year bins (0–99); null for embedders without one. */
+  age: number | null;
 }
 
 /**
@@ -45,6 +53,12 @@ function alignTo(img: RgbImage, face: FaceDetection, size: number, template5: [n
   return warpAffine(img, m, size, size);
 }
 
+function expectedAge(p: Float32Array): number {
+  let age = 0;
+  for (let i = 0; i < p.length; i++) age += i * p[i];
+  return age;
+}
+
 function l2(v: Float32Array): Float32Array {
   let s = 0;
   for (const x of v) s += x * x;
@@ -61,6 +75,7 @@ class OnnxEmbedder implements FaceEmbedder {
     private readonly outputName: string,
     private readonly normalise: (v: number) => number,
     private readonly aligner: (img: RgbImage, face: FaceDetection) => FloatImage,
+    private readonly ageOutput: string | null = null,
   ) {}
 
   align(img: RgbImage, face: FaceDetection): FloatImage {
@@ -68,7 +83,11 @@ class OnnxEmbedder implements FaceEmbedder {
   }
 
   async embed(crops: FloatImage[]): Promise<Float32Array[]> {
-    const result: Float32Array[] = [];
+    return (await this.describe(crops)).map((d) => d.embedding);
+  }
+
+  async describe(crops: FloatImage[]): Promise<FaceDescription[]> {
+    const result: FaceDescription[] = [];
     const per = this.size * this.size * 3;
     for (let start = 0; start < crops.length; start += this.model.maxBatch) {
       const chunk = crops.slice(start, start + this.model.maxBatch);
@@ -77,9 +96,12 @@ class OnnxEmbedder implements FaceEmbedder {
         if (c.width !== this.size || c.height !== this.size) throw new Error(`${this.name}: crop must be ${this.size}×${this.size}`);
         for (let j = 0; j < per; j++) input[i * per + j] = this.normalise(c.data[j]);
       });
-      const out = (await this.model.run(input, chunk.length, this.size, this.size))[this.outputName];
-      const data = out.data as Float32Array;
-      for (let i = 0; i < chunk.length; i++) result.push(l2(data.slice(i * this.dims, (i + 1) * this.dims)));
+      const out = await this.model.run(input, chunk.length, this.size, this.size);
+      const data = out[this.outputName].data as Float32Array;
+      const ages = this.ageOutput ? (out[this.ageOutput].data as Float32Array) : null;
+      for (let i = 0; i < chunk.length; i++) {
+        result.push({ embedding: l2(data.slice(i * this.dims, (i + 1) * this.dims)), age: ages ? expectedAge(ages.subarray(i * 100, (i + 1) * 100)) : null });
+      }
     }
     return result;
   }
@@ -95,7 +117,8 @@ export async function openFaceres(path: string, runtime: RuntimeConfig): Promise
   const out = model.outputs.find((o) => o.shape.at(-1) === 1024);
   if (!out) throw new UserError(`${path}: not a faceres model: expected a [1,1024] descriptor output`);
   const size = model.height ?? FACERES_SIZE;
-  return new OnnxEmbedder('faceres', model, size, 1024, out.name, (v) => v, (img, face) => alignTo(img, face, size, null, FACERES_CORE.map(([x, y]) => [x * size / FACERES_SIZE, y * size / FACERES_SIZE])));
+  const age = model.outputs.find((o) => o.shape.length === 2 && o.shape[1] === 100)?.name ?? null;
+  return new OnnxEmbedder('faceres', model, size, 1024, out.name, (v) => v, (img, face) => alignTo(img, face, size, null, FACERES_CORE.map(([x, y]) => [x * size / FACERES_SIZE, y * size / FACERES_SIZE])), age);
 }
 
 /** insightface ArcFace: [N,3,112,112], (x − 127.5) / 127.5, RGB; one embedding output (512-D for the released models). */

@@ -42,8 +42,10 @@ class Scorer implements IdentityScorer {
       sourceFace: s.face, editedFace: e.face, faceProblem: s.problem ? `${s.problem}_source` : e.problem ? `${e.problem}_edited` : null,
     };
     if (s.face && e.face) {
-      const [a, b] = await this.embedder.embed([this.embedder.align(source, s.face), this.embedder.align(edited, e.face)]);
-      score.similarity = cosine(a, b);
+      const [a, b] = await this.embedder.describe([this.embedder.align(source, s.face), this.embedder.align(edited, e.face)]);
+      score.similarity = cosine(a.embedding, b.embedding);
+      score.sourceAge = a.age;
+      score.editedAge = b.age;
     }
     return score;
   }
