@@ -169,8 +169,9 @@ function measure(name: string, run: string): Record<string, unknown> {
 async function main(): Promise<void> {
   const previousFile = join(RESULTS, 'bookkeeping.json');
   const prior = existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : null;
-  // The figure this bench's last run measured, carried forward until finalize changes again.
-  const previous = prior?.finalize_previous ?? (prior ? { date: prior.date, ...prior.finalize_no_preview } : null);
+  // The figure this bench's last run measured, and the first figure on record (the row path on one thread).
+  const previous = prior ? { date: prior.date, ...prior.finalize_no_preview } : null;
+  const original = prior?.finalize_original ?? prior?.finalize_previous ?? null;
   const dir = join(tmpdir(), `pairgen-bench-bookkeeping-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   try {
@@ -226,6 +227,7 @@ async function main(): Promise<void> {
       finalize_no_preview: { ...finalize, load_average_1m_before: +load.toFixed(2) },
       finalize_aim: { seconds: 60, peak_rss_mib: 1024, met: (finalize.seconds as number) <= 60 && (finalize.peak_rss_mib as number) <= 1024 },
       finalize_previous: previous,
+      finalize_original: original,
       manifest_side_by_side: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, identical_bytes: true, ...sideBySide },
       finalize_with_preview: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, ...withPreview },
       worker: { shards: WORKER_SHARDS, pairs_per_shard: 8, image_px: 64, ...worker },
@@ -243,7 +245,8 @@ async function main(): Promise<void> {
       '| --- | --- | --- | --- | --- |',
       `| status (list + read and check ${SHARDS} markers) | ${status.seconds} | ${status.cpu_seconds} | ${status.peak_rss_mib} | ${status.committed} committed |`,
       `| **finalize --no-preview --trust-sizes** (read every shard's metadata, stream manifest, stats, checksums, card), ${finalize.threads} threads | **${finalize.seconds}** | ${finalize.cpu_seconds} | **${finalize.peak_rss_mib}** | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB; aim ≤ 60 s and ≤ 1024 MiB: ${(finalize.seconds as number) <= 60 ? 'time met' : 'time not met'}, ${(finalize.peak_rss_mib as number) <= 1024 ? 'memory met' : 'memory not met'} |`,
-      ...(previous ? [`| previous figure (${previous.date}, row path on one thread) | ${previous.seconds} | — | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
+      ...(previous ? [`| previous run of this bench (${previous.date}${previous.load_average_1m_before !== undefined ? `, load average ${previous.load_average_1m_before}` : ''}) | ${previous.seconds} | ${previous.cpu_seconds ?? '—'} | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
+      ...(original ? [`| first figure (${original.date}, row path on one thread) | ${original.seconds} | — | ${original.peak_rss_mib} | ${original.manifest_rows} manifest rows, ${original.manifest_mib} MiB |`] : []),
       ...ways.map((w) => `| manifest only, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows): ${w === 'manifest-rows' ? 'row path (before)' : `writeManifestFromShards, ${w.split('-').pop()} thread(s)`} | ${sideBySide[w].seconds} | ${sideBySide[w].cpu_seconds} | ${sideBySide[w].peak_rss_mib} | sha256 ${String(sideBySide[w].sha256).slice(0, 12)}… (identical) |`),
       `| finalize --trust-sizes with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.cpu_seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
       `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.cpu_seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
