@@ -65,22 +65,26 @@ function pageData(leaf: Leaf, rows: unknown[]): PageData {
     else if (!Array.isArray(row)) throw new Error(`parquet-row-group: a list column holds ${typeof row}, expected an array`);
     else slots += row.length || 1;
   }
+  // A slot without a value stays a hole (read as undefined, as the walk's null): assigning undefined would
+  // turn an array of unboxed numbers into one of boxed values.
   const values = new Array<unknown>(slots);
   const definitionLevels = new Uint8Array(slots);
   const repetitionLevels = new Uint8Array(slots);
   let j = 0;
   for (const row of rows) {
     if (row === null || row === undefined) {
-      values[j++] = undefined; // levels 0, 0
+      j++; // levels 0, 0
     } else if ((row as unknown[]).length === 0) {
-      values[j] = undefined;
       definitionLevels[j++] = 1;
     } else {
       const list = row as unknown[];
       for (let k = 0; k < list.length; k++) {
         const v = list[k];
-        values[j] = v;
-        definitionLevels[j] = v === null || v === undefined ? 2 : 3;
+        if (v === null || v === undefined) definitionLevels[j] = 2;
+        else {
+          values[j] = v;
+          definitionLevels[j] = 3;
+        }
         repetitionLevels[j++] = k === 0 ? 0 : 1;
       }
     }
