@@ -8,6 +8,7 @@ import { registerExpand } from './expand.ts';
 import { registerRunVerbs } from './run.ts';
 import { registerSample } from './sample.ts';
 import { registerFaces } from './faces.ts';
+import { registerScore } from './score.ts';
 import { registerIdentity } from './identity.ts';
 import { registerPreview } from './preview.ts';
 import { registerCheck } from './check.ts';
@@ -25,6 +26,7 @@ export const VERBS: VerbRegistrar[] = [
   registerRunVerbs, // plan, work, run, status, finalize
   registerSample,
   registerFaces,
+  registerScore,
   registerIdentity,
   registerCheck,
   registerPreview,
