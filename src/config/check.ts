@@ -3,11 +3,8 @@ import { relative } from 'node:path';
 import { loadPipelineConfig, type PipelineConfig } from './index.ts';
 import { EXECUTION_PROVIDERS, MAX_PROMPT_ROWS } from './schema.ts';
 import { isUserError, UserError } from '../errors.ts';
-import { checkIdentity } from '../identity/check.ts';
-import { loadPromptSet } from '../prompts/index.ts';
-import { checkTeacher } from '../teacher/check.ts';
+import { loadPromptSet } from '../prompts/grammar.ts';
 import { localModels } from '../models/index.ts';
-import { builtProviders, formatProviderReport, probeProviders, selectDevice } from '../onnx/providers.ts';
 
 export interface CheckReport {
   file: string;
@@ -50,6 +47,8 @@ export async function validateConfig(config: PipelineConfig, options: ValidateOp
     if (!EXECUTION_PROVIDERS.includes(ep)) report.problems.push(`runtime.execution_providers.${i}: unknown execution provider ${JSON.stringify(ep)}; known: ${EXECUTION_PROVIDERS.join(', ')}`);
   });
   if (options.probeProviders) await checkProviders(config.runtime.execution_providers, report);
+  // The stage checks read model files (ONNX, sharp) and load only here, so that a config that does not load fails fast.
+  const [{ checkTeacher }, { checkIdentity }] = await Promise.all([import('../teacher/check.ts'), import('../identity/check.ts')]);
   const stages = [await checkTeacher(config.teacher), await checkIdentity(config.identity, config.runtime, categories, options.openIdentityModels ?? true)];
   for (const stage of stages) {
     report.problems.push(...stage.problems);
@@ -80,6 +79,7 @@ export async function checkPipeline(file: string, sets: string[] = []): Promise<
  */
 async function checkProviders(providers: string[], report: { problems: string[]; summary: string[] }): Promise<void> {
   if (providers.every((p) => p === 'cpu') || !providers.every((p) => EXECUTION_PROVIDERS.includes(p))) return;
+  const { builtProviders, formatProviderReport, probeProviders, selectDevice } = await import('../onnx/providers.ts');
   let device: string;
   try {
     device = selectDevice(providers).label;

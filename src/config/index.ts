@@ -2,7 +2,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap, type Document, type LineCounter } from 'yaml';
 import { UserError } from '../errors.ts';
-import { parseYamlBytes, parseYamlText, PROTOTYPE_KEYS, readBounded } from '../prompts/index.ts';
+import { parseYamlBytes, parseYamlText, PROTOTYPE_KEYS, readBounded } from '../prompts/yaml.ts';
 import { pipelineConfigSchema, type PipelineConfig } from './schema.ts';
 import { checkStorageConfig } from '../store/config.ts';
 

@@ -2,7 +2,7 @@ import { teacherConfigSchema, type TeacherConfig } from '../teacher/config.ts';
 import { identityConfigSchema, type IdentityConfig } from '../identity/config.ts';
 import { storageConfigSchema, type StorageConfig } from '../store/config.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from '../image/index.ts';
+import { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from '../image/constants.ts';
 
 /**
  * The pipeline config: one YAML or JSON file. Each stage owns the schema of its own section; this file

@@ -1,21 +1,12 @@
 import sharp from 'sharp';
 import { UserError } from '../errors.ts';
 import type { RgbImage } from '../types.ts';
+import { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from './constants.ts';
 
 /** The image formats a shard stores (the `image_format` column). */
 export type ImageFormat = 'jpeg' | 'png' | 'webp';
 
-/** JPEG / lossy WebP quality when none is given: the default of `output.quality` too. */
-export const DEFAULT_QUALITY = 95;
-
-/**
- * zlib level of every PNG (always with adaptive filtering, which alone saves 31% on the demo). Level 9
- * saved only 2.3% more on the demo's 128 px images and 4-6% on 1024 px photos, for 2.5x (128 px) to
- * 4-6x (1024 px: 1-2 s per image) the encode time, which would bound a worker with a fast teacher.
- */
-export const PNG_COMPRESSION_LEVEL = 6;
-
-/** How to encode (the `output` config section works too); unset keys take the defaults above. */
+/** How to encode (the `output` config section works too); unset keys take the defaults of constants.ts. */
 export interface ImageEncoding {
   format: ImageFormat;
   /** 1..100 for jpeg and lossy webp (default DEFAULT_QUALITY); not used by png or lossless webp. */

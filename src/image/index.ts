@@ -5,6 +5,7 @@
  * of images or a Parquet column", and bilinear sampling through an affine map (face crops).
  */
 export { decodeImage, decodeImageCover, IMAGE_EXTENSIONS, isImageFileName } from './decode.ts';
-export { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL, encodeImage, imageSettingsFor, type ImageEncoding, type ImageFormat, type ImageSettings } from './encode.ts';
+export { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from './constants.ts';
+export { encodeImage, imageSettingsFor, type ImageEncoding, type ImageFormat, type ImageSettings } from './encode.ts';
 export { ImageSources, type ImageSourceOptions, type SourceImage } from './sources.ts';
 export { applyAffine, invertAffine, sampleAffine, warpAffine, type Affine, type FloatImage } from './warp.ts';

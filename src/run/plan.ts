@@ -8,15 +8,13 @@ import { join } from 'node:path';
 import { loadPipelineConfig } from '../config/index.ts';
 import { refuseProblems, validateConfig } from '../config/check.ts';
 import { UserError } from '../errors.ts';
-import { loadPromptSet, writePromptTable } from '../prompts/index.ts';
-import { openStore } from '../store/index.ts';
+import { localPath, openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { PROMPTS_FILE, RUN_FILE } from '../dataset/layout.ts';
-import { modelDigests, planConflict, planId, RUN_FORMAT, serializePlan, type RunPlan } from '../dataset/run-file.ts';
+import type { RunPlan } from '../dataset/run-file.ts';
 import { checkSplits } from '../dataset/splits.ts';
 import { CODE_VERSION } from '../util/version.ts';
 import { isStoreUri, localModelKeys, localModels, uploadedModels, type ModelUpload } from '../models/index.ts';
-import { localPath } from '../store/index.ts';
 import { log } from '../util/log.ts';
 
 export interface PlanOptions {
@@ -56,6 +54,8 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
     log.warn(`teacher: ${editModel} holds reference.json (the reference teacher's ground truth); workers fetch only the model files run.json lists, so its pairs get no ground-truth labels. Plan with a local folder to keep them`);
   }
 
+  // The prompt table's writer and run.json's encoder (Parquet, Arrow) load only now: a bad config fails without them.
+  const [{ loadPromptSet, writePromptTable }, { modelDigests, planId, RUN_FORMAT }] = await Promise.all([import('../prompts/index.ts'), import('../dataset/run-file.ts')]);
   const promptSet = loadPromptSet(config.prompts.set);
   const count = config.prompts.count ?? config.pairs;
   const table = await writePromptTable(promptSet, { count, seed: config.seed }, promptTablePath);
@@ -90,6 +90,7 @@ export async function planRun(configFile: string, outUri: string, options: PlanO
   try {
     const uploadModels = options.uploadModels ? openStore(outUri).uri : undefined;
     const { plan, promptBytes, uploads } = await buildPlan(configFile, { ...options, uploadModels }, join(tmp, PROMPTS_FILE));
+    const { planConflict, serializePlan } = await import('../dataset/run-file.ts');
     const store = openStore(outUri, plan.config.storage);
     const text = serializePlan(plan);
     const existing = await store.getIfExists(RUN_FILE);

@@ -16,7 +16,7 @@ import { exportRun } from '../../src/research/index.ts';
 import { isUserError } from '../../src/errors.ts';
 import { openStore } from '../../src/store/index.ts';
 import { startS3Server, type S3Server } from '../helpers/s3server.ts';
-import { BIN, FIXTURES, sqlRows, tempDir, writeFlowConfig } from '../helpers/run-fixture.ts';
+import { BIN, FIXTURES, inBatches, runAsync, sqlRows, tempDir, writeFlowConfig } from '../helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-query-sandbox-');
 const run = join(dir, 'run');
@@ -43,8 +43,13 @@ function pairgen(args: string[], env: NodeJS.ProcessEnv = {}) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: dir, env: { ...process.env, HOME: home, ...env }, timeout: 120_000 });
 }
 
+/** pairgen without blocking, for running several calls at once. */
+function pairgenAsync(args: string[]) {
+  return runAsync(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, HOME: home }, timeout: 120_000 });
+}
+
 /** Exit 2 with one line on stderr matching `message`, no stack. */
-function userError(r: ReturnType<typeof pairgen>, message: RegExp, what: string): void {
+function userError(r: { status: number | null; stderr: string }, message: RegExp, what: string): void {
   assert.equal(r.status, 2, `${what}: exit ${r.status}\n${r.stderr}`);
   assert.match(r.stderr, message, what);
   assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: ${r.stderr}`);
@@ -53,7 +58,7 @@ function userError(r: ReturnType<typeof pairgen>, message: RegExp, what: string)
 
 const files = (d: string) => readdirSync(d, { recursive: true, withFileTypes: false }).map(String).sort();
 
-test('query reads only the run: file functions, other files, http, extensions, settings and EXPORT are refused', () => {
+test('query reads only the run: file functions, other files, http, extensions, settings and EXPORT are refused', async () => {
   const before = files(dir);
   const cases: [string, RegExp][] = [
     ["SELECT * FROM read_text('/etc/passwd')", /Permission Error: Cannot access file "\/etc\/passwd"/],
@@ -75,8 +80,9 @@ test('query reads only the run: file functions, other files, http, extensions, s
     [`COPY (SELECT 1) TO '${join(dir, 'copied.csv')}'`, /Permission Error|only SELECT/],
     [`ATTACH '${join(dir, 'attached.db')}'`, /Permission Error|only SELECT/],
   ];
-  for (const [sql, message] of cases) {
-    const r = pairgen(['query', run, sql]);
+  const results = await inBatches(cases, 3, ([sql]) => pairgenAsync(['query', run, sql]));
+  for (const [i, [sql, message]] of cases.entries()) {
+    const r = results[i];
     userError(r, message, sql);
     if (/Permission Error/.test(r.stderr)) assert.match(r.stderr, /a query reads only the run's views \(manifest, pairs, rejects, prompts, candidates\)/);
   }
@@ -125,7 +131,7 @@ test('a result over the row or byte limit ends quickly with exit 2 and says how 
   assert.match(zero.stderr, /--limit must be a whole number ≥ 1/);
 });
 
-test('--where injections into preview, export and regenerate exit 2 and write nothing', () => {
+test('--where injections into preview, export and regenerate exit 2 and write nothing', async () => {
   const injections: [string, RegExp][] = [
     ['true) UNION ALL (SELECT * FROM manifest', /syntax error at position 5: expected AND, OR or the end of the condition, got "\)"/],
     ["pair_id IN (SELECT content FROM read_text('/etc/passwd'))", /subqueries are not allowed \(position 13\)/],
@@ -145,12 +151,11 @@ test('--where injections into preview, export and regenerate exit 2 and write no
     ['export', (where, out) => ['export', run, '--format', 'webdataset', '--where', where, '--out', out], injections.slice(0, 4)],
     ['regenerate', (where, out) => ['regenerate', run, '--where', where, '--out', out], injections.slice(0, 4)],
   ];
+  const calls = verbs.flatMap(([verb, args, cases]) => cases.map(([where, message]) => ({ verb, where, message, args: args(where, join(dir, `${verb}-out`)) })));
   const before = files(dir);
-  for (const [verb, args, cases] of verbs) {
-    for (const [where, message] of cases) {
-      const r = pairgen(args(where, join(dir, `${verb}-out`)));
-      userError(r, new RegExp(`^error: --where ${JSON.stringify(where).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*${message.source}`), `${verb} --where ${where}`);
-    }
+  const results = await inBatches(calls, 3, (c) => pairgenAsync(c.args));
+  for (const [i, { verb, where, message }] of calls.entries()) {
+    userError(results[i], new RegExp(`^error: --where ${JSON.stringify(where).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*${message.source}`), `${verb} --where ${where}`);
   }
   assert.deepEqual(files(dir), before, 'a refused --where wrote something');
 });

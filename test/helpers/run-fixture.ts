@@ -1,4 +1,5 @@
 /** Shared setup for the spine's run tests: a pipeline config over the demo prompt set and a fixture model folder. */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +15,11 @@ export function tempDir(prefix = 'pairgen-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Write a pipeline config into `dir` and return its path. `extra` is appended YAML. */
-export function writeConfig(dir: string, options: { pairs?: number; shardSize?: number; extra?: string; name?: string } = {}): string {
+/**
+ * Write a pipeline config into `dir` and return its path. `extra` is appended YAML. `steps` sets the
+ * teacher's sampler steps (default: the config default): 2 suits tests that do not look at the images.
+ */
+export function writeConfig(dir: string, options: { pairs?: number; shardSize?: number; steps?: number; extra?: string; name?: string } = {}): string {
   const file = join(dir, `${options.name ?? 'spine'}.yaml`);
   writeFileSync(
     file,
@@ -27,6 +31,7 @@ export function writeConfig(dir: string, options: { pairs?: number; shardSize?: 
       `  set: ${join(REPO, 'prompts/demo.yaml')}`,
       `teacher:`,
       `  model: ${join(FIXTURES, 'tiny-sd')}`,
+      ...(options.steps === undefined ? [] : [`  steps: ${options.steps}`]),
       `identity:`,
       `  enabled: false`,
       `output:`,
@@ -83,4 +88,27 @@ export async function sqlRows(query: string): Promise<Record<string, unknown>[]>
     db.closeSync();
     instance.closeSync();
   }
+}
+
+/** What a finished process printed, in spawnSync's terms. */
+export type CliResult = { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+
+/** Run `command args` without blocking this process (so that several can run at once). */
+export function runAsync(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
+
+/** `fn` over `items`, `size` at a time (CLI calls: each spends seconds starting up), results in order. */
+export async function inBatches<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
 }

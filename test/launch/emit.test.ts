@@ -145,7 +145,7 @@ test('slurm: an sbatch array script with requeue, a signal before the time limit
 
 test('slurm script under bash: tasks 0..N-1 finish the run (a stray JOB_COMPLETION_INDEX changes nothing); SIGTERM to every process of the job, twice, stops the worker gracefully with nothing partial committed', async () => {
   const local = join(dir, 'slurm-run');
-  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 2, shardSize: 1, name: 'slurm' }), '--out', local]).code, 0);
+  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 2, shardSize: 1, steps: 2, name: 'slurm' }), '--out', local]).code, 0);
   const out = join(dir, 'slurm-files');
   const r = pairgen(['emit', 'slurm', local, '--workers', '2', '--command', `${process.execPath} ${BIN}`, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
@@ -159,7 +159,7 @@ test('slurm script under bash: tasks 0..N-1 finish the run (a stray JOB_COMPLETI
 
   // A longer run, stopped by SIGTERM as Slurm does before the time limit or on preemption.
   const long = join(dir, 'slurm-long');
-  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 12, shardSize: 6, name: 'long', extra: 'runtime:\n  batch_size: 1\n' }), '--out', long]).code, 0);
+  assert.equal(pairgen(['plan', writeConfig(dir, { pairs: 4, shardSize: 2, name: 'long', extra: 'runtime:\n  batch_size: 1\n' }), '--out', long]).code, 0);
   const longOut = join(dir, 'slurm-long-files');
   assert.equal(pairgen(['emit', 'slurm', long, '--workers', '1', '--grace', '20', '--command', `${process.execPath} ${BIN}`, '--out', longOut]).code, 0);
   // Its own process group, so that a signal can reach every process of the "job" as Slurm's scancel does.

@@ -7,7 +7,6 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +20,7 @@ import { TestScorer } from '../helpers/test-teacher.ts';
 import { startS3Server } from '../helpers/s3server.ts';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
 import { openStore } from '../../src/store/index.ts';
-import { BIN, FIXTURES, REPO, readTree, sqlRows, tempDir } from '../helpers/run-fixture.ts';
+import { BIN, FIXTURES, REPO, inBatches, readTree, runAsync, sqlRows, tempDir } from '../helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-export-');
 const scored = join(dir, 'scored'); // identity on (test scorer): accepted and rejected pairs, PNG
@@ -205,21 +204,11 @@ test('export of a lossless WebP run: .webp members holding lossless (VP8L) WebP,
   assert.deepEqual(card.dataset_info.features.slice(0, 2), [{ name: 'source.webp', dtype: 'image' }, { name: 'edited.webp', dtype: 'image' }]);
 });
 
-function cliAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
-}
-
 test('export errors through the CLI: exit 2, one line, nothing written and no temp file left', async () => {
   const cli = (args: string[], o: { limitKiB?: number } = {}) =>
     o.limitKiB === undefined
-      ? spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: dir })
-      : spawnSync('bash', ['-c', `ulimit -f ${o.limitKiB} && exec "$0" "$@"`, process.execPath, BIN, ...args], { encoding: 'utf8', cwd: dir });
+      ? runAsync(process.execPath, [BIN, ...args], { cwd: dir })
+      : runAsync('bash', ['-c', `ulimit -f ${o.limitKiB} && exec "$0" "$@"`, process.execPath, BIN, ...args], { cwd: dir });
   const aFile = join(dir, 'a-file');
   writeFileSync(aFile, 'not a folder');
   const full = join(dir, 'full');
@@ -233,9 +222,12 @@ test('export errors through the CLI: exit 2, one line, nothing written and no te
     [['export', scored, '--format', 'webdataset', '--out', full], /is not empty \(it holds notes\.txt\)/, full],
     [['export', scored, '--format', 'webdataset', '--out', join(dir, 'limited'), '--shard-size', '3'], /cannot write .*train-00000-of-\d{5}\.tar'? \(EFBIG\): .*ulimit -f/, join(dir, 'limited'), Math.floor(firstTar / 1024) - 4],
   ];
-  for (const [args, message, where, limitKiB] of cases) {
-    const before = existsSync(where) && statSync(where).isDirectory() ? readdirSync(where).sort() : null;
-    const r = cli(args, { limitKiB });
+  const listing = (where: string) => (existsSync(where) && statSync(where).isDirectory() ? readdirSync(where).sort() : null);
+  const befores = cases.map(([, , where]) => listing(where));
+  const results = await inBatches(cases, 3, ([args, , , limitKiB]) => cli(args, { limitKiB }));
+  for (const [i, [args, message, where]] of cases.entries()) {
+    const before = befores[i];
+    const r = results[i];
     assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status ?? r.signal}\n${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -251,7 +243,7 @@ test('export errors through the CLI: exit 2, one line, nothing written and no te
   try {
     proxy.setFault((q) => (q.method === 'PUT' && q.url.includes('README.md') ? { status: 403, code: 'AccessDenied' } : null));
     // Not spawnSync: the proxy runs in this process and must keep answering.
-    const r = await cliAsync(['export', scored, '--format', 'webdataset', '--out', `s3://${s3.bucket}/exports/a`], { ...process.env, AWS_ENDPOINT_URL_S3: proxy.endpoint });
+    const r = await runAsync(process.execPath, [BIN, 'export', scored, '--format', 'webdataset', '--out', `s3://${s3.bucket}/exports/a`], { cwd: dir, env: { ...process.env, AWS_ENDPOINT_URL_S3: proxy.endpoint } });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /access denied .*AccessDenied/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

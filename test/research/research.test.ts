@@ -6,7 +6,6 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { planRun } from '../../src/run/plan.ts';
@@ -19,7 +18,7 @@ import sharp from 'sharp';
 import { TestScorer } from '../helpers/test-teacher.ts';
 import { startS3Server } from '../helpers/s3server.ts';
 import { openStore } from '../../src/store/index.ts';
-import { BIN, FIXTURES, readTree, sqlRows, tempDir, writeFlowConfig } from '../helpers/run-fixture.ts';
+import { BIN, FIXTURES, inBatches, readTree, runAsync, sqlRows, tempDir, writeFlowConfig } from '../helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-research-');
 const plain = join(dir, 'plain'); // identity off: every pair accepted, with images
@@ -45,10 +44,6 @@ const sql = sqlRows;
 async function images(run: string): Promise<Map<string, [Buffer, Buffer]>> {
   const rows = await sql(`SELECT pair_id, source_image.bytes AS s, edited_image.bytes AS e FROM read_parquet('${run}/data/*.parquet')`);
   return new Map(rows.map((r) => [String(r.pair_id), [Buffer.from(r.s as Uint8Array), Buffer.from(r.e as Uint8Array)]]));
-}
-
-function cli(...args: string[]) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: dir });
 }
 
 test('regenerate with no overrides reproduces the chosen pairs byte for byte, keeps their ids, and resumes', async () => {
@@ -144,7 +139,7 @@ test('query: SQL over manifest, pairs and prompts in table, json and parquet', a
   assert.equal(Number((await sql(`SELECT count(*) AS n FROM '${file}'`))[0].n), 12);
 });
 
-test('bad input: invalid SQL, an unknown column, a missing run, a disallowed override → exit 2, one line, nothing written', () => {
+test('bad input: invalid SQL, an unknown column, a missing run, a disallowed override → exit 2, one line, nothing written', async () => {
   const cases: [string[], RegExp, string?][] = [
     [['query', plain, 'SELEC * FROM manifest'], /query: Parser Error: syntax error at or near "SELEC"/],
     [['query', plain, 'CREATE TABLE t AS SELECT 1'], /only SELECT/],
@@ -157,8 +152,9 @@ test('bad input: invalid SQL, an unknown column, a missing run, a disallowed ove
     [['refilter', plain, '--set', 'identity.threshold=0.5', '--out', join(dir, 'bad6')], /identity\.enabled false/, join(dir, 'bad6')],
     [['refilter', scored, '--set', 'teacher.steps=9', '--out', join(dir, 'bad7')], /refilter changes only/, join(dir, 'bad7')],
   ];
-  for (const [args, message, out] of cases) {
-    const r = cli(...args);
+  const results = await inBatches(cases, 3, ([args]) => runAsync(process.execPath, [BIN, ...args], { cwd: dir }));
+  for (const [i, [args, message, out]] of cases.entries()) {
+    const r = results[i];
     assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -189,7 +189,7 @@ test('getRange reads [start, end) on both backends; a ranged body cut short is r
 
 test('CLI: `pairgen work` exits 3 when a shard failed, after doing the others; status names it; --retry-failed finishes (real teacher)', async () => {
   const dir = tempDir();
-  const config = writeConfig(dir, { pairs: 2, shardSize: 1, extra: 'storage:\n  max_attempts: 2\n' });
+  const config = writeConfig(dir, { pairs: 2, shardSize: 1, steps: 2, extra: 'storage:\n  max_attempts: 2\n' });
   const uri = `s3://${s3.bucket}/cli-failing`;
   await planRun(config, uri);
   const env = { ...process.env };

@@ -19,7 +19,7 @@ import { isDataKey, shardMarkerKey, shardTimingsKey } from '../../src/dataset/la
 import { parseMarker } from '../../src/shards/index.ts';
 import { startS3Server, type S3Server } from '../helpers/s3server.ts';
 import { TestScorer, TestTeacher } from '../helpers/test-teacher.ts';
-import { BIN, FIXTURES, REPO, readTree, sqlRows, tempDir, writeConfig } from '../helpers/run-fixture.ts';
+import { BIN, FIXTURES, REPO, readTree, runAsync, sqlRows, tempDir, writeConfig } from '../helpers/run-fixture.ts';
 
 const inject = { teacherFactory: async () => new TestTeacher(), scorerFactory: async () => new TestScorer() };
 let s3: S3Server;
@@ -39,6 +39,12 @@ async function s3Tree(prefix: string): Promise<Map<string, Buffer>> {
 function pairgen(args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+}
+
+/** Several pairgen calls at once (each spends seconds starting up); only for calls that do not depend on one another. */
+async function pairgenAll(...calls: string[][]) {
+  const results = await Promise.all(calls.map((args) => runAsync(process.execPath, [BIN, ...args], { timeout: 300_000 })));
+  return results.map((r) => ({ code: r.status, stderr: r.stderr, stdout: r.stdout }));
 }
 
 /** The files that hold a shard's content: data, rejects and markers (not the timings, which vary between attempts). */
@@ -236,9 +242,11 @@ test('a data file corrupted without changing its size: finalize exits 2 naming i
   const good = flipImageByte(join(out, name));
   const problem = new RegExp(`shard-00001: ${escape(name)}: sha256 differs from the marker`);
 
-  // finalize checks sha256 by default: one line naming the shard and the file, exit 2, nothing written.
+  // A refused finalize and two kinds of status, run at once: none of them writes.
   const untouched = readTree(out);
-  const refused = pairgen(['finalize', out]);
+  const [refused, verified, quick] = await pairgenAll(['finalize', out], ['status', out, '--verify'], ['status', out]);
+
+  // finalize checks sha256 by default: one line naming the shard and the file, exit 2, nothing written.
   assert.equal(refused.code, 2, refused.stderr);
   assert.match(refused.stderr, problem);
   assert.doesNotMatch(refused.stderr, /\n\s+at /, 'no stack trace');
@@ -246,12 +254,10 @@ test('a data file corrupted without changing its size: finalize exits 2 naming i
   assertSameTree(untouched, readTree(out), 'a refused finalize');
 
   // status --verify hashes every file: shard 1 does not match its marker, exit 3.
-  const verified = pairgen(['status', out, '--verify']);
   assert.equal(verified.code, 3, verified.stderr);
   assert.match(verified.stdout, /shards: 1\/2 committed, 1 pending, 1 with a marker that does not match its files \(1\)/);
   assert.match(verified.stdout, /^not finalized: some shards do not match their markers/m);
   // Plain status compares sizes only (no reads), which a flipped byte keeps: it cannot see this.
-  const quick = pairgen(['status', out]);
   assert.equal(quick.code, 0, quick.stderr);
   assert.match(quick.stdout, /shards: 2\/2 committed, 0 pending\n/);
 
@@ -259,12 +265,11 @@ test('a data file corrupted without changing its size: finalize exits 2 naming i
   // status --verify still exits 3 and does not, and the checksums file lets any reader find the damage.
   const trusted = pairgen(['finalize', out, '--trust-sizes', '--no-preview']);
   assert.equal(trusted.code, 0, trusted.stderr);
-  assert.match(pairgen(['status', out]).stdout, /^finalized: /m);
-  const afterFinalize = pairgen(['status', out, '--verify', '--json']);
+  const [plain, afterFinalize, text] = await pairgenAll(['status', out], ['status', out, '--verify', '--json'], ['status', out, '--verify']);
+  assert.match(plain.stdout, /^finalized: /m);
   assert.equal(afterFinalize.code, 3, afterFinalize.stderr);
   const json = JSON.parse(afterFinalize.stdout);
   assert.deepEqual([json.shards.invalid, json.finalized], [[1], false]);
-  const text = pairgen(['status', out, '--verify']);
   assert.equal(text.code, 3);
   assert.doesNotMatch(text.stdout, /^finalized/m);
   const sums = spawnSync('sha256sum', ['-c', 'checksums.sha256'], { cwd: out, encoding: 'utf8' });
@@ -291,16 +296,14 @@ test('a data file corrupted without changing its size: finalize exits 2 naming i
 
 test('two `pairgen work --shards 0 --force` racing on one shard of a local run leave the marker and files one process writes', async () => {
   const dir = tempDir();
-  const config = writeConfig(dir, { pairs: 4, shardSize: 2 });
-  const plan = (out: string) => assert.equal(pairgen(['plan', config, '--out', out, '--set', 'teacher.steps=2']).code, 0);
+  const config = writeConfig(dir, { pairs: 4, shardSize: 2, steps: 2 });
   // The bytes a single process writes for shard 0 (same plan, so the same run_id).
   const single = join(dir, 'single');
-  plan(single);
+  const raced = join(dir, 'raced');
+  for (const r of await pairgenAll(['plan', config, '--out', single], ['plan', config, '--out', raced])) assert.equal(r.code, 0, r.stderr);
   const alone = pairgen(['work', single, '--shards', '0']);
   assert.equal(alone.code, 0, alone.stderr);
 
-  const raced = join(dir, 'raced');
-  plan(raced);
   // --force on both, so that both write the shard whichever one commits first.
   const work = () =>
     new Promise<{ code: number | null; stderr: string }>((res) => {

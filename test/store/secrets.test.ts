@@ -61,7 +61,7 @@ function refused(r: { code: number | null; stderr: string }, message: RegExp) {
 const endpointWithSecret = () => s3.endpoint.replace('http://', `http://${URL_USER}:${URL_PASSWORD}@`);
 
 test('the verbs work against S3 and a local folder with the planted AWS variables, in both log formats', () => {
-  const config = writeConfig(inputs, { pairs: 4, shardSize: 2 });
+  const config = writeConfig(inputs, { pairs: 4, shardSize: 2, steps: 2 });
   const run = `s3://${s3.bucket}/secrets-run`;
   for (const format of ['human', 'json']) ok(['--log-format', format, 'check', config]);
   ok(['--log-format', 'json', 'plan', config, '--out', run]);
@@ -84,7 +84,7 @@ test('credentials in an endpoint URL are refused at once, from the config, --set
     refused(pairgen(['--log-format', format, 'check', withEndpoint]), /endpoint\.yaml: storage\.endpoint: credentials in the URL are not allowed/);
     refused(pairgen(['--log-format', format, 'plan', withEndpoint, '--out', `s3://${s3.bucket}/never`]), /storage\.endpoint: credentials in the URL are not allowed/);
     refused(pairgen(['--log-format', format, 'plan', withEndpoint, '--out', localOut]), /storage\.endpoint: credentials in the URL are not allowed/);
-    const config = writeConfig(inputs, { pairs: 4, shardSize: 2 });
+    const config = writeConfig(inputs, { pairs: 4, shardSize: 2, steps: 2 });
     refused(pairgen(['--log-format', format, 'plan', config, '--out', localOut, '--set', `storage.endpoint=${endpointWithSecret()}`]), /storage\.endpoint: credentials in the URL/);
     for (const variable of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
       const fromEnv = { AWS_ENDPOINT_URL_S3: '', [variable]: endpointWithSecret() };
