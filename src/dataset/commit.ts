@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { buildMarker, encodeRejects, encodeShard, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
-import { canonicalJson } from '../shards/parquet.ts';
+import { canonicalJson } from '../util/json.ts';
 import { shardDataKey, shardMarkerKey, shardRejectsKey, shardTimingsKey } from './layout.ts';
 import type { RunPlan } from './run-file.ts';
 import { SPLIT_NAMES } from './splits.ts';

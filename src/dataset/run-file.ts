@@ -4,7 +4,7 @@
  */
 import { locationFree, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
-import { canonicalJson } from '../shards/parquet.ts';
+import { canonicalJson } from '../util/json.ts';
 import { openStore, type S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';

@@ -6,7 +6,7 @@ import { loadPipelineConfig, type PipelineConfig } from '../config/index.ts';
 import { UserError } from '../errors.ts';
 import { PROMPTS_FILE, RUN_FILE } from '../dataset/layout.ts';
 import { planId, serializePlan, type RunPlan } from '../dataset/run-file.ts';
-import { canonicalJson } from '../shards/parquet.ts';
+import { canonicalJson } from '../util/json.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 

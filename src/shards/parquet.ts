@@ -3,6 +3,7 @@ import { ParquetWriter, type ColumnSource, type KeyValue, type SchemaElement, ty
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { Writable } from 'node:stream';
 import { isJsonField } from './record.ts';
+import { canonicalJson } from '../util/json.ts';
 
 /**
  * The bridge from the Arrow schema (record.ts) to Parquet via hyparquet-writer: the Parquet schema,
@@ -13,15 +14,6 @@ import { isJsonField } from './record.ts';
 export type FileKind = 'shard' | 'rejects' | 'manifest';
 export const FORMAT_VERSION = 1;
 const CREATED_BY = 'pairgen (hyparquet-writer)';
-
-/** Canonical JSON (object keys sorted) so equal objects always give equal bytes. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) =>
-    v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
-      : v,
-  );
-}
 
 /**
  * Every column is OPTIONAL in the file, as `datasets` (pyarrow) writes them: datasets skips the features
