@@ -8,4 +8,4 @@ export { decodeImage, decodeImageCover, IMAGE_EXTENSIONS, isImageFileName } from
 export { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from './constants.ts';
 export { encodeImage, imageSettingsFor, type ImageEncoding, type ImageFormat, type ImageSettings } from './encode.ts';
 export { ImageSources, type ImageSourceOptions, type SourceImage } from './sources.ts';
-export { applyAffine, invertAffine, sampleAffine, warpAffine, type Affine, type FloatImage } from './warp.ts';
+export { applyAffine, invertAffine, sampleAffine, similarityTransform, warpAffine, type Affine, type FloatImage } from './warp.ts';

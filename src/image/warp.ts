@@ -1,6 +1,8 @@
 /**
- * Bilinear sampling of an 8-bit RGB image through an affine map into a float crop: face alignment
- * (identity/align.ts) and the scorers' rotated face crops (scorers/pixels.ts) both sample this way.
+ * Affine maps of the image plane (the least-squares similarity between point sets, apply, invert) and
+ * bilinear sampling of an 8-bit RGB image through one into a float crop: face alignment
+ * (identity/align.ts), the scorers' rotated face crops (scorers/pixels.ts) and their landmark distance
+ * (scorers/pose.ts) use them.
  */
 
 /** 2×3 affine matrix [a, b, tx, c, d, ty]: x' = a·x + b·y + tx, y' = c·x + d·y + ty. */
@@ -11,6 +13,30 @@ export interface FloatImage {
   width: number;
   height: number;
   data: Float32Array;
+}
+
+/**
+ * Umeyama's least-squares similarity (rotation, uniform scale, translation; no reflection) mapping
+ * `src` onto `dst`. In 2-D this closed form is the complex ratio z = Σ conj(a)·b / Σ|a|² over the
+ * centred points, which equals Umeyama's SVD solution with its reflection guard.
+ */
+export function similarityTransform(src: [number, number][], dst: [number, number][]): Affine {
+  if (src.length !== dst.length || src.length < 2) throw new Error(`similarityTransform: need ≥2 matching points, got ${src.length} and ${dst.length}`);
+  const n = src.length;
+  let msx = 0, msy = 0, mdx = 0, mdy = 0;
+  for (let i = 0; i < n; i++) { msx += src[i][0]; msy += src[i][1]; mdx += dst[i][0]; mdy += dst[i][1]; }
+  msx /= n; msy /= n; mdx /= n; mdy /= n;
+  let re = 0, im = 0, norm = 0;
+  for (let i = 0; i < n; i++) {
+    const ax = src[i][0] - msx, ay = src[i][1] - msy;
+    const bx = dst[i][0] - mdx, by = dst[i][1] - mdy;
+    re += ax * bx + ay * by;
+    im += ax * by - ay * bx;
+    norm += ax * ax + ay * ay;
+  }
+  if (norm === 0) throw new Error('similarityTransform: source points coincide');
+  const a = re / norm, b = im / norm;
+  return [a, -b, mdx - (a * msx - b * msy), b, a, mdy - (b * msx + a * msy)];
 }
 
 export function applyAffine(m: Affine, p: [number, number]): [number, number] {

@@ -1,5 +1,5 @@
 import type { FaceDetection, RgbImage } from '../types.ts';
-import { sampleAffine } from '../image/index.ts';
+import { sampleAffine, type Affine } from '../image/index.ts';
 
 /** Float HWC pixels, values 0..255, `channels` per pixel. */
 export interface Pixels {
@@ -10,7 +10,7 @@ export interface Pixels {
 }
 
 /** Maps crop pixel (u, v) to image pixel (x, y): x = a·u + b·v + tx, y = c·u + d·v + ty. */
-export type CropToImage = [number, number, number, number, number, number];
+export type CropToImage = Affine;
 
 export interface FaceCrop extends Pixels {
   toImage: CropToImage;

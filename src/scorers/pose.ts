@@ -1,6 +1,7 @@
 import type { RuntimeConfig } from '../onnx/session.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import type { FaceDetection, RgbImage } from '../types.ts';
+import { applyAffine, similarityTransform, type Affine } from '../image/index.ts';
 import { SCORE_NAMES } from './config.ts';
 import { SCORER_MODELS } from './models.ts';
 import { faceCrop } from './pixels.ts';
@@ -57,26 +58,24 @@ export function headPose(mesh: Point3[]): HeadPose {
  * transform, and the mean distance left is divided by the source's outer-eye-corner distance.
  */
 export function landmarkDistance(source: Point3[], edited: Point3[]): number {
-  const n = source.length;
-  let mx = 0, my = 0, ex = 0, ey = 0;
-  for (let i = 0; i < n; i++) { mx += source[i][0]; my += source[i][1]; ex += edited[i][0]; ey += edited[i][1]; }
-  mx /= n; my /= n; ex /= n; ey /= n;
-  // In complex numbers the similarity is z ↦ q·z with q = Σ conj(e)·s / Σ|e|² over centred points.
-  let re = 0, im = 0, norm = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = edited[i][0] - ex, ay = edited[i][1] - ey, bx = source[i][0] - mx, by = source[i][1] - my;
-    re += ax * bx + ay * by;
-    im += ax * by - ay * bx;
-    norm += ax * ax + ay * ay;
+  const xy = (points: Point3[]) => points.map(([x, y]) => [x, y] as [number, number]);
+  const s = xy(source);
+  const e = xy(edited);
+  let m: Affine;
+  try {
+    m = similarityTransform(e, s);
+  } catch {
+    // Every edited landmark in one place: map them all onto the source's centre.
+    const [cx, cy] = s.reduce(([x, y], p) => [x + p[0] / s.length, y + p[1] / s.length], [0, 0]);
+    m = [0, 0, cx, 0, 0, cy];
   }
-  const a = norm ? re / norm : 0, b = norm ? im / norm : 0;
   let sum = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = edited[i][0] - ex, ay = edited[i][1] - ey;
-    sum += Math.hypot(a * ax - b * ay - (source[i][0] - mx), b * ax + a * ay - (source[i][1] - my));
-  }
+  e.forEach((p, i) => {
+    const [x, y] = applyAffine(m, p);
+    sum += Math.hypot(x - s[i][0], y - s[i][1]);
+  });
   const [l, r] = EYE_OUTER;
-  return sum / n / (Math.hypot(source[r][0] - source[l][0], source[r][1] - source[l][1]) || 1);
+  return sum / s.length / (Math.hypot(s[r][0] - s[l][0], s[r][1] - s[l][1]) || 1);
 }
 
 /** Wrapped absolute difference of two angles in degrees (0..180). */
