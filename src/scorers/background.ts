@@ -4,7 +4,7 @@ import type { RgbImage } from '../types.ts';
 import { SCORER_MODELS } from './models.ts';
 import { gridDeltaE } from './edit.ts';
 import { resizeBilinear } from './pixels.ts';
-import type { PairInput, Scorer, ScorerResult } from './scorer.ts';
+import { ModelScorer, type PairInput, type Scorer, type ScorerResult } from './scorer.ts';
 
 const SIZE = 256;
 const spec = SCORER_MODELS.selfie;
@@ -29,14 +29,8 @@ function maskAt(mask: Float32Array, u: number, v: number, width: number, height:
  *   background.fraction = Σ w / pixels (how much of the image counted as background).
  * change is null when less than 1% of the image is background.
  */
-class BackgroundScorer implements Scorer {
+class BackgroundScorer extends ModelScorer {
   readonly name = 'background';
-  constructor(private readonly model: OnnxModel) {}
-
-  get models(): string[] {
-    return [this.model.path];
-  }
-
   async personMask(img: RgbImage): Promise<Float32Array> {
     const input = resizeBilinear(img, SIZE, SIZE, false).data.map((v) => v / 255);
     return (await this.model.run({ [spec.input]: { data: input, dims: [1, SIZE, SIZE, 3] } }, [OUTPUT]))[0].data;
@@ -56,10 +50,6 @@ class BackgroundScorer implements Scorer {
     }
     const fraction = weight / delta.length;
     return { scores: { 'background.change': fraction >= MIN_BACKGROUND ? change / weight / 100 : null, 'background.fraction': fraction }, texts: {} };
-  }
-
-  close(): Promise<void> {
-    return this.model.release();
   }
 }
 

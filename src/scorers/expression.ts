@@ -3,7 +3,7 @@ import { OnnxModel } from '../onnx/model.ts';
 import { SCORE_NAMES } from './config.ts';
 import { EMOTION_LABELS, GRAY_WEIGHTS, SCORER_MODELS } from './models.ts';
 import { faceCrop } from './pixels.ts';
-import { both, type PairInput, type Scorer, type ScorerResult } from './scorer.ts';
+import { ModelScorer, both, type PairInput, type Scorer, type ScorerResult } from './scorer.ts';
 
 const SIZE = 64;
 const spec = SCORER_MODELS.emotion;
@@ -13,14 +13,8 @@ const spec = SCORER_MODELS.emotion;
  * 64×64 grey in [-1, 1]) and their gains, edited − source: `expression.happy_gain` near +1 when a
  * neutral face was made to smile.
  */
-class ExpressionScorer implements Scorer {
+class ExpressionScorer extends ModelScorer {
   readonly name = 'expression';
-  constructor(private readonly model: OnnxModel) {}
-
-  get models(): string[] {
-    return [this.model.path];
-  }
-
   async score(pair: PairInput): Promise<ScorerResult> {
     const wanted = [[pair.source, pair.faces.sourceFace], [pair.edited, pair.faces.editedFace]] as const;
     const items = wanted.filter(([, face]) => face);
@@ -44,10 +38,6 @@ class ExpressionScorer implements Scorer {
       scores[`expression.${label}_gain`] = both(s ? s[k] : null, e ? e[k] : null, (a, b) => b - a);
     });
     return { scores, texts: {} };
-  }
-
-  close(): Promise<void> {
-    return this.model.release();
   }
 }
 

@@ -5,7 +5,7 @@ import { applyAffine, similarityTransform, type Affine } from '../image/index.ts
 import { SCORE_NAMES } from './config.ts';
 import { SCORER_MODELS } from './models.ts';
 import { faceCrop } from './pixels.ts';
-import { both, type PairInput, type Scorer, type ScorerResult } from './scorer.ts';
+import { ModelScorer, both, type PairInput, type Scorer, type ScorerResult } from './scorer.ts';
 
 /** [x, y, z] in image pixels (z: depth, larger is farther from the camera). */
 export type Point3 = [number, number, number];
@@ -83,14 +83,8 @@ export const angleDelta = (a: number, b: number) => Math.abs(((((b - a) % 360) +
 
 interface Side { mesh: Point3[]; face: number; pose: HeadPose }
 
-class PoseScorer implements Scorer {
+class PoseScorer extends ModelScorer {
   readonly name = 'pose';
-  constructor(private readonly model: OnnxModel) {}
-
-  get models(): string[] {
-    return [this.model.path];
-  }
-
   /** The 468 landmarks of each face (in its image's pixels) and the model's face confidence. */
   async mesh(items: { img: RgbImage; face: FaceDetection }[]): Promise<{ mesh: Point3[]; face: number }[]> {
     if (items.length === 0) return [];
@@ -130,10 +124,6 @@ class PoseScorer implements Scorer {
     for (const angle of ['yaw', 'pitch', 'roll'] as const) scores[`pose.${angle}_delta`] = both(s?.pose[angle] ?? null, e?.pose[angle] ?? null, angleDelta);
     scores['pose.landmark_distance'] = s && e ? landmarkDistance(s.mesh, e.mesh) : null;
     return { scores, texts: {} };
-  }
-
-  close(): Promise<void> {
-    return this.model.release();
   }
 }
 

@@ -2,20 +2,14 @@ import type { RuntimeConfig } from '../onnx/session.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import { NSFW_LABELS, SCORER_MODELS } from './models.ts';
 import { resizeBilinear } from './pixels.ts';
-import type { PairInput, Scorer, ScorerResult } from './scorer.ts';
+import { ModelScorer, type PairInput, type Scorer, type ScorerResult } from './scorer.ts';
 
 const SIZE = 224;
 const spec = SCORER_MODELS.nsfw;
 
 /** nsfwjs's class probabilities of each whole image (resized as nsfwjs does: bilinear, corners aligned). */
-class SafetyScorer implements Scorer {
+class SafetyScorer extends ModelScorer {
   readonly name = 'safety';
-  constructor(private readonly model: OnnxModel) {}
-
-  get models(): string[] {
-    return [this.model.path];
-  }
-
   async score(pair: PairInput): Promise<ScorerResult> {
     const per = SIZE * SIZE * 3;
     const input = new Float32Array(per * 2);
@@ -27,10 +21,6 @@ class SafetyScorer implements Scorer {
     const scores: Record<string, number | null> = {};
     ['source', 'edited'].forEach((side, i) => NSFW_LABELS.forEach((label, k) => (scores[`safety.${side}_${label}`] = probs[i * NSFW_LABELS.length + k])));
     return { scores, texts: {} };
-  }
-
-  close(): Promise<void> {
-    return this.model.release();
   }
 }
 

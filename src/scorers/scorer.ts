@@ -1,4 +1,5 @@
 import type { FaceDetection, RgbImage } from '../types.ts';
+import type { OnnxModel } from '../onnx/model.ts';
 import type { ScorerName } from './config.ts';
 
 /** The faces the identity stage found and described, so no scorer detects a face again. */
@@ -37,3 +38,19 @@ export interface Scorer {
 
 /** A score from two sides, null unless both are known. */
 export const both = (a: number | null, b: number | null, f: (a: number, b: number) => number): number | null => (a === null || b === null ? null : f(a, b));
+
+/** A scorer that runs one ONNX model: it names that model's file and releases its session on close. */
+export abstract class ModelScorer implements Scorer {
+  abstract readonly name: ScorerName;
+  constructor(protected readonly model: OnnxModel) {}
+
+  get models(): string[] {
+    return [this.model.path];
+  }
+
+  abstract score(pair: PairInput): Promise<ScorerResult>;
+
+  close(): Promise<void> {
+    return this.model.release();
+  }
+}

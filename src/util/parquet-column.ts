@@ -17,13 +17,17 @@ import { ByteWriter } from 'hyparquet-writer';
 import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
 import { writeDictionaryPage } from 'hyparquet-writer/src/dictionary.js';
 import { writeRleBitPackedHybrid } from 'hyparquet-writer/src/encoding.js';
+import { writePlain as writePlainValues } from 'hyparquet-writer/src/plain.js';
 import { unconvertMinMax } from 'hyparquet-writer/src/unconvert.js';
 import { BloomBuilder } from 'hyparquet-writer/src/bloom.js';
 
+/** Levels as arrays or typed arrays (parquet-row-group.ts makes Uint8Arrays). */
+export type Levels = number[] | Uint8Array;
+
 export interface PageData {
   values: unknown[];
-  definitionLevels: number[];
-  repetitionLevels: number[];
+  definitionLevels: Levels;
+  repetitionLevels: Levels;
   maxDefinitionLevel: number;
 }
 
@@ -233,7 +237,7 @@ function useDictionary(kind: Kind, type: string, values: unknown[], required: bo
 }
 
 /** Pages of at most ~pageSize estimated bytes, each starting at a row boundary (hyparquet-writer's getPageBoundaries). */
-function pageBoundaries(sizeOf: (i: number) => number, n: number, pageSize: number, repetitionLevels: number[]): { start: number; end: number }[] {
+function pageBoundaries(sizeOf: (i: number) => number, n: number, pageSize: number, repetitionLevels: Levels): { start: number; end: number }[] {
   if (!pageSize) return [{ start: 0, end: n }];
   const out: { start: number; end: number }[] = [];
   let start = 0;
@@ -313,19 +317,6 @@ function writePlain(page: ByteWriter, kind: Kind, type: string, values: unknown[
   }
   page.offset += at - page.index;
   page.index = at;
-}
-
-/** Booleans plain-encoded (bits, least significant first), as hyparquet-writer's writePlainBoolean. */
-function writePlainBooleans(page: ByteWriter, values: boolean[]): void {
-  let byte = 0;
-  for (let i = 0; i < values.length; i++) {
-    if (values[i]) byte |= 1 << (i % 8);
-    if (i % 8 === 7) {
-      page.appendUint8(byte);
-      byte = 0;
-    }
-  }
-  if (values.length % 8) page.appendUint8(byte);
 }
 
 function nonNullSlice(values: unknown[], start: number, end: number): unknown[] {
@@ -444,7 +435,7 @@ export function writeColumnFast({ writer, column, pageData }: { writer: Writer; 
       page.appendUint32(rle.offset);
       page.appendBytes(rle.getBytes());
     } else if (kind === 'boolean') {
-      writePlainBooleans(page, nonNullSlice(values, start, end) as boolean[]);
+      writePlainValues(page, nonNullSlice(values, start, end) as never, 'BOOLEAN', undefined); // at most 16 values
     } else {
       writePlain(page, kind, type, values, start, end, utf8);
     }

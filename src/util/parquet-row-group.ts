@@ -12,14 +12,7 @@
  */
 import type { ColumnSource, ParquetWriter, SchemaElement } from 'hyparquet-writer';
 import { writeColumn } from 'hyparquet-writer/src/column.js';
-import { writeColumnFast } from './parquet-column.ts';
-
-interface PageData {
-  values: unknown[];
-  definitionLevels: ArrayLike<number> & { slice(start?: number, end?: number): ArrayLike<number> };
-  repetitionLevels: ArrayLike<number> & { slice(start?: number, end?: number): ArrayLike<number> };
-  maxDefinitionLevel: number;
-}
+import { writeColumnFast, type PageData } from './parquet-column.ts';
 
 /** A top-level column's leaf: its schema path from the root, and how its levels are made. */
 interface Leaf {
