@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { log } from '../util/log.ts';
 import { action, collectSet } from './common.ts';
 
-/** `pairgen refilter <run> --set identity.threshold=0.5 --out <new>`: a new selection from recorded scores. */
+/** `pairgen refilter <run> --set identity.threshold=0.5 --set 'rules.default.not_edited=edit.magnitude >= 0.05' --out <new>`: a new selection from recorded scores. */
 export function registerRefilter(program: Command): void {
   program
     .command('refilter')
-    .description('a new run whose selection comes from the recorded identity scores judged against new thresholds; stored images are copied, only newly accepted pairs are regenerated (from their seeds), nothing is scored again')
+    .description('a new run whose selection comes from the recorded scores judged against new identity thresholds or rules; stored images are copied, only newly accepted pairs are regenerated (from their seeds), nothing is scored again')
     .argument('<run-uri>', 'the finished run to refilter (all shards committed)')
-    .requiredOption('--set <key.path=value>', 'identity.threshold=X or identity.category_thresholds.<category>=X (repeatable)', collectSet, [])
+    .requiredOption('--set <key.path=value>', 'identity.threshold=X, identity.category_thresholds.<category>=X, rules.default.<name>=CONDITION or rules.categories.<category>.<name>=CONDITION (null removes a rule; repeatable)', collectSet, [])
     .requiredOption('--out <uri>', 'where to write the new run (a new folder or s3:// prefix)')
     .action(
       action(async (runUri: string, opts: { set: string[]; out: string }) => {

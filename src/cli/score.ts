@@ -6,10 +6,13 @@ import { action, collectSet } from './common.ts';
 
 interface ScoreOpts {
   instruction: string;
+  sourcePrompt: string;
+  targetPrompt: string;
   category: string;
   config?: string;
   set?: string[];
   scorers?: ScorerName[];
+  clipModel?: string;
   json?: boolean;
 }
 
@@ -23,35 +26,42 @@ function scorerList(value: string): string[] {
 const round = (v: number | null) => (v === null ? null : Math.round(v * 1e6) / 1e6);
 
 /**
- * `pairgen score <source> <edited>`: the identity stage and the pair scorers on one pair of images (issue
- * 11's quick check). The verdict is identity's: the rules over the other scores are not built yet, and
- * the output says so.
+ * `pairgen score <source> <edited>`: the identity stage, the pair scorers and the verdict (identity, then
+ * the category's rules) on one pair of images: issue 11's quick check. Without --config: the packaged
+ * face models, every scorer and the built-in default rules.
  */
 export function registerScore(program: Command): void {
   program
     .command('score')
-    .description('score one pair of images: the identity stage (faces, similarity, its verdict) and every enabled pair scorer (docs/scorers.md). The rules over the other scores are not built yet: the verdict is identity\'s')
+    .description('score one pair of images: the identity stage (faces, similarity), every enabled pair scorer (docs/scorers.md) and the verdict of the identity threshold and the category\'s rules (docs/rules.md)')
     .argument('<source-image>', 'the source image (JPEG, PNG, WebP, TIFF, GIF)')
     .argument('<edited-image>', 'the edited image')
     .option('--instruction <text>', 'the edit instruction (given to the scorers)', '')
-    .option('--category <name>', 'the pair\'s category: its identity threshold applies (identity.category_thresholds)', '')
-    .option('-c, --config <pipeline.yaml>', 'take the identity models and thresholds and the runtime from a pipeline config (default: the packaged models)')
+    .option('--source-prompt <text>', 'the source image\'s caption (the clip scorer compares it with the source image)', '')
+    .option('--target-prompt <text>', 'the edited image\'s caption (the clip scorer compares it with the edited image)', '')
+    .option('--category <name>', 'the pair\'s category: its identity threshold and rules apply (with --config: a category of its prompt set)', '')
+    .option('-c, --config <pipeline.yaml>', 'take the identity models and thresholds, the scorers, the rules (with the prompt set\'s) and the runtime from a pipeline config (default: the packaged models, every scorer, the built-in rules)')
     .option('--set <key.path=value>', 'override a config key (repeatable; needs --config)', collectSet)
-    .option('--scorers <list>', 'comma list of scorers to run (default: all of pose, expression, age, edit, background, quality, safety, duplicates)', scorerList)
+    .option('--scorers <list>', 'comma list of scorers to run (default: the config\'s scorers.enabled, else all of pose, expression, age, edit, background, quality, safety, duplicates; clip needs --clip-model)', scorerList)
+    .option('--clip-model <folder>', 'a CLIP ONNX export folder for the clip scorer (docs/clip.md)')
     .option('--json', 'print one JSON object on stdout (default: one "name value" line per number)')
     .action(action(async (sourceFile: string, editedFile: string, opts: ScoreOpts) => {
-      const [{ decodeImage }, { createIdentityScorer }, { judgeCandidate }, scorerStage, { identitySettings }] = await Promise.all([
+      const [{ decodeImage }, { createIdentityScorer }, { identityVerdict }, scorerStage, { identitySettings }, { verbRules }] = await Promise.all([
         import('../image/index.ts'),
         import('../identity/scorer.ts'),
         import('../candidates/verdict.ts'),
         import('../scorers/index.ts'),
         import('./face-settings.ts'),
+        import('./score-rules.ts'),
       ]);
       for (const name of opts.scorers ?? []) {
         if (!(scorerStage.SCORER_NAMES as readonly string[]).includes(name)) throw new UserError(`--scorers: unknown scorer "${name}" (known: ${scorerStage.SCORER_NAMES.join(', ')})`);
       }
-      const enabled = opts.scorers ? { enabled: [...new Set(opts.scorers)] } : scorerStage.DEFAULT_SCORERS;
-      const { identity, runtime } = identitySettings(opts.config, opts.set);
+      const { identity, runtime, config } = identitySettings(opts.config, opts.set);
+      if (opts.scorers?.includes('clip') && !opts.clipModel && !config?.scorers?.clip_model) throw new UserError('--scorers clip needs --clip-model <folder>: a CLIP ONNX export (docs/clip.md)');
+      const chosen = opts.scorers ? { enabled: [...new Set(opts.scorers)] } : (config?.scorers ?? scorerStage.DEFAULT_SCORERS);
+      const enabled = scorerStage.parseScorersConfig({ ...chosen, ...(opts.clipModel ?? config?.scorers?.clip_model ? { clip_model: opts.clipModel ?? config?.scorers?.clip_model } : {}) }, opts.scorers ? '--scorers' : 'scorers');
+      const rules = verbRules(config, opts.config, enabled.enabled, identity.enabled, opts.category);
       const [source, edited] = await Promise.all([decodeImage(sourceFile), decodeImage(editedFile)]);
       const identityScorer = await createIdentityScorer(identity, runtime);
       let scored;
@@ -64,11 +74,11 @@ export function registerScore(program: Command): void {
       }
       const scorers = await scorerStage.createScorers(enabled, runtime);
       try {
-        scored = await scorerStage.scorePair(scorers, { source, edited, faces: idScore, instruction: opts.instruction, category: opts.category });
+        scored = await scorerStage.scorePair(scorers, { source, edited, faces: idScore, instruction: opts.instruction, category: opts.category, sourcePrompt: opts.sourcePrompt, targetPrompt: opts.targetPrompt });
       } finally {
         await scorers.close();
       }
-      const verdict = judgeCandidate(idScore, { category: opts.category, identityThreshold: null }, identity);
+      const verdict = identityVerdict(idScore, { category: opts.category, identityThreshold: rules.promptThreshold }, identity, rules.rules, scored.scores);
       const result = {
         source: sourceFile,
         edited: editedFile,
@@ -82,7 +92,7 @@ export function registerScore(program: Command): void {
         },
         scores: Object.fromEntries(Object.entries(scored.scores).map(([k, v]) => [k, round(v)])),
         texts: scored.texts,
-        verdict: { accepted: verdict.accepted, reason: verdict.rejectReason, threshold: verdict.threshold, rules: 'identity only (the rules over the other scores are not built yet: issue 11)' },
+        verdict: { accepted: verdict.accepted, reason: verdict.rejectReason, threshold: verdict.threshold, rules: Object.fromEntries(rules.rules.map((r) => [r.name, r.text])) },
       };
       if (opts.json) {
         process.stdout.write(JSON.stringify(result) + '\n');
@@ -92,7 +102,7 @@ export function registerScore(program: Command): void {
         `identity.similarity ${result.identity.similarity ?? 'null'}`,
         ...Object.entries(result.scores).map(([k, v]) => `${k} ${v ?? 'null'}`),
         ...Object.entries(result.texts).map(([k, v]) => `${k} ${v ?? 'null'}`),
-        `verdict ${verdict.accepted ? 'accepted' : `rejected (${verdict.rejectReason})`} at identity threshold ${verdict.threshold}; ${result.verdict.rules}`,
+        `verdict ${verdict.accepted ? 'accepted' : `rejected (${verdict.rejectReason})`} at identity threshold ${verdict.threshold}; rules: ${rules.rules.map((r) => `${r.name}: ${r.text}`).join('; ') || 'none'}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
     }));

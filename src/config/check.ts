@@ -5,6 +5,13 @@ import { EXECUTION_PROVIDERS, MAX_PROMPT_ROWS } from './schema.ts';
 import { isUserError, UserError } from '../errors.ts';
 import { loadPromptSet } from '../prompts/grammar.ts';
 import { localModels } from '../models/index.ts';
+import { runRules, type RuleTable } from '../candidates/rules.ts';
+import type { PromptSet } from '../prompts/grammar.ts';
+
+/** The prompt set's rules by category (only categories that have some): what run.json records as prompt_rules. */
+export function promptRulesOf(set: PromptSet): Record<string, RuleTable> {
+  return Object.fromEntries(set.categories.filter((c) => Object.keys(c.rules).length > 0).map((c) => [c.name, c.rules]));
+}
 
 export interface CheckReport {
   file: string;
@@ -19,6 +26,8 @@ export interface CheckReport {
 export interface ValidateOptions {
   /** The prompt set's categories when the caller has them (work: from run.json); otherwise the set is loaded. */
   categories?: string[];
+  /** The prompt set's category rules, with `categories` (work: run.json's prompt_rules). */
+  promptRules?: Record<string, RuleTable>;
   /** Open the identity models (false: the caller opens the same scorer right after, as work does). */
   openIdentityModels?: boolean;
   /**
@@ -38,7 +47,9 @@ export interface ValidateOptions {
  */
 export async function validateConfig(config: PipelineConfig, options: ValidateOptions = {}): Promise<Omit<CheckReport, 'file' | 'howToGetModels'> & { missing: boolean }> {
   const report = { problems: [] as string[], summary: [] as string[], missing: false };
-  const categories = options.categories ?? checkPrompts(config, report);
+  const prompts = options.categories ? { names: options.categories, rules: options.promptRules ?? {} } : checkPrompts(config, report);
+  const categories = prompts?.names ?? null;
+  if (prompts) checkRules(config, prompts, report);
   const count = config.prompts.count ?? config.pairs;
   if (count > MAX_PROMPT_ROWS) {
     report.problems.push(`prompts.count: ${config.prompts.count === null ? `null expands one prompt row per pair (pairs: ${config.pairs})` : count}, more than the ${MAX_PROMPT_ROWS} rows a plan expands; set prompts.count to at most ${MAX_PROMPT_ROWS} (prompts then repeat with new seeds)`);
@@ -96,13 +107,24 @@ async function checkProviders(providers: string[], report: { problems: string[];
   report.summary.push(`runtime: [${providers.join(', ')}] on ${device}; ${formatProviderReport(statuses)}`);
 }
 
-/** The prompt set's category names, or null when it does not load. */
-function checkPrompts(config: PipelineConfig, report: { problems: string[]; summary: string[] }): string[] | null {
+/** The scorers and every category's rules: unknown scores or scorers, rules on disabled scorers, malformed conditions. */
+function checkRules(config: PipelineConfig, prompts: { names: string[]; rules: Record<string, RuleTable> }, report: { problems: string[]; summary: string[] }): void {
+  const problems: string[] = [];
+  const rules = runRules({ config, promptRules: prompts.rules, categories: prompts.names }, problems);
+  report.problems.push(...new Set(problems));
+  if (problems.length || (!config.scorers && !config.rules && Object.keys(prompts.rules).length === 0)) return;
+  const enabled = config.scorers?.enabled ?? [];
+  const counts = [...rules].map(([c, r]) => `${c} ${r.length}`).join(', ');
+  report.summary.push(`scorers: ${enabled.join(', ') || 'none'}; rules per category: ${counts}`);
+}
+
+/** The prompt set's category names and rules, or null when it does not load. */
+function checkPrompts(config: PipelineConfig, report: { problems: string[]; summary: string[] }): { names: string[]; rules: Record<string, RuleTable> } | null {
   try {
     const set = loadPromptSet(config.prompts.set);
     const names = set.categories.map((c) => c.name);
     report.summary.push(`prompts: ${set.name} (${names.length} categories: ${names.join(', ')})`);
-    return names;
+    return { names, rules: promptRulesOf(set) };
   } catch (e) {
     if (!isUserError(e)) throw e;
     report.problems.push(`prompts.set: ${e.message}`);

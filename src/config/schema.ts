@@ -3,6 +3,8 @@ import { identityConfigSchema, type IdentityConfig } from '../identity/config.ts
 import { storageConfigSchema, type StorageConfig } from '../store/config.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from '../image/constants.ts';
+import { scorersConfigSchema, type ScorersConfig } from '../scorers/config.ts';
+import { rulesConfigSchema, type RulesConfig } from '../candidates/rules.ts';
 
 /**
  * The pipeline config: one YAML or JSON file. Each stage owns the schema of its own section; this file
@@ -18,6 +20,9 @@ export interface PipelineConfig {
   prompts: { set: string; count: number | null };
   teacher: TeacherConfig;
   identity: IdentityConfig;
+  /** Absent (no default, so older configs keep their run_id): no pair scorers, no rules. */
+  scorers?: ScorersConfig;
+  rules?: RulesConfig;
   output: OutputConfig;
   storage: StorageConfig;
   runtime: RuntimeConfig & { concurrency: number; batch_size: number; max_memory?: string };
@@ -143,6 +148,9 @@ export const pipelineConfigSchema = {
     },
     teacher: teacherConfigSchema,
     identity: { ...identityConfigSchema, default: {} },
+    // No defaults: a config without these sections runs no scorers and keeps its run_id.
+    scorers: { ...scorersConfigSchema, description: `${scorersConfigSchema.description} Absent: no scorers run (a config that has the section, even {}, gets the default list).` },
+    rules: rulesConfigSchema,
     output: { ...outputSchema, default: {} },
     storage: { ...storageConfigSchema, default: {} },
     runtime: { ...runtimeSchema, default: {} },

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { buildMarker, encodeRejects, encodeShard, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
+import { buildMarker, encodeRejects, encodeShard, runSchemas, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { canonicalJson } from '../util/json.ts';
 import { shardDataKey, shardMarkerKey, shardRejectsKey, shardTimingsKey } from './layout.ts';
@@ -23,12 +23,13 @@ export async function writeShard(
   const rejected = records.filter((r) => !r.accepted);
   const stray = accepted.find((r) => !(SPLIT_NAMES as readonly string[]).includes(r.split));
   if (stray) throw new Error(`pair ${stray.pair_id}: split "${stray.split}" is not one of ${SPLIT_NAMES.join(', ')}`);
+  const schemas = runSchemas(plan.config.scorers?.enabled);
   const files: { name: string; bytes: Uint8Array; rows: number }[] = [];
   for (const split of SPLIT_NAMES) {
     const rows = accepted.filter((r) => r.split === split);
-    if (rows.length) files.push({ name: shardDataKey(shard, split, plan.shards), bytes: encodeShard(rows, { rowGroupBytes: plan.config.output.row_group_bytes }), rows: rows.length });
+    if (rows.length) files.push({ name: shardDataKey(shard, split, plan.shards), bytes: encodeShard(rows, { rowGroupBytes: plan.config.output.row_group_bytes, schemas }), rows: rows.length });
   }
-  files.push({ name: shardRejectsKey(shard), bytes: encodeRejects(rejected), rows: rejected.length });
+  files.push({ name: shardRejectsKey(shard), bytes: encodeRejects(rejected, schemas), rows: rejected.length });
   await Promise.all(files.map((f) => store.put(f.name, f.bytes)));
   beforeMarker();
   const marker = buildMarker({

@@ -10,6 +10,7 @@ import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
 import { localModels, type LocalModels } from '../models/index.ts';
 import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
+import { runRules, type CategoryRules, type RuleTable } from '../candidates/rules.ts';
 
 /** 2: layout 2 (data/<split>-*.parquet, rejects/, markers/; src/dataset/layout.ts). */
 export const RUN_FORMAT = 'pairgen-run/2';
@@ -30,6 +31,8 @@ export interface RunPlan {
   models: {
     teacher: { digest: string; files: FileDigest[] };
     identity: { digest: string; files: FileDigest[] };
+    /** The pair scorers' converted models, when the config has a scorers section. */
+    scorers?: { digest: string; files: FileDigest[] };
   };
   /**
    * A derived run (regenerate) draws its candidates from an explicit table instead of the prompt table:
@@ -40,6 +43,8 @@ export interface RunPlan {
   derived_from?: { kind: 'refilter'; parent_run: string; parent_run_id: string; sets: string[] };
   /** Split fractions (train / validation / test by a hash of pair_id); default DEFAULT_SPLITS in src/dataset/splits.ts. */
   splits?: Record<string, number>;
+  /** The prompt set's verdict rules by category (src/candidates/rules.ts); absent when it has none. */
+  prompt_rules?: Record<string, RuleTable>;
 }
 
 /**
@@ -56,7 +61,10 @@ export async function modelDigests(config: PipelineConfig, local?: LocalModels<P
     const { digest, files } = await digestFiles(paths);
     return { digest, files: files.map((f) => ({ ...f, path: here.recordedPath(f.path) })) };
   };
-  return { teacher: await recorded(teacherModelFiles(here.config.teacher)), identity: await recorded(identityFiles) };
+  const models: RunPlan['models'] = { teacher: await recorded(teacherModelFiles(here.config.teacher)), identity: await recorded(identityFiles) };
+  // Only a config with scorers records them, so that older configs keep their run_id.
+  if (here.config.scorers) models.scorers = await recorded(await (await import('../scorers/index.ts')).scorerModelFiles(here.config.scorers));
+  return models;
 }
 
 /**
@@ -142,6 +150,14 @@ export async function readPlan(store: Store): Promise<RunPlan> {
   return checkSeal(parsed, `${store.uri}/${RUN_FILE}`);
 }
 
+/** A run's verdict rules by category; a run whose rules do not compile is a UserError naming run.json. */
+export function planRules(plan: RunPlan, where: string): CategoryRules {
+  const problems: string[] = [];
+  const rules = runRules({ config: plan.config, promptRules: plan.prompt_rules ?? {}, categories: Object.keys(plan.prompts.per_category) }, problems);
+  if (problems.length) throw new UserError(`${where}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+  return rules;
+}
+
 /**
  * What `work` checks before it tries a shard, since every shard would hit it: the run's prompt table is
  * there, and its config passes the one validation of src/config/check.ts (the prompt set's categories
@@ -155,7 +171,7 @@ export async function validateRun(plan: RunPlan, store: Store): Promise<void> {
   }
   // Imported on use: the teacher and identity checks are only needed where models run.
   const { refuseProblems, validateConfig } = await import('../config/check.ts');
-  const { problems } = await validateConfig(plan.config, { categories: Object.keys(plan.prompts.per_category), openIdentityModels: false });
+  const { problems } = await validateConfig(plan.config, { categories: Object.keys(plan.prompts.per_category), promptRules: plan.prompt_rules ?? {}, openIdentityModels: false });
   refuseProblems(problems, `${store.uri}/${RUN_FILE}`);
 }
 

@@ -43,6 +43,8 @@ export interface Category {
   name: string;
   weight: number;
   identityThreshold: number | null;
+  /** The category's verdict rules (src/candidates/rules.ts), checked against the run's scorers at plan time. */
+  rules: Record<string, string | string[] | null>;
   attributes: Record<string, string>;
   slots: Map<string, Slot>;
   /** Every name a template of this category may reference (slot or var) → the slot that defines it. */
@@ -135,6 +137,8 @@ const schema = {
         properties: {
           weight,
           identity_threshold: { type: 'number', minimum: -1, maximum: 1 },
+          // Checked against the run's scorers at plan time (src/candidates/rules.ts); here only the shape.
+          rules: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { type: 'string' } }, { type: 'null' }] } },
           attributes: stringMap,
           slots: slotMap,
           when: conditions,
@@ -314,6 +318,7 @@ interface RawEdit {
 interface RawCategory {
   weight?: number;
   identity_threshold?: number;
+  rules?: Record<string, string | string[] | null>;
   attributes?: Record<string, string>;
   slots?: Record<string, RawItem[]>;
   when?: RawCondition | RawCondition[];
@@ -352,6 +357,7 @@ function compile(raw: RawSet, path: string, sha256: string, at: Locate): PromptS
       name,
       weight: rc.weight ?? 1,
       identityThreshold: rc.identity_threshold ?? null,
+      rules: rc.rules ?? {},
       attributes: rc.attributes ?? {},
       slots: own,
       scope,

@@ -8,7 +8,11 @@ import type { DatasetStats } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { RunDb } from '../dataset/db.ts';
-import { judgeAt, recordedEvidence, type IdentityEvidence } from '../candidates/verdict.ts';
+import { judgeRecorded, type RecordedRow } from '../candidates/verdict.ts';
+import { scoresRead, type Rule } from '../candidates/rules.ts';
+import { scoreColumn } from '../scorers/config.ts';
+import { planRules } from '../dataset/run-file.ts';
+import type { IdentityConfig } from '../identity/config.ts';
 
 export const REPORT_DIR = 'report/';
 
@@ -59,9 +63,10 @@ export async function reportRun(runUri: string, options: ReportOptions = {}): Pr
 }
 
 /**
- * Thresholds -1.00 … 1.00 in steps of 0.01; a pair is kept at t when the accept rule (judgeAt, as
- * refilter applies it) accepts its recorded score at t. DuckDB groups equal scores; the groups stream
- * through, so a manifest of millions of rows is never held in memory.
+ * Thresholds -1.00 … 1.00 in steps of 0.01; a pair is kept at t when the verdict (judgeRecorded, as
+ * refilter applies it: identity at t, then the category's rules over the recorded scores) accepts it.
+ * DuckDB groups equal scores; the groups stream through, so a manifest of millions of rows is never
+ * held in memory.
  */
 async function thresholdSweep(run: RunDb): Promise<ThresholdSweep> {
   const thresholds = Array.from({ length: 201 }, (_, i) => Math.round(i - 100) / 100);
@@ -75,11 +80,15 @@ async function thresholdSweep(run: RunDb): Promise<ThresholdSweep> {
     candidates.all += Number(r.n);
     passing[String(r.category)] = new Array(thresholds.length + 1).fill(0);
   }
-  const groups = await run.db.stream('SELECT category, identity_similarity::DOUBLE AS s, reject_reason, count(*)::INTEGER AS n FROM manifest GROUP BY ALL');
+  const rules = planRules(run.plan, `${run.store.uri}/run.json`);
+  const read = scoresRead(rules.values()).filter((n) => n !== 'identity.similarity').map(scoreColumn);
+  const extra = read.map((c) => `, "${c}"::DOUBLE`).join('');
+  const groups = await run.db.stream(`SELECT category, identity_similarity::DOUBLE AS s, reject_reason, count(*)::INTEGER AS n${extra} FROM manifest GROUP BY ALL`);
   for await (const rows of groups.yieldRowsJs()) {
-    for (const [category, s, reason, n] of rows) {
-      const evidence = recordedEvidence({ identity_similarity: s === null ? null : Number(s), reject_reason: reason === null ? null : String(reason) });
-      const m = thresholdsPassed(evidence, thresholds);
+    for (const [category, s, reason, n, ...scores] of rows) {
+      const row: RecordedRow = { category: String(category), identity_similarity: s === null ? null : Number(s), reject_reason: reason === null ? null : String(reason) };
+      read.forEach((c, i) => (row[c] = scores[i] === null ? null : Number(scores[i])));
+      const m = thresholdsPassed(row, run.plan.config.identity, rules.get(row.category) ?? [], thresholds);
       passing[String(category)][m] += Number(n);
       passing.all[m] += Number(n);
     }
@@ -99,13 +108,13 @@ async function thresholdSweep(run: RunDb): Promise<ThresholdSweep> {
   return { thresholds, kept, candidates, current: cur };
 }
 
-/** How many of the ascending thresholds accept the evidence: a stricter threshold never accepts what a laxer one rejects. */
-function thresholdsPassed(evidence: IdentityEvidence, thresholds: number[]): number {
+/** How many of the ascending thresholds accept the pair: a stricter threshold never accepts what a laxer one rejects. */
+function thresholdsPassed(row: RecordedRow, identity: IdentityConfig, rules: readonly Rule[], thresholds: number[]): number {
   let lo = 0;
   let hi = thresholds.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (judgeAt(evidence, thresholds[mid]).accepted) lo = mid + 1;
+    if (judgeRecorded(row, identity, rules, null, thresholds[mid]).accepted) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -1,7 +1,8 @@
 import { UserError } from '../errors.ts';
 import { runTeacher } from '../candidates/draw.ts';
 import { specOfRow } from '../candidates/table.ts';
-import { judgeCandidate, recordedEvidence } from '../candidates/verdict.ts';
+import { judgeRecorded } from '../candidates/verdict.ts';
+import { runRules, type CategoryRules } from '../candidates/rules.ts';
 import { CANDIDATES_FILE, isDataKey } from '../dataset/layout.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';
@@ -17,7 +18,7 @@ import { ShardFile, type StoredImages } from '../dataset/rows.ts';
 import { deriveConfig, writeDerivedRun } from './derive.ts';
 
 export interface RefilterOptions {
-  /** identity.threshold=… and identity.category_thresholds.<category>=… overrides. */
+  /** identity.threshold=…, identity.category_thresholds.<category>=… and rules.… overrides. */
   sets: string[];
   /** Called after each shard of the new run is written or found already written. */
   onShard?: (e: { shard: number; status: 'written' | 'skipped'; copied: number; regenerated: number }) => void;
@@ -36,7 +37,7 @@ export interface RefilterResult {
   created: boolean;
 }
 
-const ALLOWED = [/^identity\.threshold$/, /^identity\.category_thresholds(\.[^.]+)?$/];
+const ALLOWED = [/^identity\.threshold$/, /^identity\.category_thresholds(\.[^.]+)?$/, /^rules(\.default|\.categories)?(\.[^.]+){0,2}$/];
 
 /**
  * `pairgen refilter`: a new run whose selection comes from the parent's recorded scores judged against
@@ -49,11 +50,16 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   if (options.sets.length === 0) throw new UserError('refilter needs at least one --set, e.g. --set identity.threshold=0.5');
   for (const s of options.sets) {
     const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
-    if (!ALLOWED.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold and identity.category_thresholds.<category>; use \`pairgen regenerate\` for other settings`);
+    if (!ALLOWED.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold, identity.category_thresholds.<category> and the rules (rules.default.<name>, rules.categories.<category>.<name>); use \`pairgen regenerate\` for other settings`);
   }
   const { plan: parent, store: parentStore } = await openRun(parentUri);
-  if (!parent.config.identity.enabled) throw new UserError(`${parentStore.uri}: the run was made with identity.enabled false, so it recorded no identity scores to refilter; regenerate it with --set identity.enabled=true instead`);
+  if (!parent.config.identity.enabled && options.sets.some((s) => s.startsWith('identity.'))) {
+    throw new UserError(`${parentStore.uri}: the run was made with identity.enabled false, so it recorded no identity scores to refilter; regenerate it with --set identity.enabled=true instead`);
+  }
   const config = deriveConfig(parent, parentStore.uri, options.sets);
+  const problems: string[] = [];
+  const rules = runRules({ config, promptRules: parent.prompt_rules ?? {}, categories: Object.keys(parent.prompts.per_category) }, problems);
+  if (problems.length) throw new UserError(`--set: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
   const { markers } = await scanShards(parentStore, parent);
   if (markers.size < parent.shards) throw new UserError(`${parentStore.uri}: ${parent.shards - markers.size} of ${parent.shards} shards are not committed; finish the run first`);
   const promptThresholds = await categoryThresholds(parentUri);
@@ -71,7 +77,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
         options.onShard?.({ shard, status: 'skipped', copied: 0, regenerated: 0 });
         continue;
       }
-      const counts = await refilterShard({ plan, parentStore, parentMarker: markers.get(shard)!, store, shard, splits, promptThresholds, teacher: async () => (teacher ??= await runTeacher(plan)) });
+      const counts = await refilterShard({ plan, parentStore, parentMarker: markers.get(shard)!, store, shard, splits, promptThresholds, rules, teacher: async () => (teacher ??= await runTeacher(plan)) });
       result.copied += counts.copied;
       result.regenerated += counts.regenerated;
       result.dropped += counts.dropped;
@@ -111,6 +117,7 @@ interface ShardJob {
   shard: number;
   splits: SplitFractions;
   promptThresholds: Map<string, number | null>;
+  rules: CategoryRules;
   teacher: () => Promise<Teacher>;
 }
 
@@ -132,7 +139,7 @@ async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerat
   let copied = 0;
   let dropped = 0;
   for (const row of rows) {
-    const verdict = judgeCandidate(recordedEvidence(row), { category: row.category, identityThreshold: job.promptThresholds.get(row.category) ?? null }, identity);
+    const verdict = judgeRecorded(row, identity, job.rules.get(row.category) ?? [], job.promptThresholds.get(row.category) ?? null);
     const record: PairRecord = {
       ...withoutManifestColumns(row),
       run_id: plan.run_id,

@@ -3,10 +3,10 @@ import { UserError } from '../errors.ts';
 import { GroundTruthTally, type PrecisionRecall } from '../reference/index.ts';
 import { writePreview } from '../report/index.ts';
 import { imageSettingsFor } from '../image/index.ts';
-import { renderDatasetCard, StatsAccumulator, writeManifestFromShards, type DatasetStats } from '../shards/index.ts';
+import { renderDatasetCard, runSchemas, StatsAccumulator, writeManifestFromShards, type DatasetStats } from '../shards/index.ts';
 import { CARD_FILE, CHECKSUMS_FILE, DATA_PREFIX, isDataKey, MANIFEST_FILE, shardName, splitGlob, STATS_FILE } from '../dataset/layout.ts';
 import { markerProblems, readMarker, readShardTimings } from '../dataset/commit.ts';
-import { openRun, type RunPlan } from '../dataset/run-file.ts';
+import { openRun, planRules, type RunPlan } from '../dataset/run-file.ts';
 import { scanShards } from '../dataset/scan.ts';
 import { checkSplits, SPLIT_NAMES } from '../dataset/splits.ts';
 
@@ -71,6 +71,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const [rows] = await Promise.all([
     writeManifestFromShards(pass, {
       shards,
+      scorers: plan.config.scorers?.enabled ?? [],
       store,
       storeUri: runUri,
       storage: plan.config.storage,
@@ -105,6 +106,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   };
   await store.put(STATS_FILE, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({
+    schema: runSchemas(plan.config.scorers?.enabled).pair,
     name: plan.name,
     runUri: store.uri,
     stats: result,
@@ -127,8 +129,16 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
 /** The settings a pair was kept or rejected by, for the card. */
 function acceptanceSettings(plan: RunPlan): Record<string, unknown> {
   const identity = plan.config.identity;
-  if (!identity.enabled) return { identity: 'disabled: every generated pair is kept' };
-  return { identity: { threshold: identity.threshold, category_thresholds: identity.category_thresholds, model_digest: plan.models.identity.digest } };
+  const out: Record<string, unknown> = identity.enabled
+    ? { identity: { threshold: identity.threshold, category_thresholds: identity.category_thresholds, model_digest: plan.models.identity.digest } }
+    : { identity: plan.config.scorers ? 'disabled' : 'disabled: every generated pair is kept' };
+  if (plan.config.scorers) {
+    const rules = planRules(plan, 'run.json');
+    out.scorers = { enabled: plan.config.scorers.enabled, model_digest: plan.models.scorers?.digest ?? '' };
+    // Each category's rules in the order they are tried; the first that fails is the reject reason.
+    out.rules = Object.fromEntries([...rules].map(([category, list]) => [category, Object.fromEntries(list.map((r) => [r.name, r.text]))]));
+  }
+  return out;
 }
 
 function configSummary(plan: RunPlan): Record<string, unknown> {

@@ -77,6 +77,8 @@ export async function buildPlan(configFile: string, options: PlanOptions, prompt
     models: await modelDigests(config, local),
   };
   if (config.output.splits) plan.splits = checkSplits(config.output.splits, `${configFile}: output.splits`);
+  const promptRules = (await import('../config/check.ts')).promptRulesOf(promptSet);
+  if (Object.keys(promptRules).length) plan.prompt_rules = promptRules;
   plan.run_id = planId(plan);
   return { plan, promptBytes, uploads: upload?.uploads([...plan.models.teacher.files, ...plan.models.identity.files]) ?? [] };
 }

@@ -7,7 +7,7 @@ import { readPromptRows, type PromptRow } from '../prompts/index.ts';
 import { encodeImage, toPairRecord, type PairRecord, type ShardMarker } from '../shards/index.ts';
 import type { S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
+import type { CandidateSpec, GeneratedPair, IdentityScore, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
 import { peakRssMb, resetPeakRss } from '../util/rss.ts';
 import { sha256Hex } from '../util/digest.ts';
@@ -20,7 +20,10 @@ import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { checkSplits, splitOf, type SplitFractions } from '../dataset/splits.ts';
 import { runTeacher } from '../candidates/draw.ts';
 import { readCandidateSpecs } from '../candidates/table.ts';
-import { identityVerdict } from '../candidates/verdict.ts';
+import { identityVerdict, judge } from '../candidates/verdict.ts';
+import type { CategoryRules, Rule } from '../candidates/rules.ts';
+import type { PairScores, Scorers } from '../scorers/index.ts';
+import { planRules } from '../dataset/run-file.ts';
 
 export interface WorkOptions {
   /** This worker's share of an array job of `count` workers: the shards s with s mod count = index. */
@@ -133,16 +136,19 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   const promptPath = join(tmp, PROMPTS_FILE);
   writeFileSync(promptPath, await readPrompts(store, plan));
   const splits = checkSplits(plan.splits, `${store.uri}/${RUN_FILE}: splits`);
+  const rules = planRules(plan, `${store.uri}/${RUN_FILE}`);
   const teacher = await (options.teacherFactory ?? runTeacher)(here);
   let scorer: IdentityScorer | null = null;
+  let scorers: Scorers | null = null;
   try {
     scorer = await (options.scorerFactory ?? defaultScorer)(here);
+    scorers = await openScorers(here);
     for (const shard of todo) {
       if (options.signal?.aborted) throw new WorkAborted();
       const started = performance.now();
       let result: Awaited<ReturnType<typeof processShard>>;
       try {
-        result = await processShard({ plan, store, shard, promptPath, teacher, scorer, splits, signal: options.signal });
+        result = await processShard({ plan, store, shard, promptPath, teacher, scorer, scorers, rules, splits, signal: options.signal });
       } catch (e) {
         // User errors (config, credentials, models) hold for every shard: stop. Anything else fails this shard only.
         if (isUserError(e) || e instanceof WorkAborted || options.signal?.aborted) throw e;
@@ -161,6 +167,7 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   } finally {
     await teacher.close();
     await scorer?.close();
+    await scorers?.close();
     rmSync(tmp, { recursive: true, force: true });
   }
   return summary;
@@ -171,6 +178,13 @@ async function defaultScorer(plan: RunPlan): Promise<IdentityScorer | null> {
   if (!plan.config.identity.enabled) return null;
   const { createIdentityScorer } = await import('../identity/index.ts');
   return createIdentityScorer(plan.config.identity, plan.config.runtime);
+}
+
+/** The pair scorers the config enables (none without a scorers section). */
+async function openScorers(plan: RunPlan): Promise<Scorers | null> {
+  if (!plan.config.scorers) return null;
+  const { createScorers } = await import('../scorers/index.ts');
+  return createScorers(plan.config.scorers, plan.config.runtime);
 }
 
 /**
@@ -194,7 +208,7 @@ async function checkModels(plan: RunPlan, local: LocalModels<RunPlan['config']>)
     throw new UserError(`the model files of this run cannot be read here: ${e.message}`, { cause: e });
   });
   for (const [stage, recorded] of Object.entries(plan.models) as [keyof RunPlan['models'], RunPlan['models']['teacher']][]) {
-    const now = here[stage];
+    const now = here[stage] ?? { digest: '', files: [] };
     if (now.digest !== recorded.digest) {
       const changed = now.files.filter((f, i) => f.sha256 !== recorded.files[i]?.sha256).map((f) => f.path);
       throw new UserError(`${stage} model files differ from the ones this run was planned with: ${changed.join(', ') || `${now.files.length} files here, ${recorded.files.length} recorded`}`);
@@ -209,6 +223,8 @@ interface ShardContext {
   promptPath: string;
   teacher: Teacher;
   scorer: IdentityScorer | null;
+  scorers: Scorers | null;
+  rules: CategoryRules;
   splits: SplitFractions;
   signal?: AbortSignal;
 }
@@ -296,7 +312,10 @@ async function shardSpecs(plan: RunPlan, shard: number, promptPath: string, stor
 async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: GeneratedPair, timings: Timings): Promise<PairRecord> {
   const { plan } = ctx;
   let t0 = performance.now();
-  const verdict = ctx.scorer ? identityVerdict(await ctx.scorer.score(pair.source, pair.edited, spec), spec, plan.config.identity) : unfiltered(plan);
+  const faces = ctx.scorer ? await ctx.scorer.score(pair.source, pair.edited, spec) : null;
+  const scored = ctx.scorers ? await scorePairOf(ctx.scorers, pair, spec, faces) : null;
+  const rules = ctx.rules.get(spec.category) ?? [];
+  const verdict = faces ? identityVerdict(faces, spec, plan.config.identity, rules, scored?.scores) : unfiltered(plan, rules, scored);
   timings.score_s += (performance.now() - t0) / 1000;
   t0 = performance.now();
   const encoding = { format: plan.config.output.image_format, quality: plan.config.output.quality, lossless: plan.config.output.lossless };
@@ -317,12 +336,20 @@ async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: Generate
     // Rejects keep no images: refilter/regenerate remake them from their seeds when needed.
     images: verdict.accepted ? { source, edited } : null,
     extra: pair.extra,
+    scores: scored ? { ...scored.scores, ...scored.texts } : undefined,
   });
 }
 
-/** The verdict recorded when the identity filter is disabled: kept, nothing measured. */
-function unfiltered(plan: RunPlan): IdentityVerdict {
-  return { similarity: null, sourceFaces: 0, editedFaces: 0, sourceFace: null, editedFace: null, threshold: plan.config.identity.threshold, accepted: true, rejectReason: null };
+async function scorePairOf(scorers: Scorers, pair: GeneratedPair, spec: CandidateSpec, faces: IdentityScore | null): Promise<PairScores> {
+  const { scorePair } = await import('../scorers/index.ts');
+  return scorePair(scorers, { source: pair.source, edited: pair.edited, faces: faces ?? { sourceFace: null, editedFace: null }, instruction: spec.instruction, category: spec.category, sourcePrompt: spec.sourcePrompt, targetPrompt: spec.targetPrompt });
+}
+
+/** The verdict recorded when the identity filter is disabled: no face measured, judged by the rules alone. */
+function unfiltered(plan: RunPlan, rules: readonly Rule[], scored: PairScores | null): IdentityVerdict {
+  const threshold = plan.config.identity.threshold;
+  const { accepted, rejectReason } = judge(null, threshold, rules, (name) => scored?.scores[name] ?? null);
+  return { similarity: null, sourceFaces: 0, editedFaces: 0, sourceFace: null, editedFace: null, threshold, accepted, rejectReason };
 }
 
 /** --index I --count N: the shards s with s mod N == I (a deterministic, balanced share). */

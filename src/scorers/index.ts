@@ -9,9 +9,10 @@ import { performance } from 'node:perf_hooks';
 import type { EnsureOptions } from '../onnx/tfjs/cache.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import { digestFiles } from '../util/digest.ts';
+import { UserError } from '../errors.ts';
 import type { StageInfo } from '../types.ts';
 import { SCORE_NAMES, TEXT_NAMES, type ScorerName, type ScorersConfig } from './config.ts';
-import { ensureScorerModel } from './models.ts';
+import { ensureScorerModel, type ScorerModelKey } from './models.ts';
 import type { PairInput, Scorer } from './scorer.ts';
 import { openPoseScorer } from './pose.ts';
 import { openExpressionScorer } from './expression.ts';
@@ -21,6 +22,7 @@ import { openBackgroundScorer } from './background.ts';
 import { openQualityScorer } from './quality.ts';
 import { openSafetyScorer } from './safety.ts';
 import { openDuplicatesScorer } from './duplicates.ts';
+import { clipModelFiles, openClipScorer } from './clip.ts';
 
 export { SCORER_NAMES, SCORE_NAMES, TEXT_NAMES, DEFAULT_SCORERS, parseScorersConfig, scorersConfigSchema, scorerOf, type ScorerName, type ScorersConfig } from './config.ts';
 export type { PairFaces, PairInput, Scorer, ScorerResult } from './scorer.ts';
@@ -46,7 +48,26 @@ export interface PairScores {
   seconds: Partial<Record<ScorerName, number>>;
 }
 
-async function open(name: ScorerName, runtime: RuntimeConfig, options: EnsureOptions): Promise<Scorer> {
+/** The model each model-backed scorer opens (the others are closed form). */
+const MODEL_OF: Partial<Record<ScorerName, ScorerModelKey>> = { pose: 'facemesh', expression: 'emotion', background: 'selfie', safety: 'nsfw' };
+
+/** The ONNX files the enabled scorers open (converted into the cache first when needed): what run.json digests. */
+export async function scorerModelFiles(config: ScorersConfig, options: EnsureOptions = {}): Promise<string[]> {
+  const files: string[] = [];
+  for (const name of config.enabled) {
+    const key = MODEL_OF[name];
+    if (key) files.push(await ensureScorerModel(key, options));
+    if (name === 'clip') files.push(...clipModelFiles(clipFolder(config)));
+  }
+  return files;
+}
+
+function clipFolder(config: ScorersConfig): string {
+  if (!config.clip_model) throw new UserError('scorers.clip_model: required when clip is enabled: a CLIP ONNX export folder (docs/clip.md)');
+  return config.clip_model;
+}
+
+async function open(name: ScorerName, config: ScorersConfig, runtime: RuntimeConfig, options: EnsureOptions): Promise<Scorer> {
   switch (name) {
     case 'pose': return openPoseScorer(await ensureScorerModel('facemesh', options), runtime);
     case 'expression': return openExpressionScorer(await ensureScorerModel('emotion', options), runtime);
@@ -56,6 +77,7 @@ async function open(name: ScorerName, runtime: RuntimeConfig, options: EnsureOpt
     case 'quality': return openQualityScorer();
     case 'safety': return openSafetyScorer(await ensureScorerModel('nsfw', options), runtime);
     case 'duplicates': return openDuplicatesScorer();
+    case 'clip': return openClipScorer(clipFolder(config), runtime);
   }
 }
 
@@ -66,7 +88,7 @@ async function open(name: ScorerName, runtime: RuntimeConfig, options: EnsureOpt
 export async function createScorers(config: ScorersConfig, runtime: RuntimeConfig, options: EnsureOptions = {}): Promise<Scorers> {
   const scorers: Scorer[] = [];
   try {
-    for (const name of config.enabled) scorers.push(await open(name, runtime, options));
+    for (const name of config.enabled) scorers.push(await open(name, config, runtime, options));
   } catch (e) {
     await Promise.all(scorers.map((s) => s.close()));
     throw e;

@@ -1,3 +1,4 @@
+import { EMOTION_LABELS, NSFW_LABELS } from './labels.ts';
 import { cacheFolder, ensureConverted, type ConvertSpec, type EnsureOptions } from '../onnx/tfjs/cache.ts';
 
 /**
@@ -20,10 +21,6 @@ export interface ScorerModelSpec extends ConvertSpec {
   outputs: Record<string, string>;
 }
 
-/** Emotion classes of `emotion` (Oarriaga's FER-2013 classifier), in output order. */
-export const EMOTION_LABELS = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'] as const;
-/** nsfwjs classes, in output order. */
-export const NSFW_LABELS = ['drawing', 'hentai', 'neutral', 'porn', 'sexy'] as const;
 /** GEAR's age bins (≤20, 21–25, 26–30, 31–40, 41–50, 51–60, >60) and the age each stands for in @vladmandic/human. */
 export const GEAR_AGE_BINS = [15, 23, 28, 35.5, 45.5, 55.5, 65] as const;
 export const GEAR_GENDER_LABELS = ['male', 'female'] as const;
@@ -108,3 +105,5 @@ export async function ensureScorerModels(options: EnsureOptions = {}): Promise<R
   for (const key of Object.keys(SCORER_MODELS) as ScorerModelKey[]) paths[key] = await ensureConverted(SCORER_MODELS[key], cacheDir, options);
   return { ...paths, cacheDir };
 }
+
+export { EMOTION_LABELS, NSFW_LABELS };

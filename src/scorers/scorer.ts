@@ -19,6 +19,9 @@ export interface PairInput {
   faces: PairFaces;
   instruction: string;
   category: string;
+  /** The source image's caption and the edited image's (the target prompt), for the clip scorer; absent or '': its text numbers are null. */
+  sourcePrompt?: string;
+  targetPrompt?: string;
 }
 
 export interface ScorerResult {

@@ -1,7 +1,8 @@
 import YAML from 'yaml';
 import { DataType, type Field } from 'apache-arrow';
 import type { DatasetStats } from './stats.ts';
-import { columnDescriptions, isJsonField, pairSchema } from './record.ts';
+import { describeColumn, isJsonField, runSchemas } from './record.ts';
+import type { Schema } from 'apache-arrow';
 
 /**
  * The dataset card (README.md at the run root). Its YAML front matter is what the Hugging Face Hub and
@@ -23,6 +24,8 @@ export interface CardSplit {
 }
 
 export interface CardInput {
+  /** The data files' schema (runSchemas(scorers).pair); default: the fixed columns only. */
+  schema?: Schema;
   /** Dataset name, used as the title and pretty_name. */
   name: string;
   /** Where the run lives (path or s3:// URI); shown in the body. Never a signed URL. */
@@ -98,6 +101,7 @@ function valueDtype(t: DataType): string {
 
 export function renderDatasetCard(c: CardInput): string {
   const s = c.stats;
+  const pairSchema: Schema = c.schema ?? runSchemas().pair;
   const withPairs = (c.splits ?? []).filter((x) => x.accepted > 0);
   const front: Record<string, unknown> = {
     pretty_name: c.name,
@@ -153,7 +157,7 @@ export function renderDatasetCard(c: CardInput): string {
     ...(c.acceptance ? ['## What decided acceptance', '', '```yaml', YAML.stringify(c.acceptance).trimEnd(), '```', ''] : []),
     '## Columns',
     '',
-    table(['column', 'type', 'meaning'], pairSchema.fields.map((f) => [`\`${f.name}\``, typeName(f), columnDescriptions[f.name] ?? ''])),
+    table(['column', 'type', 'meaning'], pairSchema.fields.map((f) => [`\`${f.name}\``, typeName(f), describeColumn(f.name)])),
     '',
     '## How it was made',
     '',

@@ -3,8 +3,8 @@
  * stats.json and the dataset card. See docs/shards.md and manifests/schema.md.
  */
 export {
-  pairSchema, rejectsSchema, manifestSchema, toPairRecord, imageExtension, columnDescriptions, IMAGE_COLUMNS,
-  type PairRecord, type ImageCell, type ImageFormat, type ManifestRow, type RecordParts,
+  pairSchema, rejectsSchema, manifestSchema, runSchemas, scoreFields, scorersInColumns, toPairRecord, imageExtension, columnDescriptions, describeColumn, IMAGE_COLUMNS,
+  type PairRecord, type RunSchemas, type ScoreColumns, type ImageCell, type ImageFormat, type ManifestRow, type RecordParts,
 } from './record.ts';
 export {
   encodeShard, encodeRejects, readShardMetadataRows, readPairgenMetadata, asAsyncBuffer, recordValue, DEFAULT_ROW_GROUP_BYTES,

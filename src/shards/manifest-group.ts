@@ -4,7 +4,8 @@ import { UserError } from '../errors.ts';
 import type { Store } from '../store/types.ts';
 import { columnSettings, listColumns, parquetWriter } from './parquet.ts';
 import { canonicalJson } from '../util/json.ts';
-import { isJsonField, manifestSchema, rejectsSchema } from './record.ts';
+import { isJsonField, runSchemas, type RunSchemas } from './record.ts';
+import type { ScorerName } from '../scorers/config.ts';
 import { readPairgenMetadata, type ParquetSource } from './shard.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { EncodedRowGroup } from '../util/parquet-groups.ts';
@@ -27,6 +28,8 @@ export interface ManifestShard {
 /** Rows `skip` .. `skip + rows` of the shards' candidates, concatenated in shard order (each shard's files merged by index). */
 export interface GroupTask {
   shards: ManifestShard[];
+  /** The run's scorers: their score columns are read and written after the fixed ones. */
+  scorers: ScorerName[];
   skip: number;
   rows: number;
 }
@@ -62,13 +65,13 @@ export function fileSource(store: Store, f: { name: string; size: number }, rang
 }
 
 type Columns = unknown[][];
-const READ_FIELDS = rejectsSchema.fields;
-const READ_NAMES = READ_FIELDS.map((f) => f.name);
-const INDEX_COL = manifestSchema.fields.findIndex((f) => f.name === 'index');
+const INDEX_COL = runSchemas().manifest.fields.findIndex((f) => f.name === 'index');
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Decode one shard or rejects file's metadata columns as the manifest's columns (values as ParquetWriter takes them). */
-async function readFileColumns(source: ParquetSource, file: string, expectedRows: number): Promise<Columns> {
+async function readFileColumns(source: ParquetSource, file: string, expectedRows: number, schemas: RunSchemas): Promise<Columns> {
+  const READ_FIELDS = schemas.rejects.fields;
+  const READ_NAMES = READ_FIELDS.map((f) => f.name);
   const { metadata, kind, buffer } = await readPairgenMetadata(source, file);
   if (kind === 'manifest') throw new UserError(`${file}: is a manifest, expected a shard or rejects file`);
   const present = new Set(metadata.schema.map((s) => s.name));
@@ -138,10 +141,10 @@ function canonicalText(text: string): string | null {
 }
 
 /** A shard's rows: its files' rows merged by candidate index (stable, as the row path sorted them). */
-async function readShardColumns(shard: ManifestShard, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<Columns> {
+async function readShardColumns(shard: ManifestShard, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource, schemas: RunSchemas): Promise<Columns> {
   const parts: Columns[] = [];
-  for (const f of shard.files) parts.push(await readFileColumns(await open(f), f.name, f.rows));
-  const cols: Columns = manifestSchema.fields.map((_, c) => concat(parts.map((p) => p[c])));
+  for (const f of shard.files) parts.push(await readFileColumns(await open(f), f.name, f.rows, schemas));
+  const cols: Columns = schemas.manifest.fields.map((_, c) => concat(parts.map((p) => p[c])));
   const index = cols[INDEX_COL] as bigint[];
   const order = Array.from({ length: index.length }, (_, i) => i).sort((a, b) => Number(index[a]) - Number(index[b]));
   if (order.every((o, i) => o === i)) return cols;
@@ -153,7 +156,8 @@ async function readShardColumns(shard: ManifestShard, open: (f: { name: string; 
  * each shard's rows are copied straight to their place in the group's columns.
  */
 async function groupColumns(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<Columns> {
-  const cols: Columns = manifestSchema.fields.map(() => new Array(task.rows));
+  const schemas = runSchemas(task.scorers);
+  const cols: Columns = schemas.manifest.fields.map(() => new Array(task.rows));
   const firstRow: number[] = []; // each shard's first row, counted from the first shard's first row
   let at = 0;
   for (const sh of task.shards) {
@@ -164,7 +168,7 @@ async function groupColumns(task: GroupTask, open: (f: { name: string; size: num
   const reader = async () => {
     while (next < task.shards.length) {
       const i = next++;
-      const shard = await readShardColumns(task.shards[i], open);
+      const shard = await readShardColumns(task.shards[i], open, schemas);
       const from = Math.max(0, task.skip - firstRow[i]); // the shard's first row inside the group
       const to = Math.min(shard[0].length, task.skip + task.rows - firstRow[i]);
       const offset = firstRow[i] - task.skip;
@@ -187,8 +191,8 @@ function concat(arrays: unknown[][]): unknown[] {
   return out;
 }
 
-function statsColumns(cols: Columns): GroupStatsColumns {
-  const col = (name: string) => cols[manifestSchema.fields.findIndex((f) => f.name === name)];
+function statsColumns(cols: Columns, schemas: RunSchemas): GroupStatsColumns {
+  const col = (name: string) => cols[schemas.manifest.fields.findIndex((f) => f.name === name)];
   const accepted = col('accepted') as boolean[];
   const extra = col('extra') as string[];
   const kept = new Int8Array(extra.length);
@@ -217,11 +221,12 @@ export async function encodeManifestGroup(task: GroupTask, open: (f: { name: str
   const cols = await groupColumns(task, open);
   const rows = cols[0].length;
   if (rows !== task.rows) throw new Error(`manifest group: expected ${task.rows} rows, read ${rows}`);
-  const writer = new V1ListPagesWriter(listColumns(manifestSchema), 1 << 20);
-  const pq = parquetWriter(writer, manifestSchema, 'manifest');
+  const { manifest } = runSchemas(task.scorers);
+  const writer = new V1ListPagesWriter(listColumns(manifest), 1 << 20);
+  const pq = parquetWriter(writer, manifest, 'manifest');
   writer.attach(pq);
-  const columnData = manifestSchema.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
+  const columnData = manifest.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
   writeRowGroup(pq, columnData);
-  const stats = statsColumns(cols);
+  const stats = statsColumns(cols, runSchemas(task.scorers));
   return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes, stats };
 }

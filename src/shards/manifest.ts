@@ -9,7 +9,8 @@ import { startTsWorker } from '../util/worker.ts';
 import { encodeManifestGroup, fileSource, RANGE_READ_BYTES, type EncodedGroup, type GroupStatsColumns, type GroupTask, type ManifestShard } from './manifest-group.ts';
 import type { WorkerReply } from './manifest-worker.ts';
 import { parquetWriter, streamRows, writeToSink } from './parquet.ts';
-import { manifestSchema, type ManifestRow } from './record.ts';
+import { runSchemas, type ManifestRow } from './record.ts';
+import type { ScorerName } from '../scorers/config.ts';
 import { placeRowGroup } from '../util/parquet-groups.ts';
 
 export type { GroupStatsColumns, ManifestShard };
@@ -28,14 +29,16 @@ export const MANIFEST_ROW_GROUP_ROWS = 50_000;
 export async function writeManifest(
   sink: Writable,
   rows: AsyncIterable<ManifestRow> | Iterable<ManifestRow>,
-  opts: { rowGroupRows?: number } = {},
+  opts: { rowGroupRows?: number; scorers?: ScorerName[] } = {},
 ): Promise<void> {
-  await endSinkAfter(sink, () => streamRows(sink, rows, { schema: manifestSchema, kind: 'manifest', rowGroupRows: opts.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS }));
+  await endSinkAfter(sink, () => streamRows(sink, rows, { schema: runSchemas(opts.scorers).manifest, kind: 'manifest', rowGroupRows: opts.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS }));
 }
 
 export interface ShardManifestOptions {
   /** The committed shards in shard order, each with its files (name, size, rows) from its marker. */
   shards: ManifestShard[];
+  /** The run's scorers (their score columns follow the fixed ones); default none. */
+  scorers?: ScorerName[];
   /** The store the files are read from, and what opens it again inside a worker thread. */
   store: Store;
   storeUri: string;
@@ -59,7 +62,7 @@ export interface ShardManifestOptions {
  * sink when done, destroys it on error. Returns the number of rows.
  */
 export async function writeManifestFromShards(sink: Writable, o: ShardManifestOptions): Promise<number> {
-  const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS);
+  const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS, o.scorers ?? []);
   const rangeReadBytes = o.rangeReadBytes ?? RANGE_READ_BYTES;
   const threads = Math.max(1, Math.min(o.threads ?? availableParallelism(), tasks.length));
   const pool = threads > 1 ? new GroupPool(threads, o.workerHeapMib ?? WORKER_HEAP_MIB, { storeUri: o.storeUri, storage: o.storage ?? {}, rangeReadBytes }) : null;
@@ -69,7 +72,7 @@ export async function writeManifestFromShards(sink: Writable, o: ShardManifestOp
   try {
     await endSinkAfter(sink, async () => {
       const out = new SinkWriter(sink);
-      const pq = parquetWriter(out, manifestSchema, 'manifest');
+      const pq = parquetWriter(out, runSchemas(o.scorers).manifest, 'manifest');
       const inFlight: Promise<EncodedGroup>[] = [];
       let next = 0;
       for (let g = 0; g < tasks.length; g++) {
@@ -106,7 +109,7 @@ function outOfMemory(e: unknown): boolean {
 }
 
 /** Row groups of `rowGroupRows` rows over the shards' rows in order. */
-function planGroups(shards: ManifestShard[], rowGroupRows: number): GroupTask[] {
+function planGroups(shards: ManifestShard[], rowGroupRows: number, scorers: ScorerName[]): GroupTask[] {
   const tasks: GroupTask[] = [];
   let s = 0;
   let shardStart = 0; // first row of shards[s]
@@ -119,7 +122,7 @@ function planGroups(shards: ManifestShard[], rowGroupRows: number): GroupTask[] 
     let last = s;
     let lastEnd = shardStart + rowsOf(shards[s]);
     while (lastEnd < end) lastEnd += rowsOf(shards[++last]);
-    tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start });
+    tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start, scorers });
   }
   return tasks;
 }

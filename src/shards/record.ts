@@ -1,6 +1,7 @@
 import { Binary, Bool, Field, Float32, Float64, Int32, Int64, List, Schema, Struct, Utf8, type DataType } from 'apache-arrow';
 import type { CandidateSpec, FaceDetection, IdentityVerdict, StageInfo } from '../types.ts';
 import type { ImageFormat } from '../image/encode.ts';
+import { SCORER_NAMES, scoreColumn, scoreColumns, type ScorerName } from '../scorers/config.ts';
 export type { ImageFormat };
 
 /**
@@ -15,8 +16,14 @@ export interface ImageCell {
   path: string | null;
 }
 
+/**
+ * The pair scorers' columns (docs/scorers.md): `<scorer>_<score>` for each score of each scorer the run
+ * enabled, float64 numbers and utf8 texts, null where the scorer could not measure. A run without
+ * scorers has none of them.
+ */
+export type ScoreColumns = { [column: `${ScorerName}_${string}`]: number | string | null };
 
-export interface PairRecord {
+export interface PairRecord extends ScoreColumns {
   pair_id: string;
   run_id: string;
   shard: number;
@@ -134,6 +141,39 @@ export const pairSchema = new Schema([
 /** Every column but the image bytes: the rejects files. */
 export const rejectsSchema = new Schema(pairSchema.fields.filter((f) => !(IMAGE_COLUMNS as readonly string[]).includes(f.name)));
 
+/** The score columns of a run's scorers, after the fixed columns. */
+export function scoreFields(enabled: readonly ScorerName[]): Field[] {
+  return scoreColumns(enabled).map((c) => new Field(c.column, c.kind === 'number' ? new Float64() : new Utf8(), true));
+}
+
+/** The three schemas of one run: its data files, its rejects files and its manifest. */
+export interface RunSchemas {
+  pair: Schema;
+  rejects: Schema;
+  manifest: Schema;
+}
+
+const schemasByScorers = new Map<string, RunSchemas>();
+
+/** The schemas of a run whose scorers are `enabled` (none: the fixed columns only). */
+export function runSchemas(enabled: readonly ScorerName[] = []): RunSchemas {
+  const key = enabled.join();
+  let schemas = schemasByScorers.get(key);
+  if (!schemas) {
+    const scores = scoreFields(enabled);
+    const rejects = new Schema([...rejectsSchema.fields, ...scores]);
+    schemas = { pair: new Schema([...pairSchema.fields, ...scores]), rejects, manifest: new Schema([...rejects.fields, utf8('file'), int64('file_row')]) };
+    schemasByScorers.set(key, schemas);
+  }
+  return schemas;
+}
+
+/** The scorers whose columns a file holds (by its column names), in scorer order. */
+export function scorersInColumns(columns: Iterable<string>): ScorerName[] {
+  const names = new Set(columns);
+  return SCORER_NAMES.filter((s) => scoreColumns([s]).some((c) => names.has(c.column)));
+}
+
 /** A manifest row: a record without its images, plus where it is stored. */
 export type ManifestRow = Omit<PairRecord, 'source_image' | 'edited_image'> & {
   /** The data file holding the row, relative to the run root, e.g. "data/train-00000-of-00004.parquet". */
@@ -180,6 +220,8 @@ export interface RecordParts {
   /** Encoded images (see encodeImage); null for a reject whose images are not kept. */
   images: { source: Uint8Array; edited: Uint8Array } | null;
   extra?: Record<string, string | number | boolean | null>;
+  /** The enabled scorers' numbers and texts by score name (`edit.magnitude`); each becomes its column. */
+  scores?: Record<string, number | string | null>;
 }
 
 /** Assemble a PairRecord from the stage outputs for one candidate. Image paths are "<pair_id>_source.<ext>". */
@@ -228,7 +270,21 @@ export function toPairRecord(p: RecordParts): PairRecord {
     extra: p.extra ?? {},
     parent_pair_id: p.spec.lineage?.parentPairId ?? null,
     changes: p.spec.lineage?.changes ?? {},
+    ...scoreCells(p.scores ?? {}),
   };
+}
+
+function scoreCells(scores: Record<string, number | string | null>): ScoreColumns {
+  const out: ScoreColumns = {};
+  for (const [name, v] of Object.entries(scores)) out[scoreColumn(name) as keyof ScoreColumns] = v;
+  return out;
+}
+
+/** A column's line for the dataset card and docs: the fixed columns' own, or the score it holds. */
+export function describeColumn(name: string): string {
+  if (columnDescriptions[name]) return columnDescriptions[name];
+  const scorer = name.slice(0, name.indexOf('_'));
+  return `Score ${scorer}.${name.slice(scorer.length + 1)} of the ${scorer} scorer (docs/scorers.md); null where it could not be measured.`;
 }
 
 /** One line per column, for the dataset card and manifests/schema.md (a test keeps them in step with pairSchema). */

@@ -2,7 +2,7 @@ import { DataType, type Field } from 'apache-arrow';
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { UserError } from '../errors.ts';
 import { encodeRows, FORMAT_VERSION, type FileKind } from './parquet.ts';
-import { IMAGE_COLUMNS, isJsonField, pairSchema, rejectsSchema, type ManifestRow, type PairRecord } from './record.ts';
+import { IMAGE_COLUMNS, isJsonField, rejectsSchema, runSchemas, scoreFields, scorersInColumns, type ManifestRow, type PairRecord, type RunSchemas } from './record.ts';
 
 /** A row group is sized by bytes: ~32 MiB of images keeps readers' memory flat and seeks cheap. */
 export const DEFAULT_ROW_GROUP_BYTES = 32 * 1024 * 1024;
@@ -13,6 +13,8 @@ export interface ShardOptions {
   rowGroupBytes?: number;
   /** A fixed row count per row group; overrides rowGroupBytes. */
   rowGroupRows?: number;
+  /** The run's schemas (runSchemas of its scorers); default: the fixed columns only. */
+  schemas?: RunSchemas;
 }
 
 /** Rows per row group so that a group holds about `targetBytes` of images (at least 1 row). */
@@ -35,15 +37,15 @@ export function encodeShard(records: readonly PairRecord[], opts: ShardOptions =
   const rowGroupRows = opts.rowGroupRows ?? rowGroupRowsFor(records, opts.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES);
   let sizeHint = 1 << 16;
   for (const r of records) sizeHint += r.source_image!.bytes.length + r.edited_image!.bytes.length + 2048;
-  return encodeRows(records, { schema: pairSchema, kind: 'shard', rowGroupRows, sizeHint });
+  return encodeRows(records, { schema: (opts.schemas ?? runSchemas()).pair, kind: 'shard', rowGroupRows, sizeHint });
 }
 
 /** Every rejected candidate of one shard as a Parquet file: all columns except the two image columns. */
-export function encodeRejects(records: readonly PairRecord[]): Uint8Array {
+export function encodeRejects(records: readonly PairRecord[], schemas: RunSchemas = runSchemas()): Uint8Array {
   for (const r of records) {
     if (r.accepted) throw new Error(`encodeRejects: pair ${r.pair_id} is accepted; accepted pairs go to encodeShard`);
   }
-  return encodeRows(records, { schema: rejectsSchema, kind: 'rejects', rowGroupRows: REJECTS_ROW_GROUP_ROWS });
+  return encodeRows(records, { schema: schemas.rejects, kind: 'rejects', rowGroupRows: REJECTS_ROW_GROUP_ROWS });
 }
 
 /**
@@ -90,10 +92,12 @@ export async function readShardMetadataRows(source: ParquetSource, file: string)
   const present = new Set(metadata.schema.map((s) => s.name));
   const missing = rejectsSchema.fields.filter((f) => !present.has(f.name)).map((f) => f.name);
   if (missing.length) throw new UserError(`${file}: missing column(s) ${missing.join(', ')}`);
-  const rows = await parquetReadObjects({ file: buffer, metadata, columns: rejectsSchema.fields.map((f) => f.name) });
+  // The score columns are the ones of the scorers the file's run enabled.
+  const fields = [...rejectsSchema.fields, ...scoreFields(scorersInColumns(present))];
+  const rows = await parquetReadObjects({ file: buffer, metadata, columns: fields.map((f) => f.name) });
   return rows.map((raw, i) => {
     const row: Record<string, unknown> = {};
-    for (const f of rejectsSchema.fields) row[f.name] = recordValue(f, raw[f.name]);
+    for (const f of fields) row[f.name] = recordValue(f, raw[f.name]);
     row.file = file;
     row.file_row = i;
     return row as ManifestRow;

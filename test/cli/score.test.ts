@@ -49,8 +49,8 @@ test('score: a portrait and the same portrait turned 20° read a roll delta of a
   assert.ok(Math.abs(Math.abs(r.scores['pose.roll_delta']) - 20) <= 1.5, `roll delta ${r.scores['pose.roll_delta']}`);
   assert.equal(r.identity.face_problem, null);
   assert.ok(r.identity.similarity > 0.6, `similarity ${r.identity.similarity}`);
-  assert.equal(r.verdict.accepted, true);
-  assert.match(r.verdict.rules, /not built yet/);
+  assert.equal(r.verdict.accepted, true, JSON.stringify(r.verdict));
+  assert.deepEqual(Object.keys(r.verdict.rules), ['not_edited', 'unsafe'], 'the built-in default rules of the enabled scorers');
 });
 
 test('score: a photo against itself changes nothing: edit magnitude 0, pose and expression deltas 0', async () => {
@@ -60,6 +60,33 @@ test('score: a photo against itself changes nothing: edit magnitude 0, pose and 
   assert.equal(r.scores['expression.happy_gain'], 0);
   assert.ok(r.identity.similarity > 0.999, `similarity ${r.identity.similarity}`);
   assert.ok(/^[0-9a-f]{16}$/.test(r.texts['duplicates.source_dhash']), `hash ${r.texts['duplicates.source_dhash']}`);
+  assert.equal(r.verdict.accepted, false);
+  assert.equal(r.verdict.reason, 'not_edited', 'the same photo is not an edit under the default rules');
+});
+
+test('score --config: the config\'s scorers, rules and the category\'s own rules decide; the first failing rule is the reason', async () => {
+  const config = join(dir, 'rules.yaml');
+  const prompts = join(dir, 'prompts.yaml');
+  writeFileSync(prompts, [
+    'sources: ["a portrait of a person"]',
+    'categories:',
+    '  pose: { rules: { kept_pose: "pose.roll_delta <= 10" }, edits: [{ instructions: [turn the head], target: "a turned portrait" }] }',
+    '  other: { edits: [{ instructions: [do something], target: "a portrait" }] }',
+  ].join('\n'));
+  writeFileSync(config, [
+    `prompts: { set: ${prompts} }`,
+    'teacher: { model: unused }',
+    'scorers: { enabled: [pose, edit] }',
+    'rules: { default: { changed: "edit.magnitude in [0.01, 0.9]" } }',
+  ].join('\n'));
+  const posed = await score(portrait, turned, '--json', '--config', config, '--category', 'pose');
+  assert.deepEqual(Object.keys(posed.scores).map((k) => k.split('.')[0]).filter((v, i, a) => a.indexOf(v) === i), ['pose', 'edit']);
+  assert.deepEqual(posed.verdict.rules, { changed: 'edit.magnitude in [0.01, 0.9]', kept_pose: 'pose.roll_delta <= 10' });
+  assert.equal(posed.verdict.reason, 'kept_pose');
+  const other = await score(portrait, turned, '--json', '--config', config, '--category', 'other');
+  assert.equal(other.verdict.accepted, true, JSON.stringify(other.verdict));
+  const same = await score(portrait, portrait, '--json', '--config', config, '--category', 'pose');
+  assert.equal(same.verdict.reason, 'changed', 'rules are tried in order: the default before the category\'s');
 });
 
 test('score --scorers runs only the scorers named; the plain output has one line per number', async () => {
@@ -68,7 +95,7 @@ test('score --scorers runs only the scorers named; the plain output has one line
   assert.ok(Object.keys(r.scores).every((k) => k.startsWith('edit.') || k.startsWith('quality.')), Object.keys(r.scores).join(', '));
   const { stdout } = await run(process.execPath, [BIN, 'score', portrait, portrait, '--scorers', 'edit'], { maxBuffer: 1 << 20 });
   assert.match(stdout, /^edit\.magnitude 0$/m);
-  assert.match(stdout, /^verdict accepted at identity threshold /m);
+  assert.match(stdout, /^verdict rejected \(not_edited\) at identity threshold [0-9.]+; rules: not_edited: edit\.magnitude >= 0\.02$/m);
 });
 
 test('score: bad inputs exit 2 with one line', async () => {
@@ -76,6 +103,8 @@ test('score: bad inputs exit 2 with one line', async () => {
     [[portrait, turned, '--scorers', 'pose,colour'], /--scorers: unknown scorer "colour" \(known: pose, expression/],
     [[portrait, join(dir, 'missing.png')], /missing\.png/],
     [[portrait, turned, '--set', 'identity.threshold=0.5'], /--set needs --config/],
+    [[portrait, turned, '--config', join(dir, 'rules.yaml'), '--category', 'hair'], /--category hair: the prompt set of .*rules\.yaml has no such category \(it has pose, other\)/],
+    [[portrait, turned, '--config', join(dir, 'rules.yaml'), '--scorers', 'pose'], /rules\.yaml: rules\.default\.changed: edit\.magnitude needs the edit scorer, which is not in scorers\.enabled \(pose\)/],
   ];
   await Promise.all(cases.map(async ([args, expect]) => {
     const e = await run(process.execPath, [BIN, 'score', ...args]).then(() => null, (err) => err);

@@ -46,10 +46,12 @@ const pair = (source: RgbImage, edited: RgbImage): PairInput => ({ source, edite
 
 test('the scorers section: defaults, and unknown, repeated or malformed names are user errors naming the key', () => {
   assert.deepEqual(parseScorersConfig(undefined), DEFAULT_SCORERS);
-  assert.deepEqual(DEFAULT_SCORERS.enabled, [...SCORER_NAMES]);
+  assert.deepEqual(DEFAULT_SCORERS.enabled, SCORER_NAMES.filter((n) => n !== 'clip'), 'every scorer whose model ships with pairgen');
+  assert.deepEqual(parseScorersConfig({ enabled: ['clip'], clip_model: '/m' }), { enabled: ['clip'], clip_model: '/m' });
   assert.deepEqual(parseScorersConfig({ enabled: ['edit', 'pose'] }), { enabled: ['edit', 'pose'] });
   const cases: [unknown, RegExp][] = [
-    [{ enabled: ['edit', 'clip'] }, /^scorers\.enabled: unknown scorer clip \(known: pose, expression/],
+    [{ enabled: ['edit', 'dino'] }, /^scorers\.enabled: unknown scorer dino \(known: pose, expression/],
+    [{ enabled: ['edit', 'clip'] }, /^scorers\.clip_model: required when clip is enabled/],
     [{ enabled: ['edit', 'edit'] }, /^scorers\.enabled: edit is listed twice/],
     [{ enabled: 'edit' }, /^scorers\.enabled: expected a list/],
     [{ enable: ['edit'] }, /^scorers: unknown key enable/],
@@ -147,5 +149,6 @@ test('the section schema accepts what parseScorersConfig accepts and fills the s
   assert.ok(validate(empty));
   assert.deepEqual(empty, DEFAULT_SCORERS);
   assert.ok(validate({ enabled: ['edit', 'pose'] }));
-  for (const bad of [{ enabled: ['clip'] }, { enabled: ['edit', 'edit'] }, { enable: [] }]) assert.equal(validate(bad), false, JSON.stringify(bad));
+  assert.ok(validate({ enabled: ['clip'], clip_model: 'clip-folder' }));
+  for (const bad of [{ enabled: ['clip'] }, { enabled: ['dino'] }, { enabled: ['edit', 'edit'] }, { enable: [] }]) assert.equal(validate(bad), false, JSON.stringify(bad));
 });
