@@ -61,7 +61,8 @@ export interface PairLabel {
 }
 
 export interface PairLabeller {
-  label(source: RgbImage, edited: RgbImage): PairLabel;
+  /** `spec` is the candidate the pair was made for (what was asked: its prompts and attributes). */
+  label(source: RgbImage, edited: RgbImage, spec: CandidateSpec): PairLabel;
 }
 
 /**

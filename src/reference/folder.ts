@@ -37,6 +37,36 @@ export interface ReferenceInfo {
   people: number;
   /** null: text-to-image; a number: the instruct folder's image-prior strength. */
   image_strength: number | null;
+  /** The instruct folder's prior shares of failed edits (null: text-to-image). */
+  edit_failures: EditFailures | null;
+}
+
+/**
+ * Prior shares of the edits an instruct folder gets wrong: `none` ends on the unedited faces, `wrong`
+ * on one of the other edits (split evenly). The rest is the asked edit. These are the priors at pure
+ * noise; the shares of the demo's pairs differ (the edit starts from the source's noise), see
+ * docs/reference-teacher.md.
+ */
+export interface EditFailures {
+  none: number;
+  wrong: number;
+}
+
+/** Below any logit the denoiser computes: a bank that is never drawn (finite, so 0 · it stays 0). */
+const NEVER = -1e30;
+
+/**
+ * log P(bank k | the text chose bank c), row c: the asked edit keeps 1 − none − wrong, the unedited
+ * bank (0) gets `none`, every other edit wrong / (K − 2). A text that chose bank 0 always gets bank 0.
+ */
+export function bankLogPrior(K: number, failures: EditFailures): Float32Array {
+  const log = (p: number) => (p > 0 ? Math.log(p) : NEVER);
+  const prior = new Float32Array(K * K).fill(NEVER);
+  prior[0] = 0;
+  for (let c = 1; c < K; c++) {
+    for (let k = 0; k < K; k++) prior[c * K + k] = log(k === c ? 1 - failures.none - failures.wrong : k === 0 ? failures.none : failures.wrong / (K - 2));
+  }
+  return prior;
 }
 
 export interface FolderOptions {
@@ -46,6 +76,8 @@ export interface FolderOptions {
   texts: LabelledText[];
   /** null: a text-to-image folder; a number: an InstructPix2Pix-style folder with that prior strength. */
   imageStrength: number | null;
+  /** The instruct folder's failed edits (ignored for text-to-image; all zero: none). */
+  editFailures?: EditFailures;
 }
 
 const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
@@ -89,6 +121,7 @@ export async function writeReferenceFolder(dir: string, opts: FolderOptions): Pr
 
   const { alphasCumprod } = trainingSchedule(new ConfigReader(SCHEDULER_CONFIG, 'reference scheduler'), { rescale: true });
   // Ties between banks (e.g. an empty prompt) go to bank 0, the unedited faces.
+  const failures = opts.imageStrength === null ? null : (opts.editFailures ?? { none: 0, wrong: 0 });
   const bankBias = new Float32Array(K);
   bankBias[0] = 1e-3;
   const unet = denoiserGraph({
@@ -100,6 +133,7 @@ export async function writeReferenceFolder(dir: string, opts: FolderOptions): Pr
     bankBias,
     prediction: 'v_prediction',
     image: opts.imageStrength === null ? undefined : { strength: opts.imageStrength, sourceBank: 0 },
+    bankPrior: failures && failures.none + failures.wrong > 0 ? bankLogPrior(K, failures) : undefined,
   });
   const inChannels = opts.imageStrength === null ? C : 2 * C;
   await sub('unet', {
@@ -109,7 +143,7 @@ export async function writeReferenceFolder(dir: string, opts: FolderOptions): Pr
   const vaeConfig = json({ _class_name: 'AutoencoderKL', in_channels: C, out_channels: C, latent_channels: C, block_out_channels: [C], sample_size: bank.size, scaling_factor: 1.0 });
   await sub('vae_encoder', { 'model.onnx': vaeEncoderGraph(C), 'config.json': vaeConfig });
   await sub('vae_decoder', { 'model.onnx': vaeDecoderGraph(C), 'config.json': vaeConfig });
-  const info: ReferenceInfo = { bank: relative(dir, opts.bankDir), banks: bank.banks, people: bank.people.length, image_strength: opts.imageStrength };
+  const info: ReferenceInfo = { bank: relative(dir, opts.bankDir), banks: bank.banks, people: bank.people.length, image_strength: opts.imageStrength, edit_failures: failures };
   await writeFile(join(dir, 'reference.json'), json(info));
   return { tokenizer, table };
 }

@@ -49,6 +49,13 @@ export interface DenoiserSpec {
    * and c the image latents; all-zero image latents (the unconditional branch) give a uniform prior.
    */
   image?: { strength: number; sourceBank: number };
+  /**
+   * Edits that fail (the instruct folder): bankPrior[c * K + k] = log P(bank k | the text chose bank c),
+   * a large negative number (not −∞) for banks never drawn. The denoiser is then the exact one of the
+   * mixture of every bank's items under that prior (times the image prior), so a seed may end on an
+   * unedited face or another edit. Absent: only the chosen bank's items.
+   */
+  bankPrior?: Float32Array;
 }
 
 /**
@@ -91,8 +98,6 @@ export function denoiserGraph(spec: DenoiserSpec): Uint8Array {
   let scores = b.op('ReduceSum', [ehs, i64([1], 'seq_axis')], { keepdims: 0 });
   if (spec.bankBias) scores = b.op('Add', [scores, b.constant(spec.bankBias, [K], 'bank_bias')]);
   const choice = b.op('ArgMax', [scores], { axis: 1, keepdims: 0 }, 'bank_choice');
-  const items = b.op('Gather', [bankData, choice], { axis: 0 }); // [B, N, D]
-  const itemNorms = b.op('Gather', [bankNorms, choice], { axis: 0 }); // [B, N]
 
   // Noise level: ᾱ(t) and 1 − ᾱ(t), each interpolated linearly between integer timesteps (a table of
   // 1 − ᾱ keeps precision near t = 0; ᾱ = 0 at a zero-SNR terminal step is fine).
@@ -131,13 +136,31 @@ export function denoiserGraph(spec: DenoiserSpec): Uint8Array {
     xt = b.op('Reshape', [sample, flatShape]);
   }
 
-  // Logits over the bank items and the posterior mean.
-  const dots = b.op('Squeeze', [b.op('MatMul', [items, b.op('Unsqueeze', [xt, i64([2], 'dot_axis')])]), i64([2], 'dot_axis2')]); // [B, N]
-  const num = b.op('Sub', [b.op('Mul', [dots, sqrtAbar]), b.op('Mul', [itemNorms, b.op('Mul', [abar, c([0.5], [], 'half')])])]);
-  let logits = b.op('Div', [num, oneMinus]);
-  if (prior) logits = b.op('Add', [logits, prior]);
-  const w = b.op('Softmax', [logits], { axis: 1 }, 'bank_weights');
-  const x0 = b.op('Squeeze', [b.op('MatMul', [b.op('Unsqueeze', [w, i64([1], 'w_axis')]), items]), i64([1], 'x0_axis')]); // [B, D]
+  // Logits over the bank items (−‖x_t − √ᾱ x_i‖²/(2(1 − ᾱ)) up to a constant) and the posterior mean.
+  const logitsOf = (dots: string, itemNorms: string) =>
+    b.op('Div', [b.op('Sub', [b.op('Mul', [dots, sqrtAbar]), b.op('Mul', [itemNorms, b.op('Mul', [abar, c([0.5], [], 'half')])])]), oneMinus]);
+  let x0: string;
+  if (spec.bankPrior) {
+    // Every bank's items at once, [B, K·N]: one matrix product against the whole bank, no per-item copy.
+    if (spec.bankPrior.length !== K * K) throw new Error(`bankPrior has ${spec.bankPrior.length} values, expected ${K * K}`);
+    const flat = b.op('Reshape', [bankData, i64([K * N, D], 'bank_flat_shape')]);
+    const flatNorms = b.op('Reshape', [bankNorms, i64([1, K * N], 'norms_flat_shape')]);
+    const dots = b.op('Gemm', [xt, flat], { transB: 1 }); // [B, K·N]
+    const bankLogPrior = b.op('Unsqueeze', [b.op('Gather', [b.initializer('bank_log_prior', spec.bankPrior, [K, K]), choice], { axis: 0 }), i64([2], 'bank_prior_axis')]); // [B, K, 1]
+    const itemPrior = prior ? b.op('Add', [bankLogPrior, b.op('Unsqueeze', [prior, i64([1], 'person_prior_axis')])]) : bankLogPrior; // [B, K, N] or [B, K, 1]
+    const expanded = b.op('Expand', [itemPrior, b.constant(int64([1, K, N]), [3], 'prior_shape')]);
+    const logits = b.op('Add', [logitsOf(dots, flatNorms), b.op('Reshape', [expanded, i64([0, K * N], 'prior_flat_shape')])]);
+    const w = b.op('Softmax', [logits], { axis: 1 }, 'bank_weights');
+    x0 = b.op('MatMul', [w, flat]); // [B, D]
+  } else {
+    const items = b.op('Gather', [bankData, choice], { axis: 0 }); // [B, N, D]
+    const itemNorms = b.op('Gather', [bankNorms, choice], { axis: 0 }); // [B, N]
+    const dots = b.op('Squeeze', [b.op('MatMul', [items, b.op('Unsqueeze', [xt, i64([2], 'dot_axis')])]), i64([2], 'dot_axis2')]); // [B, N]
+    let logits = logitsOf(dots, itemNorms);
+    if (prior) logits = b.op('Add', [logits, prior]);
+    const w = b.op('Softmax', [logits], { axis: 1 }, 'bank_weights');
+    x0 = b.op('Squeeze', [b.op('MatMul', [b.op('Unsqueeze', [w, i64([1], 'w_axis')]), items]), i64([1], 'x0_axis')]); // [B, D]
+  }
   const scaledX0 = b.op('Mul', [x0, sqrtAbar]);
   const eps = b.op('Div', [b.op('Sub', [xt, scaledX0]), sqrtOneMinus]);
   const out = spec.prediction === 'epsilon' ? eps : b.op('Sub', [b.op('Mul', [eps, sqrtAbar]), b.op('Mul', [x0, sqrtOneMinus])]);

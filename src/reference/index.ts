@@ -11,7 +11,7 @@ import type { ClipTokenizer } from '../teacher/tokenizer.ts';
 import { BANK_PHOTOS, loadBank, photoDir, SOURCE_BANK } from './bank.ts';
 import { EDIT_NAMES } from './edits.ts';
 import { buildBank } from './crops.ts';
-import { writeReferenceFolder } from './folder.ts';
+import { writeReferenceFolder, type EditFailures } from './folder.ts';
 import { categoryThreshold, scoreBank, type CategoryThreshold, type EditCalibration } from './calibrate.ts';
 import { classifyText, type LabelledText } from './text.ts';
 
@@ -21,13 +21,16 @@ import { classifyText, type LabelledText } from './text.ts';
  *   const ref = await ensureReferenceTeacher();   // builds once, then returns the cached folders
  *   // teacher: { model: ref.model, edit_model: ref.editModel, mode: instruct }
  */
-export { precisionRecall, GroundTruth, GroundTruthTally, referenceLabeller, type PairTruth, type PrecisionRecall } from './truth.ts';
+export { precisionRecall, GroundTruth, GroundTruthTally, EditTruthTally, referenceLabeller, type EditMade, type EditTruth, type EditTruthResult, type PairTruth, type PrecisionRecall } from './truth.ts';
+export type { EditFailures } from './folder.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Part of the cache stamp (with the source of this folder): bump to force a rebuild everywhere. */
 export const REFERENCE_VERSION = '1';
 /** Default image-prior strength of the instruct folder: ~85% of demo edits keep the source's person (docs/reference-teacher.md). */
 export const DEFAULT_IMAGE_STRENGTH = 3;
+/** Prior shares of failed edits of the instruct folder (docs/reference-teacher.md has what the demo's pairs get). */
+export const DEFAULT_EDIT_FAILURES: EditFailures = { none: 0.04, wrong: 0.12 };
 /** Share of demo pairs whose edit keeps the source's person, measured on the demo (docs/reference-teacher.md). */
 export const EXPECTED_KEPT_SHARE = 0.85;
 /** Prompt rows the text table is trained on (plus the set's eval rows). */
@@ -39,6 +42,8 @@ export interface ReferenceOptions {
   /** The prompt set whose texts the text encoder learns; default <repo>/prompts/demo.yaml. */
   promptSet?: string;
   imageStrength?: number;
+  /** The instruct folder's failed edits; default DEFAULT_EDIT_FAILURES. */
+  editFailures?: EditFailures;
   force?: boolean;
   runtime?: RuntimeConfig;
   onStep?: (message: string) => void;
@@ -110,6 +115,10 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
   const promptSet = resolve(options.promptSet ?? join(repoRoot, 'prompts', 'demo.yaml'));
   const strength = options.imageStrength ?? DEFAULT_IMAGE_STRENGTH;
   if (!(strength >= 0) || !Number.isFinite(strength)) throw new UserError(`image strength must be a number >= 0, got ${strength}`);
+  const failures = options.editFailures ?? DEFAULT_EDIT_FAILURES;
+  if (!(failures.none >= 0 && failures.wrong >= 0 && failures.none + failures.wrong < 1)) {
+    throw new UserError(`edit failure shares must be >= 0 and add up to less than 1, got none ${failures.none}, wrong ${failures.wrong}`);
+  }
   const say = options.onStep ?? (() => undefined);
   const paths = { root, model: join(root, 'text-to-image'), editModel: join(root, 'instruct'), bankDir: join(root, 'bank'), calibration: join(root, 'calibration.json') };
   let setBytes: Buffer;
@@ -122,7 +131,7 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
   // The builder's own source is part of the stamp: a change to the bank, the graphs or the layout rebuilds.
   const here = dirname(fileURLToPath(import.meta.url));
   const code = await Promise.all((await readdir(here)).filter((f) => f.endsWith('.ts')).sort().map((f) => readFile(join(here, f))));
-  const stamp = await digest([REFERENCE_VERSION, String(strength), setBytes, ...photos, ...code]);
+  const stamp = await digest([REFERENCE_VERSION, String(strength), JSON.stringify(failures), setBytes, ...photos, ...code]);
   const stampPath = join(root, 'stamp.json');
   if (!options.force && existsSync(stampPath)) {
     let old: { stamp?: string } = {};
@@ -146,15 +155,15 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
     const bank = await loadBank(join(tmp, 'bank'));
     say(`writing the text-to-image folder (${bank.people.length} people x ${bank.banks.length} banks)`);
     await writeReferenceFolder(join(tmp, 'text-to-image'), { bank, bankDir: join(tmp, 'bank'), texts, imageStrength: null });
-    say(`writing the instruct folder (image strength ${strength})`);
-    const { tokenizer, table } = await writeReferenceFolder(join(tmp, 'instruct'), { bank, bankDir: join(tmp, 'bank'), texts, imageStrength: strength });
+    say(`writing the instruct folder (image strength ${strength}, failed edits: none ${failures.none}, wrong ${failures.wrong})`);
+    const { tokenizer, table } = await writeReferenceFolder(join(tmp, 'instruct'), { bank, bankDir: join(tmp, 'bank'), texts, imageStrength: strength, editFailures: failures });
     checkTexts(tokenizer, table, texts, bank.banks, promptSet);
     say('calibrating identity thresholds on the bank (packaged face models)');
     const runtime = options.runtime ?? DEFAULT_RUNTIME;
     const scores = await scoreBank(join(tmp, 'bank'), bank, runtime);
     const thresholds = [...categories].map(([category, edits]) => categoryThreshold(category, scores.filter((s) => edits.has(s.edit)), EXPECTED_KEPT_SHARE));
     await writeFile(join(tmp, 'calibration.json'), JSON.stringify(calibrationReport(scores, thresholds), null, 2) + '\n');
-    await writeFile(join(tmp, 'stamp.json'), JSON.stringify({ stamp, version: REFERENCE_VERSION, image_strength: strength, prompt_set: promptSet }, null, 2) + '\n');
+    await writeFile(join(tmp, 'stamp.json'), JSON.stringify({ stamp, version: REFERENCE_VERSION, image_strength: strength, edit_failures: failures, prompt_set: promptSet }, null, 2) + '\n');
     await rm(root, { recursive: true, force: true });
     await rename(tmp, root);
   } catch (e) {

@@ -1,6 +1,9 @@
 import { PassThrough } from 'node:stream';
 import { UserError } from '../errors.ts';
-import { GroundTruthTally, type PrecisionRecall } from '../reference/index.ts';
+import { EditTruthTally, GroundTruthTally, type EditTruthResult, type PrecisionRecall } from '../reference/index.ts';
+import { firstFailingRule, scoresRead } from '../candidates/rules.ts';
+import { scoreColumn } from '../scorers/config.ts';
+import { EDIT_MADE } from '../shards/manifest-group.ts';
 import { writePreview } from '../report/index.ts';
 import { imageSettingsFor } from '../image/index.ts';
 import { renderDatasetCard, runSchemas, StatsAccumulator, writeManifestFromShards, type DatasetStats } from '../shards/index.ts';
@@ -26,7 +29,13 @@ export type RunStats = DatasetStats & {
   run_id: string;
   name: string;
   splits: { fractions: Record<string, number>; counts: Record<string, { candidates: number; accepted: number }> };
+  /** The identity verdict (face found, similarity at least the category's threshold) against `identity_kept`. */
   identity_vs_ground_truth: PrecisionRecall | null;
+  /**
+   * The rules (docs/rules.md) against `edit_kept` (the edit asked for was made), the whole verdict against
+   * both truths, and how many unedited / wrongly edited pairs were kept; null when the teacher records no edit truth.
+   */
+  edit_vs_ground_truth: EditTruthResult | null;
 };
 
 export interface FinalizeOptions {
@@ -64,7 +73,13 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const stats = new StatsAccumulator();
   const fractions = checkSplits(plan.splits, `${store.uri}/run.json: splits`);
   const splitCounts = Object.fromEntries(SPLIT_NAMES.map((n) => [n, { candidates: 0, accepted: 0 }]));
-  const truth = new GroundTruthTally();
+  const truth = new GroundTruthTally('identity');
+  const editTruth = new EditTruthTally();
+  // Identity and the rules are judged apart (the reject reason names only the first that failed), so the
+  // stats get the columns the rules read.
+  const rules = planRules(plan, `${store.uri}/run.json`);
+  const statsScores = scoresRead(rules.values()).filter((n) => n !== 'identity.similarity').map(scoreColumn);
+  const identityOn = plan.config.identity.enabled;
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
   const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files }));
@@ -72,6 +87,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
     writeManifestFromShards(pass, {
       shards,
       scorers: plan.config.scorers?.enabled ?? [],
+      statsScores,
       store,
       storeUri: runUri,
       storage: plan.config.storage,
@@ -84,7 +100,19 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
           row.accepted = g.accepted[i] === 1;
           row.reject_reason = g.reject_reason[i];
           row.identity_similarity = g.identity_similarity[i];
-          if (g.identity_kept[i] >= 0) truth.add(row.accepted, { identity_kept: g.identity_kept[i] === 1 });
+          if (g.identity_kept[i] >= 0) {
+            const sim = row.identity_similarity;
+            const identityPassed = !identityOn || (sim !== null && sim >= g.identity_threshold[i]);
+            const extra: Record<string, unknown> = { identity_kept: g.identity_kept[i] === 1 };
+            truth.add(identityPassed, extra);
+            if (g.edit_made[i] >= 0) {
+              extra.edit_kept = g.edit_kept[i] === 1;
+              extra.edit_made = EDIT_MADE[g.edit_made[i]];
+              const at = i;
+              const score = (name: string) => (name === 'identity.similarity' ? sim : (g.scores[scoreColumn(name)]?.[at] ?? null));
+              editTruth.add(row.accepted, extra, firstFailingRule(rules.get(row.category) ?? [], score) === null);
+            }
+          }
           splitCounts[g.split[i]].candidates++;
           if (row.accepted) splitCounts[g.split[i]].accepted++;
           stats.add(row);
@@ -103,6 +131,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
     ...stats.result(),
     splits,
     identity_vs_ground_truth: truth.result(),
+    edit_vs_ground_truth: editTruth.result(),
   };
   await store.put(STATS_FILE, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({

@@ -3,8 +3,8 @@ import type { FinalizeResult } from './finalize.ts';
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
 
 /**
- * The end-of-run summary: acceptance per category and why pairs were rejected, the identity filter
- * against ground truth (when the teacher records one), throughput and where the time went.
+ * The end-of-run summary: acceptance per category and why pairs were rejected, the identity filter and
+ * the rules against ground truth (when the teacher records one), throughput and where the time went.
  */
 export function formatRunSummary(result: FinalizeResult, wallSeconds: number | null): string {
   const s = result.stats;
@@ -24,6 +24,14 @@ export function formatRunSummary(result: FinalizeResult, wallSeconds: number | n
     lines.push(
       `identity filter vs ground truth: precision ${pct(gt.precision)}, recall ${pct(gt.recall)} ` +
         `(kept & accepted ${gt.truePositives}, changed person & accepted ${gt.falsePositives}, kept & rejected ${gt.falseNegatives}, changed person & rejected ${gt.trueNegatives})`,
+    );
+  }
+  const et = s.edit_vs_ground_truth;
+  if (et) {
+    lines.push(
+      `edit rules vs ground truth:      precision ${pct(et.edit.precision)}, recall ${pct(et.edit.recall)} ` +
+        `(failed edits accepted: none ${et.made.none.accepted} of ${et.made.none.pairs}, wrong ${et.made.wrong.accepted} of ${et.made.wrong.pairs})`,
+      `all rules vs ground truth:       precision ${pct(et.pair.precision)}, recall ${pct(et.pair.recall)} (person kept and the asked edit made)`,
     );
   }
   const t = s.timings_seconds;

@@ -30,19 +30,32 @@ export interface GroupTask {
   shards: ManifestShard[];
   /** The run's scorers: their score columns are read and written after the fixed ones. */
   scorers: ScorerName[];
+  /** Score columns handed to stats (those the run's rules read). */
+  statsScores: string[];
   skip: number;
   rows: number;
 }
 
-/** The columns stats.json needs, for the group's rows in order (`identity_kept`: 1 / 0, -1 when extra has none). */
+/**
+ * The columns stats.json needs, for the group's rows in order: the teacher's ground truth from `extra`
+ * (`identity_kept`, `edit_kept`: 1 / 0, -1 when extra has none; `edit_made`: EDIT_MADE's index, -1 when
+ * none) and the score columns the run's rules read (to judge the identity and the rules apart).
+ */
 export interface GroupStatsColumns {
   category: string[];
   split: string[];
   accepted: Uint8Array;
   reject_reason: (string | null)[];
   identity_similarity: (number | null)[];
+  identity_threshold: number[];
   identity_kept: Int8Array;
+  edit_kept: Int8Array;
+  edit_made: Int8Array;
+  scores: Record<string, (number | null)[]>;
 }
+
+/** The reference teacher's `edit_made` values, by their index in GroupStatsColumns.edit_made. */
+export const EDIT_MADE = ['right', 'none', 'wrong'] as const;
 
 /** An encoded row group placed at file offset 4 (right after the magic), with what ParquetWriter keeps of it. */
 export interface EncodedGroup extends EncodedRowGroup {
@@ -191,20 +204,23 @@ function concat(arrays: unknown[][]): unknown[] {
   return out;
 }
 
-function statsColumns(cols: Columns, schemas: RunSchemas): GroupStatsColumns {
+function statsColumns(cols: Columns, schemas: RunSchemas, statsScores: string[]): GroupStatsColumns {
   const col = (name: string) => cols[schemas.manifest.fields.findIndex((f) => f.name === name)];
   const accepted = col('accepted') as boolean[];
   const extra = col('extra') as string[];
   const kept = new Int8Array(extra.length);
+  const editKept = new Int8Array(extra.length);
+  const editMade = new Int8Array(extra.length);
+  const flag = (v: unknown) => (typeof v === 'boolean' ? Number(v) : -1);
   let lastText = '';
-  let lastKept = -1;
+  let last = [-1, -1, -1];
   for (let i = 0; i < extra.length; i++) {
     if (extra[i] !== lastText) {
-      const k = (JSON.parse(extra[i]) as Record<string, unknown>)?.identity_kept;
-      lastKept = typeof k === 'boolean' ? Number(k) : -1;
+      const e = (JSON.parse(extra[i]) as Record<string, unknown>) ?? {};
+      last = [flag(e.identity_kept), flag(e.edit_kept), EDIT_MADE.indexOf(e.edit_made as (typeof EDIT_MADE)[number])];
       lastText = extra[i];
     }
-    kept[i] = lastKept;
+    [kept[i], editKept[i], editMade[i]] = last;
   }
   return {
     category: col('category') as string[],
@@ -212,7 +228,11 @@ function statsColumns(cols: Columns, schemas: RunSchemas): GroupStatsColumns {
     accepted: Uint8Array.from(accepted, (a) => (a ? 1 : 0)),
     reject_reason: col('reject_reason') as (string | null)[],
     identity_similarity: col('identity_similarity') as (number | null)[],
+    identity_threshold: col('identity_threshold') as number[],
     identity_kept: kept,
+    edit_kept: editKept,
+    edit_made: editMade,
+    scores: Object.fromEntries(statsScores.map((c) => [c, col(c) as (number | null)[]])),
   };
 }
 
@@ -227,6 +247,6 @@ export async function encodeManifestGroup(task: GroupTask, open: (f: { name: str
   writer.attach(pq);
   const columnData = manifest.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
   writeRowGroup(pq, columnData);
-  const stats = statsColumns(cols, runSchemas(task.scorers));
+  const stats = statsColumns(cols, runSchemas(task.scorers), task.statsScores);
   return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes, stats };
 }

@@ -39,6 +39,8 @@ export interface ShardManifestOptions {
   shards: ManifestShard[];
   /** The run's scorers (their score columns follow the fixed ones); default none. */
   scorers?: ScorerName[];
+  /** Score columns to hand to onGroup (GroupStatsColumns.scores), e.g. those the run's rules read. */
+  statsScores?: string[];
   /** The store the files are read from, and what opens it again inside a worker thread. */
   store: Store;
   storeUri: string;
@@ -62,7 +64,7 @@ export interface ShardManifestOptions {
  * sink when done, destroys it on error. Returns the number of rows.
  */
 export async function writeManifestFromShards(sink: Writable, o: ShardManifestOptions): Promise<number> {
-  const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS, o.scorers ?? []);
+  const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS, o.scorers ?? [], o.statsScores ?? []);
   const rangeReadBytes = o.rangeReadBytes ?? RANGE_READ_BYTES;
   const threads = Math.max(1, Math.min(o.threads ?? availableParallelism(), tasks.length));
   const pool = threads > 1 ? new GroupPool(threads, o.workerHeapMib ?? WORKER_HEAP_MIB, { storeUri: o.storeUri, storage: o.storage ?? {}, rangeReadBytes }) : null;
@@ -109,7 +111,7 @@ function outOfMemory(e: unknown): boolean {
 }
 
 /** Row groups of `rowGroupRows` rows over the shards' rows in order. */
-function planGroups(shards: ManifestShard[], rowGroupRows: number, scorers: ScorerName[]): GroupTask[] {
+function planGroups(shards: ManifestShard[], rowGroupRows: number, scorers: ScorerName[], statsScores: string[]): GroupTask[] {
   const tasks: GroupTask[] = [];
   let s = 0;
   let shardStart = 0; // first row of shards[s]
@@ -122,7 +124,7 @@ function planGroups(shards: ManifestShard[], rowGroupRows: number, scorers: Scor
     let last = s;
     let lastEnd = shardStart + rowsOf(shards[s]);
     while (lastEnd < end) lastEnd += rowsOf(shards[++last]);
-    tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start, scorers });
+    tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start, scorers, statsScores });
   }
   return tasks;
 }

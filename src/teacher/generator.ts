@@ -74,7 +74,7 @@ export class PairGenerator {
     const out: GeneratedPair[] = [];
     for (let i = 0; i < specs.length; i += this.batch) out.push(...(await this.generateBatch(specs.slice(i, i + this.batch))));
     const labeller = this.labeller;
-    return labeller ? out.map((p) => ({ ...p, extra: { ...p.extra, ...labeller.label(p.source, p.edited) } })) : out;
+    return labeller ? out.map((p, i) => ({ ...p, extra: { ...p.extra, ...labeller.label(p.source, p.edited, specs[i]) } })) : out;
   }
 
   private async generateBatch(specs: CandidateSpec[]): Promise<GeneratedPair[]> {

@@ -31,7 +31,7 @@ async function manifest(dir: string): Promise<Record<string, unknown>[]> {
   return r.getRowObjectsJS().map((row) => ({ ...row, ...(JSON.parse(String(row.extra)) as Record<string, unknown>) }));
 }
 
-test('the demo pipeline runs end to end, records ground truth, and twice gives byte-identical shards', async () => {
+test('the demo pipeline runs end to end, records ground truth, and twice gives byte-identical shards', async (t) => {
   const a = join(tmp, 'a');
   const b = join(tmp, 'b');
   await pairgen('run', DEMO, '--out', a, '--pairs', '8');
@@ -46,6 +46,9 @@ test('the demo pipeline runs end to end, records ground truth, and twice gives b
   for (const r of rows) {
     assert.match(String(r.source_item), /^source\/\d\d$/);
     assert.equal(typeof r.identity_kept, 'boolean');
+    // The edit's truth: the prompt's edit, and what the edited image got.
+    assert.ok(['right', 'none', 'wrong'].includes(String(r.edit_made)), `pair ${r.pair_id}: edit_made ${r.edit_made}`);
+    assert.equal(r.edit_kept, r.edit_made === 'right');
     assert.ok(Number(r.edited_distance) < 1e-4, `pair ${r.pair_id} did not converge to a bank item`);
   }
   const pr = precisionRecall(rows as { accepted: boolean; identity_kept: boolean }[]);
@@ -55,31 +58,34 @@ test('the demo pipeline runs end to end, records ground truth, and twice gives b
   // The bytes a code change must not move by accident (the restructuring of issue 10 kept them; a change
   // that means to change the output format updates them, and says so: issue 12's run layout 2, split
   // column, OPTIONAL columns, v1 list pages, page index, bloom filter and adaptive PNG filtering did).
+  // Issue 11's scorer columns and rules moved them again.
   const sha = (f: string) => createHash('sha256').update(readFileSync(join(a, f))).digest('hex');
-  assert.deepEqual(Object.fromEntries(GOLDEN.map(([f]) => [f, sha(f)])), Object.fromEntries(GOLDEN));
+  const names = ['prompts.parquet', 'data/train-00000-of-00001.parquet', 'rejects/shard-00000.parquet', 'markers/shard-00000.json', 'manifest.parquet'];
+  const actual = Object.fromEntries(names.map((f) => [f, sha(f)]));
+  if (GOLDEN) assert.deepEqual(actual, Object.fromEntries(GOLDEN));
+  else {
+    // Not pinned for this kind of CPU yet: the bytes above are still checked to repeat; print them to pin.
+    t.diagnostic(`demo golden hashes on this CPU kind (not pinned yet): ${JSON.stringify(actual)}`);
+    assert.equal(actual['prompts.parquet'], PROMPTS_SHA256, 'the prompt table has no model floats: the same on every CPU');
+  }
 });
 
 // onnxruntime's CPU kernels are chosen by the CPU's instruction set, and AVX-512 and AVX2 kernels round
 // differently: the demo's images (one pixel off by 1 here and there) and so the shards and the manifest
 // differ between the two kinds of machine, while each is byte-identical run after run (checked above).
-// The prompt table has no floats from a model and is the same everywhere.
+// The prompt table has no floats from a model and is the same everywhere. Only the AVX-512 hashes are
+// pinned since the scorer columns changed the files (this machine's kind); an AVX2 machine prints its own.
 const AVX512 = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-const GOLDEN = [
-  ['prompts.parquet', '49b84fab57d9fb7e097dd0b6564e51112245ea251bf0f9ee328404131493049a'],
-  ...(AVX512
-    ? [
-        ['data/train-00000-of-00001.parquet', '754148aa541b34bdcbe1cf480b79307c582baafbaeed113c2ae4cbb0d477893b'],
-        ['rejects/shard-00000.parquet', '10e03750c4c35205dfb5e7ef63457fbd408e9a57e843c5c2da67a97bd3de9f3d'],
-        ['markers/shard-00000.json', 'cbe58d9b7a73bf17278ebe6ed683a2a54526bf97d9bc1f5f56dfc33cad1c2df7'],
-        ['manifest.parquet', '6bd213b5b9db5996ffb6feda2106c994bccd38888d53ff6ce5fbeb7eb4493786'],
-      ]
-    : [
-        ['data/train-00000-of-00001.parquet', 'b6f2b03cb89d8f963788dd20bf9fd86a7d921aec2cc7f8f6694a6810820b38d6'],
-        ['rejects/shard-00000.parquet', '5f6e5694179a70f60cf4a0ab313c0d79a7fa1c1b728738d057b6d4a589e79163'],
-        ['markers/shard-00000.json', '4428ac89899d8446af84c016b663f524676623291d4feedbfc18fffa9449f48f'],
-        ['manifest.parquet', '02698ddf553043cfd38d89f47c81ce6c4764a0a27eb9d8a25f8c4fe4b1660199'],
-      ]),
-] as const;
+const PROMPTS_SHA256 = '49b84fab57d9fb7e097dd0b6564e51112245ea251bf0f9ee328404131493049a';
+const GOLDEN = AVX512
+  ? ([
+      ['prompts.parquet', PROMPTS_SHA256],
+      ['data/train-00000-of-00001.parquet', '77c2378afbe4d9ff8b8c7c646b6247f97d7a060c0a02fe7e93cf462c8eea336b'],
+      ['rejects/shard-00000.parquet', '59c1fc229a36e56e8df1f5b0d644934b0baacbdea1a1bb807e6405e698db8252'],
+      ['markers/shard-00000.json', '3e95b846ec7626b536388a01ff041260ffe9a0791d2e5d9fc59f7d468312c549'],
+      ['manifest.parquet', '81ac997bb3df692a813a23181607cbfb0b2d742def0f9460b30a8c7f9bce9c5d'],
+    ] as const)
+  : null;
 
 test('the tiny fixture teacher swaps in by config only', async () => {
   const out = join(tmp, 'tiny');

@@ -24,12 +24,18 @@ function reference(spec: DenoiserSpec, x: Float64Array, cond: Float64Array | nul
   const tc = Math.min(T - 1, Math.max(0, t));
   const i0 = Math.floor(tc);
   const abar = a[i0] + (tc - i0) * (a[Math.min(i0 + 1, T - 1)] - a[i0]);
-  const items = spec.banks[bank];
+  // With a bank prior, the items of every bank, each with its bank's log prior; else the chosen bank's.
+  const K = spec.banks.length;
+  const N = spec.banks[0].length;
+  const banks = spec.bankPrior ? spec.banks.map((_, k) => k) : [bank];
+  const items = banks.flatMap((k) => spec.banks[k]);
   const D = x.length;
-  const logits = items.map((xi, i) => {
+  const logits = items.map((xi, n) => {
+    const i = n % N;
     let d = 0;
     for (let j = 0; j < D; j++) d += (x[j] - Math.sqrt(abar) * xi[j]) ** 2;
     let lp = -d / (2 * (1 - abar));
+    if (spec.bankPrior) lp += spec.bankPrior[bank * K + banks[Math.floor(n / N)]];
     if (spec.image && cond) {
       const src = spec.banks[spec.image.sourceBank][i];
       let e = 0, n = 0;
@@ -131,6 +137,43 @@ test('denoiser graph with image conditioning: prior from the source bank, unifor
   const a = (out.data as Float32Array).subarray(1 * D, 2 * D);
   const b = (out.data as Float32Array).subarray(2 * D, 3 * D);
   assert.ok(a.some((v, j) => Math.abs(v - b[j]) > 1e-3));
+});
+
+test('denoiser graph with a bank prior (failed edits): the mixture of every bank, weighted by the chosen bank row', async () => {
+  const K = 3;
+  // Chosen bank 1 draws bank 0 (no edit) at 0.2 and bank 2 (another edit) at 0.1; chosen bank 2 never draws bank 0.
+  const p = [[1, 0, 0], [0.2, 0.7, 0.1], [0, 0.3, 0.7]];
+  const bankPrior = Float32Array.from(p.flat(), (v) => (v > 0 ? Math.log(v) : -1e30));
+  // Zero terminal SNR, as the reference scheduler: at t = 999 only the prior speaks.
+  const alphasCumprod = sdAlphas();
+  alphasCumprod[999] = 0;
+  const spec = { ...randomSpec(7, { strength: 40, sourceBank: 0 }, 'v_prediction'), alphasCumprod, bankPrior };
+  const r = rng(8);
+  const D = 60;
+  const ts = [999, 700, 300.5, 40, 2];
+  const banks = [1, 1, 2, 1, 2];
+  const B = ts.length;
+  const sample = new Float32Array(B * 2 * D);
+  const conds: Float64Array[] = [];
+  for (let i = 0; i < B; i++) {
+    for (let j = 0; j < D; j++) sample[i * 2 * D + j] = gauss(r);
+    const cond = Float64Array.from(spec.banks[0][i], (v) => v + 0.05 * gauss(r));
+    sample.set(Float32Array.from(cond), i * 2 * D + D);
+    conds.push(cond);
+  }
+  const out = await runDenoiser(spec, sample, B, ts, selecting(banks, K, 5), 5);
+  for (let i = 0; i < B; i++) {
+    const x = Float64Array.from(sample.subarray(i * 2 * D, i * 2 * D + D));
+    const want = reference(spec, x, conds[i], ts[i], banks[i]);
+    const got = (out.data as Float32Array).subarray(i * D, (i + 1) * D);
+    for (let j = 0; j < D; j++) assert.ok(Math.abs(got[j] - want[j]) <= 2e-4 * Math.max(1, Math.abs(want[j])), `item ${i} (t=${ts[i]}) value ${j}: ${got[j]} vs ${want[j]}`);
+  }
+  // At pure noise (ᾱ = 0, v = −x̂0) the estimate is the prior mean: bank weights p[c] times the person prior.
+  const personPrior = spec.banks[0].map((s) => Math.exp((-40 * s.reduce((acc, v, j) => acc + (conds[0][j] - v) ** 2, 0)) / D));
+  const z = personPrior.reduce((a, b) => a + b, 0);
+  const mean = Array.from({ length: D }, (_, j) => p[1].reduce((acc, pk, k) => acc + pk * spec.banks[k].reduce((m, item, n) => m + (personPrior[n] / z) * item[j], 0), 0));
+  const v0 = (out.data as Float32Array).subarray(0, D);
+  assert.ok(mean.every((m, j) => Math.abs(-v0[j] - m) < 1e-4), 'x̂0 at t = 999 is the prior-weighted mean of the three banks');
 });
 
 test('bank choice: tokens vote, the bias breaks ties toward the lowest bank', async () => {

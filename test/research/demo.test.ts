@@ -54,7 +54,8 @@ test(`regenerating ${CHOSEN} pairs of a demo run reproduces their image bytes ex
 
   const changed = join(dir, 'steps');
   await pairgen('regenerate', parent, '--where', `"index" < 4`, '--set', 'teacher.steps=10', '--set', 'identity.enabled=false', '--out', changed);
-  const lineage = await pairs(changed);
+  // Every candidate, accepted or not (identity is off, but the demo's rules still judge the new images).
+  const lineage = await rows(`SELECT pair_id, parent_pair_id, changes, sampler FROM '${changed}/manifest.parquet' ORDER BY "index"`);
   const parents = await rows(`SELECT pair_id FROM '${parent}/manifest.parquet' WHERE "index" < 4 ORDER BY "index"`);
   assert.equal(lineage.length, 4);
   lineage.forEach((r, i) => {
