@@ -15,7 +15,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIXTURES } from '../test/helpers/fixtures.ts';
-import { ClipTokenizer } from '../src/teacher/tokenizer.ts';
+import { ClipTokenizer } from '../src/text/clip-tokenizer.ts';
 import { createScheduler, SCHEDULER_CLASSES } from '../src/teacher/schedulers/index.ts';
 import { randn } from '../src/teacher/random.ts';
 

@@ -1,12 +1,12 @@
 /**
  * The verdict, in one place: a candidate is accepted when both images had a usable face, the similarity
  * of the two faces is at least the threshold of its category, and every rule of its category holds
- * (src/candidates/rules.ts). The work loop judges fresh scores with it; refilter, the report's
+ * (src/scorers/rules.ts). The work loop judges fresh scores with it; refilter, the report's
  * threshold sweep and preview judge recorded ones.
  */
 import type { IdentityConfig } from '../identity/config.ts';
 import type { CandidateSpec, IdentityScore, IdentityVerdict } from '../types.ts';
-import { firstFailingRule, type Rule } from './rules.ts';
+import { firstFailingRule, type Rule } from '../scorers/rules.ts';
 
 /** The reject reason of a pair whose faces were compared and found too different. */
 export const BELOW_THRESHOLD = 'identity_below_threshold';

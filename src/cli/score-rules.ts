@@ -2,7 +2,7 @@ import { UserError } from '../errors.ts';
 import type { PipelineConfig } from '../config/index.ts';
 import { promptRulesOf } from '../config/check.ts';
 import { loadPromptSet } from '../prompts/grammar.ts';
-import { runRules, type Rule } from '../candidates/rules.ts';
+import { runRules, type Rule } from '../scorers/rules.ts';
 import type { ScorerName } from '../scorers/config.ts';
 
 /**

@@ -5,7 +5,7 @@ import { EXECUTION_PROVIDERS, MAX_PROMPT_ROWS } from './schema.ts';
 import { isUserError, UserError } from '../errors.ts';
 import { loadPromptSet } from '../prompts/grammar.ts';
 import { localModels } from '../models/index.ts';
-import { runRules, type RuleTable } from '../candidates/rules.ts';
+import { runRules, type RuleTable } from '../scorers/rules.ts';
 import type { PromptSet } from '../prompts/grammar.ts';
 
 /** The prompt set's rules by category (only categories that have some): what run.json records as prompt_rules. */

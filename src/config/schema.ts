@@ -4,7 +4,7 @@ import { storageConfigSchema, type StorageConfig } from '../store/config.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import { DEFAULT_QUALITY, PNG_COMPRESSION_LEVEL } from '../image/constants.ts';
 import { scorersConfigSchema, type ScorersConfig } from '../scorers/config.ts';
-import { rulesConfigSchema, type RulesConfig } from '../candidates/rules.ts';
+import { rulesConfigSchema, type RulesConfig } from '../scorers/rules.ts';
 
 /**
  * The pipeline config: one YAML or JSON file. Each stage owns the schema of its own section; this file

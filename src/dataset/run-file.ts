@@ -10,7 +10,7 @@ import type { Store } from '../store/types.ts';
 import { digestFiles, sha256Hex, type FileDigest } from '../util/digest.ts';
 import { localModels, type LocalModels } from '../models/index.ts';
 import { PROMPTS_FILE, RUN_FILE } from './layout.ts';
-import { runRules, type CategoryRules, type RuleTable } from '../candidates/rules.ts';
+import { runRules, type CategoryRules, type RuleTable } from '../scorers/rules.ts';
 
 /** 2: layout 2 (data/<split>-*.parquet, rejects/, markers/; src/dataset/layout.ts). */
 export const RUN_FORMAT = 'pairgen-run/2';
@@ -43,7 +43,7 @@ export interface RunPlan {
   derived_from?: { kind: 'refilter'; parent_run: string; parent_run_id: string; sets: string[] };
   /** Split fractions (train / validation / test by a hash of pair_id); default DEFAULT_SPLITS in src/dataset/splits.ts. */
   splits?: Record<string, number>;
-  /** The prompt set's verdict rules by category (src/candidates/rules.ts); absent when it has none. */
+  /** The prompt set's verdict rules by category (src/scorers/rules.ts); absent when it has none. */
   prompt_rules?: Record<string, RuleTable>;
 }
 

@@ -43,7 +43,7 @@ export interface Category {
   name: string;
   weight: number;
   identityThreshold: number | null;
-  /** The category's verdict rules (src/candidates/rules.ts), checked against the run's scorers at plan time. */
+  /** The category's verdict rules (src/scorers/rules.ts), checked against the run's scorers at plan time. */
   rules: Record<string, string | string[] | null>;
   attributes: Record<string, string>;
   slots: Map<string, Slot>;
@@ -137,7 +137,7 @@ const schema = {
         properties: {
           weight,
           identity_threshold: { type: 'number', minimum: -1, maximum: 1 },
-          // Checked against the run's scorers at plan time (src/candidates/rules.ts); here only the shape.
+          // Checked against the run's scorers at plan time (src/scorers/rules.ts); here only the shape.
           rules: { type: 'object', additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { type: 'string' } }, { type: 'null' }] } },
           attributes: stringMap,
           slots: slotMap,

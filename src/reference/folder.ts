@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { ConfigReader, trainingSchedule } from '../teacher/schedulers/common.ts';
-import { ClipTokenizer } from '../teacher/tokenizer.ts';
+import { ClipTokenizer } from '../text/clip-tokenizer.ts';
 import type { Bank } from './bank.ts';
 import { denoiserGraph, textEncoderGraph, vaeDecoderGraph, vaeEncoderGraph } from './graphs.ts';
 import { trainTextTable, writeTokenizer, type LabelledText } from './text.ts';

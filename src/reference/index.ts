@@ -7,7 +7,7 @@ import { UserError } from '../errors.ts';
 import { DEFAULT_RUNTIME, type RuntimeConfig } from '../onnx/session.ts';
 import { loadPromptSet } from '../prompts/index.ts';
 import { expandRows } from '../prompts/expand.ts';
-import type { ClipTokenizer } from '../teacher/tokenizer.ts';
+import type { ClipTokenizer } from '../text/clip-tokenizer.ts';
 import { BANK_PHOTOS, loadBank, photoDir, SOURCE_BANK } from './bank.ts';
 import { EDIT_NAMES } from './edits.ts';
 import { buildBank } from './crops.ts';

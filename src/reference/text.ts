@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClipTokenizer } from '../teacher/tokenizer.ts';
+import { ClipTokenizer } from '../text/clip-tokenizer.ts';
 
 /**
  * The reference teacher's text side: a CLIP BPE vocabulary whose merges spell every word of the prompt

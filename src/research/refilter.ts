@@ -2,7 +2,7 @@ import { UserError } from '../errors.ts';
 import { runTeacher } from '../candidates/draw.ts';
 import { specOfRow } from '../candidates/table.ts';
 import { judgeRecorded } from '../candidates/verdict.ts';
-import { runRules, type CategoryRules } from '../candidates/rules.ts';
+import { runRules, type CategoryRules } from '../scorers/rules.ts';
 import { CANDIDATES_FILE, isDataKey } from '../dataset/layout.ts';
 import { isCommitted, writeShard } from '../dataset/commit.ts';
 import { finalizeRun } from '../run/finalize.ts';

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { UserError } from '../errors.ts';
 import { EditTruthTally, GroundTruthTally, type EditTruthResult, type PrecisionRecall } from '../reference/index.ts';
-import { firstFailingRule, scoresRead } from '../candidates/rules.ts';
+import { firstFailingRule, scoresRead } from '../scorers/rules.ts';
 import { scoreColumn } from '../scorers/config.ts';
 import { EDIT_MADE } from '../shards/manifest-group.ts';
 import { writePreview } from '../report/index.ts';

@@ -21,7 +21,7 @@ import { checkSplits, splitOf, type SplitFractions } from '../dataset/splits.ts'
 import { runTeacher } from '../candidates/draw.ts';
 import { readCandidateSpecs } from '../candidates/table.ts';
 import { identityVerdict, judge } from '../candidates/verdict.ts';
-import type { CategoryRules, Rule } from '../candidates/rules.ts';
+import type { CategoryRules, Rule } from '../scorers/rules.ts';
 import type { PairScores, Scorers } from '../scorers/index.ts';
 import { planRules } from '../dataset/run-file.ts';
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
-import { ClipTokenizer } from '../teacher/tokenizer.ts';
+import { ClipTokenizer } from '../text/clip-tokenizer.ts';
 import type { RgbImage } from '../types.ts';
 import type { PairInput, ScorerResult } from './scorer.ts';
 

@@ -4,7 +4,7 @@ import { UserError } from '../errors.ts';
 import { FLOAT_TYPES, INT_TYPES, OnnxModel, readOnnxHeader, type OnnxHeader, type OnnxIo, type RuntimeConfig } from '../onnx/index.ts';
 import { log } from '../util/log.ts';
 import type { TeacherConfig } from './config.ts';
-import { ClipTokenizer } from './tokenizer.ts';
+import { ClipTokenizer } from '../text/clip-tokenizer.ts';
 import { readSchedulerConfig } from './schedulers/index.ts';
 
 /**

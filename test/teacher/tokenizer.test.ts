@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync, writeFileSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClipTokenizer } from '../../src/teacher/tokenizer.ts';
+import { ClipTokenizer } from '../../src/text/clip-tokenizer.ts';
 import { UserError } from '../../src/errors.ts';
 
 import { FIXTURES } from '../helpers/fixtures.ts';

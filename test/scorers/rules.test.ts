@@ -1,11 +1,11 @@
 /**
- * The rules language (src/candidates/rules.ts) and the whole verdict (identity, then rules): parsing,
+ * The rules language (src/scorers/rules.ts) and the whole verdict (identity, then rules): parsing,
  * null handling, resolution order (default → prompt set → config category), every problem a user can
  * write, and the property that a recorded pair judged again by the same rules gets the same verdict.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultRules, firstFailingRule, holds, parseCondition, resolveRules, runRules, type RuleContext } from '../../src/candidates/rules.ts';
+import { defaultRules, firstFailingRule, holds, parseCondition, resolveRules, runRules, type RuleContext } from '../../src/scorers/rules.ts';
 import { judge, judgeRecorded, BELOW_THRESHOLD } from '../../src/candidates/verdict.ts';
 import { DEFAULT_IDENTITY } from '../../src/identity/config.ts';
 import { mulberry32 } from '../helpers/prng.ts';

@@ -15,7 +15,7 @@
  * it. The grammar is four token kinds, so it is parsed here by one regular expression rather than
  * with a parser library.
  */
-import { SCORE_NAMES, scorerOf, TEXT_NAMES, type ScorerName } from '../scorers/config.ts';
+import { SCORE_NAMES, scorerOf, TEXT_NAMES, type ScorerName } from './config.ts';
 
 /** The identity stage's score a rule may name (the identity threshold itself stays `identity.threshold`). */
 export const IDENTITY_SCORES = ['identity.similarity'] as const;
