@@ -9,7 +9,7 @@ import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { RunDb } from '../dataset/db.ts';
 import { judgeRecorded, type RecordedRow } from '../candidates/verdict.ts';
-import { scoresRead, type Rule } from '../candidates/rules.ts';
+import { scoresRead, type Rule } from '../scorers/rules.ts';
 import { scoreColumn } from '../scorers/config.ts';
 import { planRules } from '../dataset/run-file.ts';
 import type { IdentityConfig } from '../identity/config.ts';
