@@ -6,7 +6,7 @@ import { action } from './common.ts';
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('HTML report of a finalized run: acceptance by category, identity score distributions by category, threshold sweep (pairs kept vs threshold)')
+    .description('HTML report of a finalized run: acceptance by category, identity score distributions by category, threshold sweep (pairs kept vs threshold), and with scorers the distribution of every score by category with the bounds of the rules')
     .argument('<run-uri>', 'a finalized run')
     .option('--out <dir>', 'folder or s3:// prefix for index.html and the plots (default: report/ inside the run)')
     .action(

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import type { DatasetStats } from '../shards/index.ts';
-import { ensureFonts, FONT_FAMILY, markup } from './text.ts';
+import { ensureFonts, FONT_FAMILY } from './text.ts';
+import { fmt, svgText as text } from './svg.ts';
 
 type Histogram = DatasetStats['identity_similarity'];
 
@@ -65,12 +66,4 @@ function panel(title: string, h: Histogram, lines: number[], edges: number[], to
     out.push(text(x(t) + 4, top + PLOT_TOP + 6, `threshold ${t}`, 10, 'normal', 'start', '#c00000'));
   }
   return out.join('');
-}
-
-function text(x: number, y: number, s: string, size: number, weight = 'normal', anchor = 'start', fill = '#222222'): string {
-  return `<text x="${fmt(x)}" y="${fmt(y)}" font-size="${size}" font-weight="${weight}" text-anchor="${anchor}" fill="${fill}">${markup(s)}</text>`;
-}
-
-function fmt(v: number): string {
-  return String(Math.round(v * 100) / 100);
 }

@@ -4,6 +4,9 @@ import { ParquetViews, firstLine } from '../dataset/db.ts';
 import { MANIFEST_FILE } from '../dataset/layout.ts';
 import { predicateSql } from '../dataset/predicate.ts';
 import type { Store } from '../store/types.ts';
+import type { CategoryRules } from '../scorers/rules.ts';
+import { scoreColumn, type ScorerName } from '../scorers/config.ts';
+import { scoreDistributions, type ScoreDistributions } from './scores.ts';
 
 /** What a contact sheet shows of one candidate (manifest columns; images are fetched separately). */
 export interface SheetRow {
@@ -25,6 +28,8 @@ export interface SheetRow {
   source_prompt: string;
   target_prompt: string;
   attributes: Record<string, string>;
+  /** The pair scores asked for (by name, `edit.magnitude`): what the sheet's caption shows; empty without scorers. */
+  scores: Record<string, number | null>;
 }
 
 const COLUMNS = `pair_id, "index"::DOUBLE AS "index", shard::DOUBLE AS shard, seed::DOUBLE AS seed, category, instruction,
@@ -59,13 +64,13 @@ export class ManifestQuery {
    * predicateSql: never pasted into SQL), in candidate order, at most `limit`. A condition DuckDB
    * cannot bind or run (e.g. a type mismatch) is the user's mistake.
    */
-  async select(predicate: string | undefined, limit: number): Promise<SheetRow[]> {
+  async select(predicate: string | undefined, limit: number, scores: readonly string[] = []): Promise<SheetRow[]> {
     const columns = await this.columns();
     const where = predicate === undefined ? '' : `WHERE ${predicateSql(predicate, { option: '--where', view: 'manifest', columns })}`;
-    const sql = `SELECT ${COLUMNS} FROM manifest ${where} ORDER BY "index" LIMIT ${Math.floor(limit)}`;
+    const sql = `SELECT ${COLUMNS}${scoreSelect(scores)} FROM manifest ${where} ORDER BY "index" LIMIT ${Math.floor(limit)}`;
     try {
       const stmt = await this.db.prepare(sql);
-      return toRows((await stmt.runAndReadAll()).getRowObjectsJS());
+      return toRows((await stmt.runAndReadAll()).getRowObjectsJS(), scores);
     } catch (e) {
       if (predicate === undefined) throw e;
       throw new UserError(`--where ${JSON.stringify(predicate)}: ${firstLine(e)} (manifest columns: ${columns.join(', ')})`);
@@ -73,7 +78,7 @@ export class ManifestQuery {
   }
 
   /** Up to `accepted` accepted and `rejected` rejected candidates of each category (fewer of one kind → more of the other), in candidate order. */
-  async samplePerCategory(accepted: number, rejected: number): Promise<Map<string, SheetRow[]>> {
+  async samplePerCategory(accepted: number, rejected: number, scores: readonly string[] = []): Promise<Map<string, SheetRow[]>> {
     const total = accepted + rejected;
     // Rank on three narrow columns only, then fetch the full rows of the few chosen candidates:
     // a manifest of 10 million rows must not be materialised whole.
@@ -88,8 +93,8 @@ export class ManifestQuery {
       chosen AS (
         SELECT idx FROM ranked JOIN counts USING (cat)
         WHERE k <= CASE WHEN acc THEN ${total} - least(n_rej, ${rejected}) ELSE ${total} - least(n_acc, ${accepted}) END)
-      SELECT ${COLUMNS} FROM manifest WHERE "index" IN (SELECT idx FROM chosen) ORDER BY category, "index"`;
-    const rows = toRows((await this.db.runAndReadAll(sql)).getRowObjectsJS());
+      SELECT ${COLUMNS}${scoreSelect(scores)} FROM manifest WHERE "index" IN (SELECT idx FROM chosen) ORDER BY category, "index"`;
+    const rows = toRows((await this.db.runAndReadAll(sql)).getRowObjectsJS(), scores);
     const out = new Map<string, SheetRow[]>();
     for (const row of rows) {
       if (!out.has(row.category)) out.set(row.category, []);
@@ -110,12 +115,22 @@ export class ManifestQuery {
     return out;
   }
 
+  /** The score histograms by category of the enabled scorers (scores.ts); null when the manifest has no score column. */
+  async scoreDistributions(enabled: readonly ScorerName[], rules: CategoryRules): Promise<ScoreDistributions | null> {
+    return scoreDistributions(this.db, enabled, await this.columns(), rules);
+  }
+
   close(): Promise<void> {
     return this.parquet.close();
   }
 }
 
-function toRows(rows: Record<string, unknown>[]): SheetRow[] {
+/** The extra select list of score columns (names checked against the manifest's columns by the caller). */
+function scoreSelect(scores: readonly string[]): string {
+  return scores.map((n) => `, "${scoreColumn(n)}"::DOUBLE AS "${scoreColumn(n)}"`).join('');
+}
+
+function toRows(rows: Record<string, unknown>[], scores: readonly string[]): SheetRow[] {
   return rows.map((r) => ({
     pair_id: String(r.pair_id),
     index: Number(r.index),
@@ -134,5 +149,9 @@ function toRows(rows: Record<string, unknown>[]): SheetRow[] {
     source_prompt: String(r.source_prompt),
     target_prompt: String(r.target_prompt),
     attributes: JSON.parse(String(r.attributes)) as Record<string, string>,
+    scores: Object.fromEntries(scores.map((n) => {
+      const v = r[scoreColumn(n)];
+      return [n, v === null || v === undefined ? null : Number(v)];
+    })),
   }));
 }

@@ -2,19 +2,23 @@ import sharp from 'sharp';
 import { UserError } from '../errors.ts';
 // The identity histograms are the preview's own drawing (src/report); the report adds the research plots.
 import { renderHistogram } from './histogram.ts';
-import { PREVIEW_DIR } from './preview.ts';
+import { PREVIEW_DIR, scorePlots } from './preview.ts';
+import { scoresSectionHtml, type ScoreSection } from './html.ts';
+import { scoreDistributions, type ScoreDistributions } from './scores.ts';
 import { STATS_FILE } from '../dataset/layout.ts';
 import type { DatasetStats } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { RunDb } from '../dataset/db.ts';
 import { judgeRecorded, type RecordedRow } from '../candidates/verdict.ts';
-import { scoresRead, type Rule } from '../scorers/rules.ts';
+import { scoresRead, type CategoryRules, type Rule } from '../scorers/rules.ts';
 import { scoreColumn } from '../scorers/config.ts';
 import { planRules } from '../dataset/run-file.ts';
 import type { IdentityConfig } from '../identity/config.ts';
 
 export const REPORT_DIR = 'report/';
+/** The score histograms of a run with scorers, for scripts (ScoreDistributions). */
+export const SCORES_FILE = 'scores.json';
 
 export interface ReportOptions {
   /** Where to write (a folder or s3:// prefix); default: report/ inside the run. */
@@ -34,18 +38,23 @@ export interface ThresholdSweep {
 /**
  * `pairgen report`: index.html with acceptance by category, identity score distributions by category
  * and the threshold sweep (pairs kept vs threshold, from the recorded scores: what `pairgen refilter`
- * would keep), as PNG plots plus sweep.json. A pure function of the run's files.
+ * would keep), as PNG plots plus sweep.json; with scorers, the score distributions by category with
+ * the rules' bounds (a plot per scorer, scores.json). A pure function of the run's files.
  */
 export async function reportRun(runUri: string, options: ReportOptions = {}): Promise<{ uri: string; files: string[] }> {
   const run = await RunDb.open(runUri, { views: ['manifest'] });
   let sweep: ThresholdSweep;
   let stats: DatasetStats;
+  let distributions: ScoreDistributions | null;
+  let rules: CategoryRules;
   try {
     if (!run.views.has('manifest')) throw new UserError(`${run.store.uri}: the run has no manifest.parquet yet; finish it with \`pairgen finalize\` first`);
     const bytes = await run.store.getIfExists(STATS_FILE);
     if (!bytes) throw new UserError(`${run.store.uri}: the run has no ${STATS_FILE} yet; finish it with \`pairgen finalize\` first`);
     stats = JSON.parse(Buffer.from(bytes).toString('utf8'));
-    sweep = await thresholdSweep(run);
+    rules = planRules(run.plan, `${run.store.uri}/run.json`);
+    sweep = await thresholdSweep(run, rules);
+    distributions = await scoreDistributions(run.db, run.plan.config.scorers?.enabled ?? [], await run.columns('manifest'), rules);
   } finally {
     await run.close();
   }
@@ -57,7 +66,14 @@ export async function reportRun(runUri: string, options: ReportOptions = {}): Pr
     ['threshold-sweep.png', await sweepPlot(sweep)],
     ['sweep.json', JSON.stringify(sweep) + '\n'],
   ]);
-  files.set('index.html', page(run.plan.name, run.plan.run_id, run.store.uri, stats, sweep, hasPreview));
+  let scores: ScoreSection | undefined;
+  if (distributions) {
+    const plots = await scorePlots(distributions, rules, SCORES_FILE);
+    for (const [file, png] of plots.files) files.set(file, png);
+    files.set(SCORES_FILE, JSON.stringify(distributions) + '\n');
+    scores = plots.section;
+  }
+  files.set('index.html', page(run.plan.name, run.plan.run_id, run.store.uri, stats, sweep, hasPreview, scores));
   for (const [name, body] of files) await out.put(name, body, { contentType: name.endsWith('.png') ? 'image/png' : name.endsWith('.html') ? 'text/html; charset=utf-8' : 'application/json' });
   return { uri: out.uri, files: [...files.keys()] };
 }
@@ -68,7 +84,7 @@ export async function reportRun(runUri: string, options: ReportOptions = {}): Pr
  * DuckDB groups equal scores; the groups stream through, so a manifest of millions of rows is never
  * held in memory.
  */
-async function thresholdSweep(run: RunDb): Promise<ThresholdSweep> {
+async function thresholdSweep(run: RunDb, rules: CategoryRules): Promise<ThresholdSweep> {
   const thresholds = Array.from({ length: 201 }, (_, i) => Math.round(i - 100) / 100);
   const totals = (await run.db.runAndReadAll('SELECT category, count(*)::INTEGER AS n FROM manifest GROUP BY ALL ORDER BY category')).getRowObjectsJS();
   const current = (await run.db.runAndReadAll('SELECT DISTINCT category, identity_threshold::DOUBLE AS t FROM manifest ORDER BY ALL')).getRowObjectsJS();
@@ -80,7 +96,6 @@ async function thresholdSweep(run: RunDb): Promise<ThresholdSweep> {
     candidates.all += Number(r.n);
     passing[String(r.category)] = new Array(thresholds.length + 1).fill(0);
   }
-  const rules = planRules(run.plan, `${run.store.uri}/run.json`);
   const read = scoresRead(rules.values()).filter((n) => n !== 'identity.similarity').map(scoreColumn);
   const extra = read.map((c) => `, "${c}"::DOUBLE`).join('');
   const groups = await run.db.stream(`SELECT category, identity_similarity::DOUBLE AS s, reject_reason, count(*)::INTEGER AS n${extra} FROM manifest GROUP BY ALL`);
@@ -174,7 +189,7 @@ function sweepPlot(s: ThresholdSweep): Promise<Uint8Array> {
   return png(W, top + h + 44, body);
 }
 
-function page(name: string, runId: string, uri: string, s: DatasetStats, sweep: ThresholdSweep, hasPreview: boolean): string {
+function page(name: string, runId: string, uri: string, s: DatasetStats, sweep: ThresholdSweep, hasPreview: boolean, scores?: ScoreSection): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const cats = Object.entries(s.by_category);
   const marks = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -210,7 +225,7 @@ ${cats.map(([c, g]) => `<tr><td>${esc(c)}</td><td>${g.candidates}</td><td>${g.ac
 <table>
 <tr><th>category</th>${marks.map((t) => `<th>≥ ${t}</th>`).join('')}</tr>
 ${['all', ...cats.map(([c]) => c)].map((c) => `<tr><td>${esc(c)}</td>${marks.map((t) => `<td>${at(c, t)}</td>`).join('')}</tr>`).join('\n')}
-</table>
+</table>${scores ? `\n${scoresSectionHtml(scores, s)}` : ''}
 </body>
 </html>
 `;

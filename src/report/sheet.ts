@@ -1,4 +1,6 @@
 import sharp, { type OverlayOptions } from 'sharp';
+import type { CategoryRules } from '../scorers/rules.ts';
+import { verdictCaption } from './caption.ts';
 import type { SheetRow } from './manifest.ts';
 import { ensureFonts, markup, textImage } from './text.ts';
 
@@ -22,11 +24,12 @@ const GREEN = '#1a7f37';
 
 /**
  * A contact sheet as PNG bytes: a header, then one row per pair: source | edited | instruction,
- * category, identity score against its threshold, and the verdict. Rejected rows get a red frame and
- * their reason; an image that is not stored (rejects files keep none) is a grey "not stored" tile.
+ * category, identity score against its threshold, and the verdict with what decided it (verdictCaption
+ * over the category's `rules`: the failed rule and its scores' values). Rejected rows get a red frame;
+ * an image that is not stored (rejects files keep none) is a grey "not stored" tile.
  * Same entries and fonts → same bytes.
  */
-export async function renderContactSheet(entries: SheetEntry[], header: { title: string; subtitle: string }): Promise<Buffer> {
+export async function renderContactSheet(entries: SheetEntry[], header: { title: string; subtitle: string }, rules: CategoryRules = new Map()): Promise<Buffer> {
   await ensureFonts();
   const height = HEADER + entries.length * ROW;
   const layers: OverlayOptions[] = [];
@@ -47,7 +50,7 @@ export async function renderContactSheet(entries: SheetEntry[], header: { title:
     for (const [col, bytes] of [[0, e.source], [1, e.edited]] as const) {
       layers.push({ input: bytes ? await fitTile(bytes) : await notStoredTile(), left: PAD + col * (TILE + PAD), top: top + PAD });
     }
-    await text(rowMarkup(e), PAD + 2 * (TILE + PAD), top + PAD, TEXT_WIDTH, TILE);
+    await text(rowMarkup(e, rules), PAD + 2 * (TILE + PAD), top + PAD, TEXT_WIDTH, TILE);
     shapes.push(`<line x1="0" y1="${top + 0.5}" x2="${WIDTH}" y2="${top + 0.5}" stroke="#dddddd" stroke-width="1"/>`);
     if (!e.accepted) shapes.push(`<rect x="3" y="${top + 3}" width="${WIDTH - 6}" height="${ROW - 6}" fill="none" stroke="${RED}" stroke-width="4"/>`);
   }
@@ -58,16 +61,16 @@ export async function renderContactSheet(entries: SheetEntry[], header: { title:
     .toBuffer();
 }
 
-function rowMarkup(e: SheetEntry): string {
+function rowMarkup(e: SheetEntry, rules: CategoryRules): string {
   const instruction = e.instruction.length > MAX_INSTRUCTION ? e.instruction.slice(0, MAX_INSTRUCTION - 1) + '…' : e.instruction;
   const score = e.identity_similarity === null ? 'identity: no score' : `identity ${e.identity_similarity.toFixed(3)} (threshold ${round(e.identity_threshold)})`;
-  const verdict = e.accepted
-    ? `<span foreground="${GREEN}">accepted</span>`
-    : `<span foreground="${RED}"><b>rejected: ${markup(e.reject_reason ?? 'no reason recorded')}</b></span>`;
+  const caption = verdictCaption(e, rules.get(e.category) ?? []);
+  const verdict = e.accepted ? `<span foreground="${GREEN}">${markup(caption.verdict)}</span>` : `<span foreground="${RED}"><b>${markup(caption.verdict)}</b></span>`;
   return [
     `<b>${markup(instruction)}</b>`,
     `${markup(e.category)} · ${score}`,
     verdict,
+    ...caption.details.map((d) => `<span foreground="#444444" size="small">${markup(d)}</span>`),
     ...(e.regenerated ? ['<span foreground="#666666" size="small"><i>images regenerated from the seed for this sheet (not stored in the run)</i></span>'] : []),
     `<span foreground="#666666" size="small">#${e.index} · pair ${markup(e.pair_id)} · seed ${e.seed} · shard ${e.shard}</span>`,
   ].join('\n');
