@@ -40,7 +40,7 @@ export interface RunPlan {
    */
   candidates?: { file: string; sha256: string; rows: number; parent_run: string; parent_run_id: string };
   /** A run made from another one's recorded results (refilter): where from and what was overridden. */
-  derived_from?: { kind: 'refilter'; parent_run: string; parent_run_id: string; sets: string[] };
+  derived_from?: { kind: 'refilter'; parent_run: string; parent_run_id: string; sets: string[]; drop_duplicates?: boolean };
   /** Split fractions (train / validation / test by a hash of pair_id); default DEFAULT_SPLITS in src/dataset/splits.ts. */
   splits?: Record<string, number>;
   /** The prompt set's verdict rules by category (src/scorers/rules.ts); absent when it has none. */

@@ -20,6 +20,8 @@ import { deriveConfig, writeDerivedRun } from './derive.ts';
 export interface RefilterOptions {
   /** identity.threshold=…, identity.category_thresholds.<category>=… and rules.… overrides. */
   sets: string[];
+  /** Also reject the pairs the parent's manifest marks as near-duplicates (duplicate_of), as `near_duplicate`. */
+  dropDuplicates?: boolean;
   /** Called after each shard of the new run is written or found already written. */
   onShard?: (e: { shard: number; status: 'written' | 'skipped'; copied: number; regenerated: number }) => void;
 }
@@ -47,7 +49,7 @@ const ALLOWED = [/^identity\.threshold$/, /^identity\.category_thresholds(\.[^.]
  * what a fresh run with the new thresholds would write (the same pairs, verdicts and image bytes).
  */
 export async function refilterRun(parentUri: string, outUri: string, options: RefilterOptions): Promise<RefilterResult> {
-  if (options.sets.length === 0) throw new UserError('refilter needs at least one --set, e.g. --set identity.threshold=0.5');
+  if (options.sets.length === 0 && !options.dropDuplicates) throw new UserError('refilter needs at least one --set (e.g. --set identity.threshold=0.5) or --drop-duplicates');
   for (const s of options.sets) {
     const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
     if (!ALLOWED.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold, identity.category_thresholds.<category> and the rules (rules.default.<name>, rules.categories.<category>.<name>); use \`pairgen regenerate\` for other settings`);
@@ -63,8 +65,9 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   const { markers } = await scanShards(parentStore, parent);
   if (markers.size < parent.shards) throw new UserError(`${parentStore.uri}: ${parent.shards - markers.size} of ${parent.shards} shards are not committed; finish the run first`);
   const promptThresholds = await categoryThresholds(parentUri);
+  const duplicates = options.dropDuplicates ? await markedDuplicates(parentUri, parent) : new Set<string>();
 
-  const plan: RunPlan = { ...parent, run_id: '', code_version: CODE_VERSION, config, derived_from: { kind: 'refilter', parent_run: parentStore.uri, parent_run_id: parent.run_id, sets: options.sets } };
+  const plan: RunPlan = { ...parent, run_id: '', code_version: CODE_VERSION, config, derived_from: { kind: 'refilter', parent_run: parentStore.uri, parent_run_id: parent.run_id, sets: options.sets, ...(options.dropDuplicates ? { drop_duplicates: true } : {}) } };
   const extra = parent.candidates ? [{ key: CANDIDATES_FILE, bytes: await parentStore.get(CANDIDATES_FILE) }] : [];
   const { store, created } = await writeDerivedRun(plan, parentStore, outUri, { files: extra });
 
@@ -77,7 +80,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
         options.onShard?.({ shard, status: 'skipped', copied: 0, regenerated: 0 });
         continue;
       }
-      const counts = await refilterShard({ plan, parentStore, parentMarker: markers.get(shard)!, store, shard, splits, promptThresholds, rules, teacher: async () => (teacher ??= await runTeacher(plan)) });
+      const counts = await refilterShard({ plan, parentStore, parentMarker: markers.get(shard)!, store, shard, splits, promptThresholds, rules, duplicates, teacher: async () => (teacher ??= await runTeacher(plan)) });
       result.copied += counts.copied;
       result.regenerated += counts.regenerated;
       result.dropped += counts.dropped;
@@ -90,6 +93,26 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   result.accepted = done.accepted;
   result.rejected = done.rejected;
   return result;
+}
+
+/** The reject reason of a pair dropped by --drop-duplicates. */
+export const NEAR_DUPLICATE = 'near_duplicate';
+
+/**
+ * The pairs the parent's manifest marks as near-duplicates (duplicate_of, written by finalize when the
+ * duplicates scorer runs). Their references were accepted in the parent: a refilter that also tightens
+ * rules may reject a reference and still drop its duplicate; the new run's finalize marks afresh.
+ */
+async function markedDuplicates(parentUri: string, parent: RunPlan): Promise<Set<string>> {
+  if (!parent.config.scorers?.enabled.includes('duplicates')) throw new UserError(`--drop-duplicates: ${parentUri} was made without the duplicates scorer, so no source hashes were recorded; regenerate it with --set 'scorers.enabled=[…, duplicates]'`);
+  const run = await RunDb.open(parentUri, { views: ['manifest'] });
+  try {
+    if (!run.views.has('manifest')) throw new UserError(`--drop-duplicates: ${parentUri} has no manifest.parquet yet (finalize marks the duplicates); run \`pairgen finalize ${parentUri}\` first`);
+    const rows = (await run.db.runAndReadAll('SELECT pair_id FROM manifest WHERE duplicate_of IS NOT NULL')).getRowObjectsJS();
+    return new Set(rows.map((r) => String(r.pair_id)));
+  } finally {
+    await run.close();
+  }
 }
 
 /** The prompt set's per-category thresholds, from the parent's prompt table (null: none set). */
@@ -118,6 +141,8 @@ interface ShardJob {
   splits: SplitFractions;
   promptThresholds: Map<string, number | null>;
   rules: CategoryRules;
+  /** Pairs to reject as near_duplicate (--drop-duplicates): the parent manifest's marks. */
+  duplicates: Set<string>;
   teacher: () => Promise<Teacher>;
 }
 
@@ -139,7 +164,8 @@ async function refilterShard(job: ShardJob): Promise<{ copied: number; regenerat
   let copied = 0;
   let dropped = 0;
   for (const row of rows) {
-    const verdict = judgeRecorded(row, identity, job.rules.get(row.category) ?? [], job.promptThresholds.get(row.category) ?? null);
+    const judged = judgeRecorded(row, identity, job.rules.get(row.category) ?? [], job.promptThresholds.get(row.category) ?? null);
+    const verdict = judged.accepted && job.duplicates.has(row.pair_id) ? { ...judged, accepted: false, rejectReason: NEAR_DUPLICATE } : judged;
     const record: PairRecord = {
       ...withoutManifestColumns(row),
       run_id: plan.run_id,

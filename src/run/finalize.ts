@@ -10,6 +10,7 @@ import { renderDatasetCard, runSchemas, StatsAccumulator, writeManifestFromShard
 import { CARD_FILE, CHECKSUMS_FILE, DATA_PREFIX, isDataKey, MANIFEST_FILE, shardName, splitGlob, STATS_FILE } from '../dataset/layout.ts';
 import { markerProblems, readMarker, readShardTimings } from '../dataset/commit.ts';
 import { openRun, planRules, type RunPlan } from '../dataset/run-file.ts';
+import { nearDuplicateMarks } from './duplicates.ts';
 import { scanShards } from '../dataset/scan.ts';
 import { checkSplits, SPLIT_NAMES } from '../dataset/splits.ts';
 
@@ -36,7 +37,17 @@ export type RunStats = DatasetStats & {
    * both truths, and how many unedited / wrongly edited pairs were kept; null when the teacher records no edit truth.
    */
   edit_vs_ground_truth: EditTruthResult | null;
+  /** Runs with the duplicates scorer: rows marked as near-duplicates (manifest `duplicate_of`), accepted ones by category. */
+  near_duplicates: NearDuplicateCounts | null;
 };
+
+export interface NearDuplicateCounts {
+  /** Every marked row, accepted or not. */
+  marked: number;
+  /** Accepted pairs whose source nearly copies an earlier accepted pair's: `refilter --drop-duplicates` drops them. */
+  accepted: number;
+  by_category: Record<string, number>;
+}
 
 export interface FinalizeOptions {
   rangeReadBytes?: number;
@@ -83,11 +94,15 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
   const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files }));
+  const duplicateOf = plan.config.scorers?.enabled.includes('duplicates') ? await nearDuplicateMarks(store, shards, options.rangeReadBytes) : undefined;
+  const duplicates: NearDuplicateCounts | null = duplicateOf ? { marked: 0, accepted: 0, by_category: {} } : null;
+  let row0 = 0; // the manifest row of the group's first row
   const [rows] = await Promise.all([
     writeManifestFromShards(pass, {
       shards,
       scorers: plan.config.scorers?.enabled ?? [],
       statsScores,
+      duplicateOf,
       store,
       storeUri: runUri,
       storage: plan.config.storage,
@@ -113,10 +128,18 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
               editTruth.add(row.accepted, extra, firstFailingRule(rules.get(row.category) ?? [], score) === null);
             }
           }
+          if (duplicates && duplicateOf![row0 + i] !== null) {
+            duplicates.marked++;
+            if (row.accepted) {
+              duplicates.accepted++;
+              duplicates.by_category[row.category] = (duplicates.by_category[row.category] ?? 0) + 1;
+            }
+          }
           splitCounts[g.split[i]].candidates++;
           if (row.accepted) splitCounts[g.split[i]].accepted++;
           stats.add(row);
         }
+        row0 += g.category.length;
       },
     }),
     upload,
@@ -132,10 +155,12 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
     splits,
     identity_vs_ground_truth: truth.result(),
     edit_vs_ground_truth: editTruth.result(),
+    near_duplicates: duplicates,
   };
   await store.put(STATS_FILE, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
   const card = renderDatasetCard({
     schema: runSchemas(plan.config.scorers?.enabled).pair,
+    nearDuplicates: duplicates,
     name: plan.name,
     runUri: store.uri,
     stats: result,

@@ -34,6 +34,10 @@ export function formatRunSummary(result: FinalizeResult, wallSeconds: number | n
       `all rules vs ground truth:       precision ${pct(et.pair.precision)}, recall ${pct(et.pair.recall)} (person kept and the asked edit made)`,
     );
   }
+  if (s.near_duplicates) {
+    const d = s.near_duplicates;
+    lines.push(`near-duplicate sources: ${d.accepted} accepted pairs nearly copy an earlier accepted pair (${d.marked} rows marked in manifest.parquet duplicate_of; refilter --drop-duplicates drops them)`);
+  }
   const t = s.timings_seconds;
   const stageTotal = Object.values(t).reduce((a, b) => a + b, 0);
   if (wallSeconds !== null && wallSeconds > 0) lines.push(`throughput: ${(s.candidates / wallSeconds).toFixed(2)} candidate pairs/s over ${wallSeconds.toFixed(1)} s of wall time`);

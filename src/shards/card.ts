@@ -24,6 +24,8 @@ export interface CardSplit {
 }
 
 export interface CardInput {
+  /** Runs with the duplicates scorer: accepted pairs marked as near-duplicates, by category. */
+  nearDuplicates?: { accepted: number; by_category: Record<string, number> } | null;
   /** The data files' schema (runSchemas(scorers).pair); default: the fixed columns only. */
   schema?: Schema;
   /** Dataset name, used as the title and pretty_name. */
@@ -143,6 +145,9 @@ export function renderDatasetCard(c: CardInput): string {
     '',
     table(['candidates', 'accepted', 'rejected', 'acceptance', 'shards'], [[s.candidates, s.accepted, s.rejected, pct(s.acceptance_rate), s.shards]]),
     '',
+    ...(c.nearDuplicates
+      ? [`Near-duplicate sources: ${c.nearDuplicates.accepted} accepted pairs have a source within 6 bits (dHash) of an earlier accepted pair's (manifest column \`duplicate_of\`)${Object.keys(c.nearDuplicates.by_category).length ? `: ${Object.entries(c.nearDuplicates.by_category).map(([k, n]) => `${k} ${n}`).join(', ')}` : ''}.`, '']
+      : []),
     '### Acceptance by category',
     '',
     categories.length

@@ -4,7 +4,7 @@ import { UserError } from '../errors.ts';
 import type { Store } from '../store/types.ts';
 import { columnSettings, listColumns, parquetWriter } from './parquet.ts';
 import { canonicalJson } from '../util/json.ts';
-import { isJsonField, runSchemas, type RunSchemas } from './record.ts';
+import { DUPLICATE_OF, isJsonField, runSchemas, type RunSchemas } from './record.ts';
 import type { ScorerName } from '../scorers/config.ts';
 import { readPairgenMetadata, type ParquetSource } from './shard.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
@@ -32,6 +32,8 @@ export interface GroupTask {
   scorers: ScorerName[];
   /** Score columns handed to stats (those the run's rules read). */
   statsScores: string[];
+  /** With the duplicates scorer: the group's `duplicate_of` marks in row order (finalize's near-duplicate pass). */
+  duplicateOf?: (string | null)[];
   skip: number;
   rows: number;
 }
@@ -106,6 +108,7 @@ async function readFileColumns(source: ParquetSource, file: string, expectedRows
   const cols: Columns = READ_FIELDS.map((f, c) => cellColumn(f, raw[c], file));
   cols.push(new Array(n).fill(file));
   cols.push(Array.from({ length: n }, (_, i) => BigInt(i)));
+  if (schemas.manifest.fields.length > cols.length) cols.push(new Array(n).fill(null)); // duplicate_of: set per group
   return cols;
 }
 
@@ -192,6 +195,11 @@ async function groupColumns(task: GroupTask, open: (f: { name: string; size: num
     }
   };
   await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, task.shards.length) }, reader));
+  const marks = schemas.manifest.fields.findIndex((f) => f.name === DUPLICATE_OF);
+  if (marks >= 0) {
+    if (task.duplicateOf?.length !== task.rows) throw new Error(`manifest group: ${task.duplicateOf?.length ?? 'no'} duplicate_of marks for ${task.rows} rows`);
+    cols[marks] = task.duplicateOf;
+  }
   return cols;
 }
 

@@ -41,6 +41,8 @@ export interface ShardManifestOptions {
   scorers?: ScorerName[];
   /** Score columns to hand to onGroup (GroupStatsColumns.scores), e.g. those the run's rules read. */
   statsScores?: string[];
+  /** With the duplicates scorer: every row's `duplicate_of` mark, in manifest row order. */
+  duplicateOf?: (string | null)[];
   /** The store the files are read from, and what opens it again inside a worker thread. */
   store: Store;
   storeUri: string;
@@ -65,6 +67,10 @@ export interface ShardManifestOptions {
  */
 export async function writeManifestFromShards(sink: Writable, o: ShardManifestOptions): Promise<number> {
   const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS, o.scorers ?? [], o.statsScores ?? []);
+  if (o.duplicateOf) {
+    let at = 0;
+    for (const t of tasks) t.duplicateOf = o.duplicateOf.slice(at, (at += t.rows));
+  }
   const rangeReadBytes = o.rangeReadBytes ?? RANGE_READ_BYTES;
   const threads = Math.max(1, Math.min(o.threads ?? availableParallelism(), tasks.length));
   const pool = threads > 1 ? new GroupPool(threads, o.workerHeapMib ?? WORKER_HEAP_MIB, { storeUri: o.storeUri, storage: o.storage ?? {}, rangeReadBytes }) : null;

@@ -146,6 +146,9 @@ export function scoreFields(enabled: readonly ScorerName[]): Field[] {
   return scoreColumns(enabled).map((c) => new Field(c.column, c.kind === 'number' ? new Float64() : new Utf8(), true));
 }
 
+/** Manifest column (runs with the duplicates scorer): the earlier accepted pair whose source this one nearly copies. */
+export const DUPLICATE_OF = 'duplicate_of';
+
 /** The three schemas of one run: its data files, its rejects files and its manifest. */
 export interface RunSchemas {
   pair: Schema;
@@ -162,7 +165,9 @@ export function runSchemas(enabled: readonly ScorerName[] = []): RunSchemas {
   if (!schemas) {
     const scores = scoreFields(enabled);
     const rejects = new Schema([...rejectsSchema.fields, ...scores]);
-    schemas = { pair: new Schema([...pairSchema.fields, ...scores]), rejects, manifest: new Schema([...rejects.fields, utf8('file'), int64('file_row')]) };
+    // With the duplicates scorer, finalize marks near-duplicate sources across the run in the manifest.
+    const marks = enabled.includes('duplicates') ? [utf8(DUPLICATE_OF, true)] : [];
+    schemas = { pair: new Schema([...pairSchema.fields, ...scores]), rejects, manifest: new Schema([...rejects.fields, utf8('file'), int64('file_row'), ...marks]) };
     schemasByScorers.set(key, schemas);
   }
   return schemas;
@@ -327,6 +332,7 @@ export const columnDescriptions: Record<string, string> = {
   reject_reason: 'Short machine-readable reason, e.g. identity_below_threshold, no_face_edited; null when accepted.',
   extra: 'JSON object: teacher-specific facts recorded with the pair.',
   file: 'Manifest only: the data file holding the row, relative to the run root.',
+  duplicate_of: 'Manifest only, runs with the duplicates scorer: the pair_id of the earliest accepted pair (in pair_id order) whose source dHash is within 6 bits of this pair\'s, null when none (docs/scorers.md, duplicates).',
   file_row: 'Manifest only: the row\'s position in that file (0-based).',
   parent_pair_id: 'Regenerated pairs: the pair_id of the pair this one was regenerated from; null in ordinary runs.',
   changes: 'JSON object: regenerated pairs: the settings that differ from the parent run, {"key.path": {"from": old, "to": new}}; {} otherwise.',

@@ -83,7 +83,7 @@ const GOLDEN = AVX512
       ['data/train-00000-of-00001.parquet', '77c2378afbe4d9ff8b8c7c646b6247f97d7a060c0a02fe7e93cf462c8eea336b'],
       ['rejects/shard-00000.parquet', '59c1fc229a36e56e8df1f5b0d644934b0baacbdea1a1bb807e6405e698db8252'],
       ['markers/shard-00000.json', '3e95b846ec7626b536388a01ff041260ffe9a0791d2e5d9fc59f7d468312c549'],
-      ['manifest.parquet', '81ac997bb3df692a813a23181607cbfb0b2d742def0f9460b30a8c7f9bce9c5d'],
+      ['manifest.parquet', 'd5af1f019a40df89bdfede3f8cdd18997d7d2203a982c25d1b862c74adedd88c'],
     ] as const)
   : null;
 

@@ -18,6 +18,7 @@ import { judgeRecorded } from '../../src/candidates/verdict.ts';
 import { planRules, readPlan } from '../../src/dataset/run-file.ts';
 import { openStore } from '../../src/store/index.ts';
 import { scoreColumns, SCORER_NAMES } from '../../src/scorers/config.ts';
+import { findNearDuplicates } from '../../src/scorers/near-duplicates.ts';
 import { BIN, FIXTURES, REPO, readTree, runAsync, sqlRows, tempDir } from '../helpers/run-fixture.ts';
 
 const dir = tempDir('pairgen-scorers-run-');
@@ -169,4 +170,42 @@ test('bad rules are refused at plan time: exit 2, one line naming the key, nothi
     assert.match(lines[0], expected, name);
     assert.equal(existsSync(out), false, `${name}: nothing written`);
   }
+});
+
+test('finalize marks near-duplicate sources in pair_id order; refilter --drop-duplicates drops the accepted ones', async () => {
+  // The demo's reference teacher draws its sources from 22 faces: a few dozen candidates repeat some.
+  const { ensureReferenceTeacher } = await import('../../src/reference/index.ts');
+  await ensureReferenceTeacher();
+  const demo = join(dir, 'demo');
+  const made = await runAsync(process.execPath, [BIN, 'run', join(REPO, 'pipelines/demo.yaml'), '--out', demo, '--pairs', '30', '--shard-size', '15']);
+  assert.equal(made.status, 0, made.stderr);
+  const rows = await sqlRows(`SELECT pair_id, accepted, duplicates_source_dhash AS h, duplicate_of FROM '${demo}/manifest.parquet'`);
+  const again = findNearDuplicates({ pairIds: rows.map((r) => String(r.pair_id)), dhashes: rows.map((r) => (r.h === null ? null : String(r.h))), accepted: rows.map((r) => r.accepted === true) });
+  assert.deepEqual(rows.map((r) => r.duplicate_of ?? null), again, 'the manifest holds the marks of the recorded hashes');
+  const marked = rows.filter((r) => r.accepted && r.duplicate_of !== null);
+  assert.ok(marked.length > 0, 'some demo sources repeat');
+  const byId = new Map(rows.map((r) => [String(r.pair_id), r]));
+  for (const r of marked) {
+    const ref = byId.get(String(r.duplicate_of))!;
+    assert.equal(ref.accepted, true, 'a reference is an accepted pair');
+    assert.equal(ref.duplicate_of, null, 'a reference is not itself marked');
+    assert.ok(String(ref.pair_id) < String(r.pair_id), 'references come first in pair_id order');
+  }
+  const stats = JSON.parse(readFileSync(join(demo, 'stats.json'), 'utf8'));
+  assert.equal(stats.near_duplicates.accepted, marked.length);
+  assert.match(readFileSync(join(demo, 'README.md'), 'utf8'), new RegExp(`Near-duplicate sources: ${marked.length} accepted pairs`));
+
+  const out = join(dir, 'deduplicated');
+  const r = await refilterRun(demo, out, { sets: [], dropDuplicates: true });
+  assert.equal(r.dropped, marked.length);
+  assert.equal(r.regenerated, 0);
+  const after = await sqlRows(`SELECT pair_id, accepted, reject_reason FROM '${out}/manifest.parquet'`);
+  for (const x of after) if (marked.some((m) => m.pair_id === x.pair_id)) assert.deepEqual([x.accepted, x.reject_reason], [false, 'near_duplicate']);
+  assert.equal(after.filter((x) => x.accepted).length, rows.filter((x) => x.accepted).length - marked.length);
+
+  const bad = await runAsync(process.execPath, [BIN, 'refilter', join(dir, 'run'), '--drop-duplicates', '--out', join(dir, 'bad-dedup')]);
+  assert.equal(bad.status, 0, `the scorer run has the duplicates scorer: ${bad.stderr}`);
+  const none = await runAsync(process.execPath, [BIN, 'refilter', join(dir, 'probe'), '--out', join(dir, 'bad-none')]);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr.trim(), /^error: refilter needs at least one --set \(e\.g\. --set identity\.threshold=0\.5\) or --drop-duplicates$/);
 });

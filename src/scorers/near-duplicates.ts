@@ -1,0 +1,473 @@
+/**
+ * Near-duplicate sources across a run (issue 11, "duplicates"): which pairs' source dHash is within a few
+ * bits of an earlier accepted pair's, in pair_id order, so the answer depends on the pair ids only.
+ *
+ * The rule. Walk the pairs in pair_id order (JS string `<`). The references are the accepted pairs with
+ * a hash that were not themselves marked. A pair (accepted or not) with a hash is marked with the
+ * pair_id of the earliest reference before it whose hash is within maxDistance bits; an accepted pair
+ * left unmarked becomes a reference. A marked pair never marks another: in a chain a ≈ b ≈ c of accepted
+ * pairs, b is marked with a, and c is marked with a when within reach of a, else c is a reference. A pair
+ * without a hash is never marked and never a reference.
+ *
+ * The search, in three steps.
+ * 1. Distinct values. Pairs with the same hash get the same mark, so the work is over distinct hash
+ *    values: a million flat images with dHash 0 are one value, not a million.
+ * 2. Near pairs of values, all at once (a self-join). The 64 bits are split into m > d blocks (d =
+ *    maxDistance); two values within d bits differ in at most d blocks, so they agree exactly on at least
+ *    t = m − d of them (pigeonhole). For every combination of t blocks, the values are grouped by those
+ *    blocks (counting sorts, one block per level inside the previous level's groups; the last block
+ *    chains equal keys instead of moving values), and within each group every two values are compared
+ *    by popcount. A pair agreeing on more than t blocks is kept only in the group of its first t
+ *    agreeing blocks, so it is found once. m is chosen by an estimated cost (9 blocks of 7–8 bits, t = 3,
+ *    for d = 6 and a million values or more). Block k holds bits k, k+m, k+2m... of the hash, so every
+ *    block samples every row of the dHash grid and images sharing a flat region do not pile into one
+ *    group. The work is sequential over typed arrays: an index queried value by value (multi-index
+ *    hashing with d+1 blocks) was tried first and was over ten times slower at a million values, its
+ *    lookups being cache misses and its buckets large.
+ * 3. The walk in pair_id order, each value's neighbours (values within d) in hand: a value's mark is
+ *    the earliest reference among its neighbours, remembered for its later pairs once found.
+ * The cost grows with the number of near pairs among distinct values: k distinct but mutually near
+ * hashes (a burst of frames) are k²/2 pairs, harmless for bursts of thousands.
+ */
+import { UserError } from '../errors.ts';
+
+export interface NearDuplicateInput {
+  /** Unique pair ids; any order (the result is aligned with the input rows). */
+  pairIds: readonly string[];
+  /** `duplicates.source_dhash`: 16 hex digits, or null where no hash was recorded. */
+  dhashes: readonly (string | null | undefined)[];
+  /** Whether each pair is accepted (only accepted pairs can be references). */
+  accepted: ArrayLike<boolean | number>;
+}
+
+export const DEFAULT_MAX_DISTANCE = 6;
+/** Larger distances make the join's combinations explode (and dHash matches become meaningless). */
+export const MAX_DISTANCE_LIMIT = 12;
+
+const NONE = -1;
+
+/**
+ * For every input row, the pair_id of the earliest reference (see the rule above) whose dHash is within
+ * maxDistance bits, or null.
+ */
+export function findNearDuplicates(input: NearDuplicateInput, maxDistance = DEFAULT_MAX_DISTANCE): (string | null)[] {
+  const markRow = findNearDuplicateRows(input, maxDistance);
+  const result: (string | null)[] = new Array(markRow.length);
+  for (let row = 0; row < markRow.length; row++) result[row] = markRow[row] === NONE ? null : input.pairIds[markRow[row]];
+  return result;
+}
+
+/**
+ * The same as row numbers: for every input row, the input row of its mark, or −1. For millions of rows
+ * (no array of millions of strings to allocate, which costs full garbage collections of a large heap).
+ */
+export function findNearDuplicateRows(input: NearDuplicateInput, maxDistance = DEFAULT_MAX_DISTANCE): Int32Array {
+  const { pairIds, dhashes, accepted } = input;
+  const n = pairIds.length;
+  if (dhashes.length !== n || accepted.length !== n) {
+    throw new Error(`findNearDuplicates: ${n} pair ids, ${dhashes.length} hashes and ${accepted.length} accepted flags`);
+  }
+  if (!Number.isInteger(maxDistance) || maxDistance < 0 || maxDistance > MAX_DISTANCE_LIMIT) {
+    throw new RangeError(`findNearDuplicates: maxDistance must be an integer in 0..${MAX_DISTANCE_LIMIT}, got ${maxDistance}`);
+  }
+  const order = pairIdOrder(pairIds);
+  const values = distinctValues(pairIds, dhashes);
+  const canBeReference = new Uint8Array(values.count);
+  for (let row = 0; row < n; row++) if (accepted[row] && values.of[row] !== NONE) canBeReference[values.of[row]] = 1;
+  const near = nearValues(values.hi, values.lo, canBeReference, maxDistance);
+
+  // referenceAt[value]: the position (in pair_id order) of the value's reference pair, if it has one.
+  // markOf[value]: the position every later pair with that value is marked with, once known.
+  const referenceAt = new Int32Array(values.count).fill(NONE);
+  const markOf = new Int32Array(values.count).fill(NONE);
+  const markRow = new Int32Array(n).fill(NONE);
+  for (let position = 0; position < n; position++) {
+    const row = order[position];
+    const value = values.of[row];
+    if (value === NONE) continue;
+    if (markOf[value] === NONE) {
+      let earliest = NONE;
+      for (let i = near.offsets[value]; i < near.offsets[value + 1]; i++) {
+        const at = referenceAt[near.neighbours[i]];
+        if (at !== NONE && (earliest === NONE || at < earliest)) earliest = at;
+      }
+      if (earliest !== NONE) markOf[value] = earliest;
+      else if (accepted[row]) {
+        referenceAt[value] = markOf[value] = position;
+        continue;
+      }
+    }
+    if (markOf[value] !== NONE) markRow[row] = order[markOf[value]];
+  }
+  return markRow;
+}
+
+/** Row indices sorted by pair id (JS `<`); checks the ids are unique. Already sorted input is a fast path. */
+function pairIdOrder(pairIds: readonly string[]): Int32Array {
+  const n = pairIds.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = pairIds[i - 1] < pairIds[i];
+  let order: Int32Array;
+  if (sorted) order = identity(n);
+  else {
+    const rows = Array.from({ length: n }, (_, i) => i);
+    rows.sort((a, b) => (pairIds[a] < pairIds[b] ? -1 : pairIds[a] > pairIds[b] ? 1 : 0));
+    order = Int32Array.from(rows);
+    for (let i = 1; i < n; i++) {
+      if (pairIds[order[i - 1]] === pairIds[order[i]]) throw new UserError(`pair_id ${JSON.stringify(pairIds[order[i]])} appears twice; near-duplicate marking needs unique pair ids`);
+    }
+  }
+  return order;
+}
+
+/** Hex digit value by character code, -1 for anything else. */
+const HEX_DIGIT = new Int8Array(128).fill(-1);
+for (let c = 0; c < 16; c++) HEX_DIGIT[c.toString(16).charCodeAt(0)] = HEX_DIGIT[c.toString(16).toUpperCase().charCodeAt(0)] = c;
+
+/** The two 32-bit halves of 16 hex digits into out[0], out[1]; false if the text is not that. */
+function parseHash(text: string, out: Uint32Array): boolean {
+  if (text.length !== 16) return false;
+  let h = 0, l = 0;
+  for (let i = 0; i < 8; i++) {
+    const dh = hexDigit(text.charCodeAt(i)), dl = hexDigit(text.charCodeAt(i + 8));
+    if (dh < 0 || dl < 0) return false;
+    h = (h << 4) | dh;
+    l = (l << 4) | dl;
+  }
+  out[0] = h;
+  out[1] = l;
+  return true;
+}
+
+const hexDigit = (code: number) => (code < 128 ? HEX_DIGIT[code] : -1);
+
+/** Each row's distinct hash value (`of`, NONE without a hash) and the values as two 32-bit halves. */
+function distinctValues(pairIds: readonly string[], dhashes: readonly (string | null | undefined)[]) {
+  const n = dhashes.length;
+  const of = new Int32Array(n).fill(NONE);
+  const hi = new Uint32Array(n), lo = new Uint32Array(n);
+  let count = 0;
+  // Open addressing on the 64-bit value: slot → value + 1 (0 is empty).
+  let slotBits = 4;
+  while (2 ** slotBits < n * 1.5) slotBits++;
+  const slots = new Int32Array(2 ** slotBits);
+  const slotMask = slots.length - 1;
+  const halves = new Uint32Array(2);
+  for (let row = 0; row < n; row++) {
+    const text = dhashes[row];
+    if (text == null) continue;
+    if (typeof text !== 'string' || !parseHash(text, halves)) {
+      throw new UserError(`duplicates.source_dhash of pair ${JSON.stringify(pairIds[row])}: expected 16 hex digits, got ${JSON.stringify(text)}`);
+    }
+    const h = halves[0], l = halves[1];
+    let slot = Math.imul(h ^ Math.imul(l, 0x85ebca6b), 0x9e3779b1) >>> (32 - slotBits);
+    for (;;) {
+      const value = slots[slot] - 1;
+      if (value === NONE) {
+        hi[count] = h;
+        lo[count] = l;
+        of[row] = count++;
+        slots[slot] = count;
+        break;
+      }
+      if (hi[value] === h && lo[value] === l) {
+        of[row] = value;
+        break;
+      }
+      slot = (slot + 1) & slotMask;
+    }
+  }
+  return { of, hi: hi.subarray(0, count), lo: lo.subarray(0, count), count };
+}
+
+/** How the join splits the hash: m blocks of these sizes, grouped by every combination of `agree` of them. */
+export interface JoinPlan {
+  blockBits: number[];
+  agree: number;
+}
+
+/**
+ * The plan of least estimated cost for d = maxDistance over `values` distinct values: per value and
+ * combination of t blocks, one pass and the comparisons in its group (values / 2^(bits of t blocks)).
+ * Blocks have at most 11 bits so a counting sort's histogram stays small. Measured at d = 6: 9 blocks
+ * (its choice from a million values up) took 31 s of CPU at 10M values, 8 blocks 85 s, 10 blocks 41 s.
+ */
+export function planJoin(maxDistance: number, values: number): JoinPlan {
+  let best: JoinPlan = { blockBits: [], agree: 0 };
+  let bestCost = Infinity;
+  for (let m = Math.max(6, maxDistance + 1); m <= Math.min(64, maxDistance + 8); m++) {
+    const t = m - maxDistance;
+    const blockBits = Array.from({ length: m }, (_, k) => Math.floor(64 / m) + (k < 64 % m ? 1 : 0));
+    const cost = choose(m, t) * (3 + values / 2 ** ((64 * t) / m));
+    if (cost < bestCost) [best, bestCost] = [{ blockBits, agree: t }, cost];
+  }
+  return best;
+}
+
+function choose(n: number, k: number): number {
+  let c = 1;
+  for (let i = 0; i < k; i++) c = (c * (n - i)) / (i + 1);
+  return c;
+}
+
+/**
+ * Every two of the values (hashes as 32-bit halves) within maxDistance bits of each other, each pair
+ * once, as value indices a[i] < b[i] in no particular order: the join of step 2 on its own.
+ */
+export function nearValuePairs(hi: Uint32Array, lo: Uint32Array, maxDistance: number): { a: Int32Array; b: Int32Array } {
+  const count = hi.length;
+  if (maxDistance === 0) throw new RangeError('nearValuePairs: maxDistance 0 is equality, not a join');
+  const pairs = new BlockJoin(hi.slice(), lo.slice(), new Uint8Array(count).fill(1), maxDistance, planJoin(maxDistance, count)).run();
+  const a = pairs.a.slice(0, pairs.length), b = pairs.b.slice(0, pairs.length);
+  for (let i = 0; i < a.length; i++) if (a[i] > b[i]) [a[i], b[i]] = [b[i], a[i]];
+  return { a, b };
+}
+
+/**
+ * Every pair of values within maxDistance bits, as neighbour lists (CSR): neighbours[offsets[v]..offsets[v+1])
+ * are the values near v that can be references (the only neighbours the walk reads).
+ */
+function nearValues(hi: Uint32Array, lo: Uint32Array, canBeReference: Uint8Array, maxDistance: number) {
+  const count = hi.length;
+  // The join permutes hi and lo in place; nothing reads them after.
+  const pairs = maxDistance === 0 ? new PairList() : new BlockJoin(hi, lo, canBeReference, maxDistance, planJoin(maxDistance, count)).run();
+  const offsets = new Int32Array(count + 1);
+  for (let i = 0; i < pairs.length; i++) {
+    const a = pairs.a[i], b = pairs.b[i];
+    if (canBeReference[b]) offsets[a + 1]++;
+    if (canBeReference[a]) offsets[b + 1]++;
+  }
+  for (let v = 0; v < count; v++) offsets[v + 1] += offsets[v];
+  const neighbours = new Int32Array(offsets[count]);
+  const fill = offsets.slice(0, count);
+  for (let i = 0; i < pairs.length; i++) {
+    const a = pairs.a[i], b = pairs.b[i];
+    if (canBeReference[b]) neighbours[fill[a]++] = b;
+    if (canBeReference[a]) neighbours[fill[b]++] = a;
+  }
+  return { offsets, neighbours };
+}
+
+class PairList {
+  a = new Int32Array(1024);
+  b = new Int32Array(1024);
+  length = 0;
+
+  push(a: number, b: number): void {
+    if (this.length === this.a.length) {
+      const grow = (old: Int32Array) => {
+        const next = new Int32Array(old.length * 2);
+        next.set(old);
+        return next;
+      };
+      this.a = grow(this.a);
+      this.b = grow(this.b);
+    }
+    this.a[this.length] = a;
+    this.b[this.length++] = b;
+  }
+}
+
+/** Values (id, hi, lo) being grouped at one level of the join, with the start of each group. */
+interface Level {
+  ids: Int32Array;
+  hi: Int32Array;
+  lo: Int32Array;
+  keys: Uint16Array;
+  /** Where each group starts (a counting sort). */
+  groupStart: Int32Array;
+}
+
+const SMALL_GROUP = 32;
+
+/**
+ * The self-join of step 2 (module comment). It permutes the hashes' bits in place (so each block is
+ * contiguous bits): it owns the arrays it is given.
+ */
+class BlockJoin {
+  private readonly hi: Int32Array;
+  private readonly lo: Int32Array;
+  /** Block k is bits start[k] .. start[k] + blockBits[k] of the permuted hash (bit p < 32 in lo). */
+  private readonly start: number[] = [];
+  private readonly levels: Level[] = [];
+  /** The chains of the last block (only one last block is grouped at a time). */
+  private readonly head: Int32Array;
+  private next = new Int32Array(0);
+  private keys = new Uint16Array(0);
+  private readonly path: number[] = [];
+  private readonly pairs = new PairList();
+
+  constructor(
+    hi: Uint32Array,
+    lo: Uint32Array,
+    private readonly canBeReference: Uint8Array,
+    private readonly maxDistance: number,
+    private readonly plan: JoinPlan,
+  ) {
+    const { blockBits } = plan, m = blockBits.length;
+    this.head = new Int32Array(2 ** Math.max(...blockBits));
+    for (let k = 0, start = 0; k < m; start += blockBits[k++]) this.start.push(start);
+    // Deal the hash's bits to the blocks in turn (skipping full ones), so every block samples every
+    // row of the dHash grid: bit j of the hash (j < 32 in lo) moves to newPosition[j].
+    const newPosition: number[] = [];
+    const filled = new Array<number>(m).fill(0);
+    for (let j = 0, k = 0; j < 64; j++, k = (k + 1) % m) {
+      while (filled[k] === blockBits[k]) k = (k + 1) % m;
+      newPosition.push(this.start[k] + filled[k]++);
+    }
+    const toHi = new Int32Array(8 * 256), toLo = new Int32Array(8 * 256);
+    for (let byte = 0; byte < 8; byte++) {
+      for (let v = 0; v < 256; v++) {
+        for (let b = 0; b < 8; b++) {
+          if (!((v >> b) & 1)) continue;
+          const p = newPosition[byte * 8 + b];
+          if (p < 32) toLo[byte * 256 + v] |= 1 << p;
+          else toHi[byte * 256 + v] |= 1 << (p - 32);
+        }
+      }
+    }
+    // Permuted in place: the join owns hi and lo.
+    this.hi = new Int32Array(hi.buffer, hi.byteOffset, hi.length);
+    this.lo = new Int32Array(lo.buffer, lo.byteOffset, lo.length);
+    for (let i = 0; i < hi.length; i++) {
+      let h = 0, l = 0;
+      for (let byte = 0; byte < 8; byte++) {
+        const v = ((byte < 4 ? lo[i] >>> (8 * byte) : hi[i] >>> (8 * byte - 32)) & 255) + byte * 256;
+        h |= toHi[v];
+        l |= toLo[v];
+      }
+      this.hi[i] = h;
+      this.lo[i] = l;
+    }
+  }
+
+  run(): PairList {
+    const count = this.hi.length;
+    if (count >= 2) this.group(0, identity(count), this.hi, this.lo, 0, count, 0);
+    return this.pairs;
+  }
+
+  private blockKey(h: number, l: number, k: number): number {
+    const start = this.start[k], bits = this.plan.blockBits[k];
+    const v = start >= 32 ? h >>> (start - 32) : start + bits <= 32 ? l >>> start : (l >>> start) | (h << (32 - start));
+    return v & ((1 << bits) - 1);
+  }
+
+  /** out[i − from] = block k of values [from, to). */
+  private blockKeys(k: number, hi: Int32Array, lo: Int32Array, from: number, to: number, out: Uint16Array): void {
+    const start = this.start[k], mask = (1 << this.plan.blockBits[k]) - 1;
+    if (start >= 32) for (let i = from; i < to; i++) out[i - from] = (hi[i] >>> (start - 32)) & mask;
+    else if (start + this.plan.blockBits[k] <= 32) for (let i = from; i < to; i++) out[i - from] = (lo[i] >>> start) & mask;
+    else for (let i = from; i < to; i++) out[i - from] = ((lo[i] >>> start) | (hi[i] << (32 - start))) & mask;
+  }
+
+  /** Values [from, to) of (ids, hi, lo) agree on the blocks in path[0..depth); group them by one more block. */
+  private group(depth: number, ids: Int32Array, hi: Int32Array, lo: Int32Array, from: number, to: number, firstBlock: number): void {
+    const { blockBits, agree } = this.plan;
+    const lastBlock = blockBits.length - (agree - depth);
+    // A small group costs less compared whole than grouped again, block after block.
+    if (to - from <= SMALL_GROUP) return this.compare(depth, ids, hi, lo, from, to);
+    if (depth + 1 === agree) return this.groupLast(depth, ids, hi, lo, from, to, firstBlock);
+    const level = this.level(depth, to - from);
+    const { keys, groupStart: start } = level;
+    for (let k = firstBlock; k <= lastBlock; k++) {
+      // Counting sort by block k into the level's arrays.
+      const buckets = 1 << blockBits[k];
+      this.blockKeys(k, hi, lo, from, to, keys);
+      start.fill(0, 0, buckets + 1);
+      for (let i = 0; i < to - from; i++) start[keys[i] + 1]++;
+      for (let key = 0; key < buckets; key++) start[key + 1] += start[key];
+      for (let i = from; i < to; i++) {
+        const at = start[keys[i - from]]++;
+        level.ids[at] = ids[i];
+        level.hi[at] = hi[i];
+        level.lo[at] = lo[i];
+      }
+      // start[key] is now where group key + 1 begins.
+      this.path[depth] = k;
+      for (let key = 0, begin = 0; key < buckets; begin = start[key++]) {
+        const end = start[key];
+        if (end - begin >= 2) this.group(depth + 1, level.ids, level.hi, level.lo, begin, end, k + 1);
+      }
+    }
+  }
+
+  /**
+   * The last block of the combination: no need to move the values, each block value's values are
+   * chained (head by block value, then `next`) and each value is compared with those before it.
+   */
+  private groupLast(depth: number, ids: Int32Array, hi: Int32Array, lo: Int32Array, from: number, to: number, firstBlock: number): void {
+    const { blockBits } = this.plan, d = this.maxDistance;
+    if (this.next.length < to - from) {
+      this.next = new Int32Array(to - from);
+      this.keys = new Uint16Array(to - from);
+    }
+    const { head, next, keys } = this;
+    for (let k = firstBlock; k < blockBits.length; k++) {
+      const buckets = 1 << blockBits[k];
+      this.blockKeys(k, hi, lo, from, to, keys);
+      head.fill(NONE, 0, buckets);
+      this.path[depth] = k;
+      for (let i = from; i < to; i++) {
+        const key = keys[i - from];
+        const h = hi[i], l = lo[i];
+        for (let j = head[key]; j !== NONE; j = next[j - from]) {
+          const xh = h ^ hi[j], xl = l ^ lo[j], high = popcount32(xh);
+          if (high > d || high + popcount32(xl) > d) continue;
+          const a = ids[i], b = ids[j];
+          if ((this.canBeReference[a] || this.canBeReference[b]) && this.firstAgreeingBlocksArePath(xh, xl, depth + 1)) this.pairs.push(a, b);
+        }
+        next[i - from] = head[key];
+        head[key] = i;
+      }
+    }
+  }
+
+  private level(depth: number, size: number): Level {
+    const old = this.levels[depth];
+    if (old && old.ids.length >= size) return old;
+    // Only the call at this depth uses this level, and it asks before it starts: replacing it is safe.
+    const buckets = 2 ** Math.max(...this.plan.blockBits) + 1;
+    const fresh = { ids: new Int32Array(size), hi: new Int32Array(size), lo: new Int32Array(size), keys: new Uint16Array(size), groupStart: new Int32Array(buckets) };
+    return (this.levels[depth] = fresh);
+  }
+
+  /**
+   * Every two values of a group agreeing on the blocks in path[0..depth): keep those within maxDistance
+   * whose first agreeing blocks are those (the one group of the join that reports the pair).
+   */
+  private compare(depth: number, ids: Int32Array, hi: Int32Array, lo: Int32Array, begin: number, end: number): void {
+    const d = this.maxDistance;
+    for (let i = begin; i < end; i++) {
+      const h = hi[i], l = lo[i], a = ids[i];
+      for (let j = i + 1; j < end; j++) {
+        const xh = h ^ hi[j], xl = l ^ lo[j], high = popcount32(xh);
+        if (high > d || high + popcount32(xl) > d) continue;
+        const b = ids[j];
+        if ((this.canBeReference[a] || this.canBeReference[b]) && this.firstAgreeingBlocksArePath(xh, xl, depth)) this.pairs.push(a, b);
+      }
+    }
+  }
+
+  /** Whether path[0..depth) lists the first blocks on which the two values (xh, xl = their XOR) agree. */
+  private firstAgreeingBlocksArePath(xh: number, xl: number, depth: number): boolean {
+    for (let k = 0, found = 0; found < depth; k++) {
+      if (this.blockKey(xh, xl, k) !== 0) continue;
+      if (this.path[found++] !== k) return false;
+    }
+    return true;
+  }
+}
+
+function identity(n: number): Int32Array {
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = i;
+  return ids;
+}
+
+function popcount32(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
