@@ -7,7 +7,7 @@ import { readPromptRows, type PromptRow } from '../prompts/index.ts';
 import { encodeImage, toPairRecord, type PairRecord, type ShardMarker } from '../shards/index.ts';
 import type { S3Tuning } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
-import type { CandidateSpec, GeneratedPair, IdentityScore, IdentityScorer, IdentityVerdict, Teacher } from '../types.ts';
+import type { CandidateSpec, GeneratedPair, IdentityScorer, IdentityVerdict, RgbImage, StageInfo, Teacher } from '../types.ts';
 import { log } from '../util/log.ts';
 import { peakRssMb, resetPeakRss } from '../util/rss.ts';
 import { sha256Hex } from '../util/digest.ts';
@@ -22,7 +22,8 @@ import { runTeacher } from '../candidates/draw.ts';
 import { readCandidateSpecs } from '../candidates/table.ts';
 import { identityVerdict, judge } from '../candidates/verdict.ts';
 import type { CategoryRules, Rule } from '../scorers/rules.ts';
-import type { PairScores, Scorers } from '../scorers/index.ts';
+import type { PairScores } from '../scorers/index.ts';
+import type { PoolScore } from '../candidates/scoring.ts';
 import { planRules } from '../dataset/run-file.ts';
 
 export interface WorkOptions {
@@ -138,17 +139,15 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
   const splits = checkSplits(plan.splits, `${store.uri}/${RUN_FILE}: splits`);
   const rules = planRules(plan, `${store.uri}/${RUN_FILE}`);
   const teacher = await (options.teacherFactory ?? runTeacher)(here);
-  let scorer: IdentityScorer | null = null;
-  let scorers: Scorers | null = null;
+  let scoring: Scoring | null = null;
   try {
-    scorer = await (options.scorerFactory ?? defaultScorer)(here);
-    scorers = await openScorers(here);
+    scoring = await openScoring(here, options.scorerFactory);
     for (const shard of todo) {
       if (options.signal?.aborted) throw new WorkAborted();
       const started = performance.now();
       let result: Awaited<ReturnType<typeof processShard>>;
       try {
-        result = await processShard({ plan, store, shard, promptPath, teacher, scorer, scorers, rules, splits, signal: options.signal });
+        result = await processShard({ plan, store, shard, promptPath, teacher, scoring, rules, splits, signal: options.signal });
       } catch (e) {
         // User errors (config, credentials, models) hold for every shard: stop. Anything else fails this shard only.
         if (isUserError(e) || e instanceof WorkAborted || options.signal?.aborted) throw e;
@@ -166,25 +165,53 @@ export async function workRun(runUri: string, options: WorkOptions = {}): Promis
     }
   } finally {
     await teacher.close();
-    await scorer?.close();
-    await scorers?.close();
+    await scoring?.close();
     rmSync(tmp, { recursive: true, force: true });
   }
   return summary;
 }
 
-// Model stages are imported on first use, so status/finalize never load onnxruntime.
-async function defaultScorer(plan: RunPlan): Promise<IdentityScorer | null> {
-  if (!plan.config.identity.enabled) return null;
-  const { createIdentityScorer } = await import('../identity/index.ts');
-  return createIdentityScorer(plan.config.identity, plan.config.runtime);
+/** Identity and the pair scorers for one pair; null identity when that stage is off. */
+interface Scoring {
+  /** The identity stage's provenance (null: disabled). */
+  readonly identity: StageInfo | null;
+  /** Pairs scored at once (the pool's threads). */
+  readonly threads: number;
+  score(source: RgbImage, edited: RgbImage, spec: CandidateSpec): Promise<PoolScore>;
+  close(): Promise<void>;
 }
 
-/** The pair scorers the config enables (none without a scorers section). */
-async function openScorers(plan: RunPlan): Promise<Scorers | null> {
-  if (!plan.config.scorers) return null;
-  const { createScorers } = await import('../scorers/index.ts');
-  return createScorers(plan.config.scorers, plan.config.runtime);
+/**
+ * The run's scoring: the pool of scoring threads (src/candidates/scoring.ts) sized to the machine, or
+ * nothing when neither identity nor any scorer runs. A test's injected identity scorer (an object, which
+ * cannot move to a thread) scores on this thread, with the pair scorers opened here. Model stages are
+ * imported on first use, so status/finalize never load onnxruntime.
+ */
+async function openScoring(plan: RunPlan, injected?: (plan: RunPlan) => Promise<IdentityScorer | null>): Promise<Scoring> {
+  const { config } = plan;
+  const noScores = (): PoolScore => ({ identity: null, scores: { scores: {}, texts: {}, seconds: {} } });
+  if (injected) {
+    const identity = await injected(plan);
+    const { createScorers, scorePair } = await import('../scorers/index.ts');
+    const scorers = config.scorers ? await createScorers(config.scorers, config.runtime) : null;
+    return {
+      identity: identity?.info ?? null,
+      threads: 1,
+      async score(source, edited, spec) {
+        const faces = identity ? await identity.score(source, edited, spec) : null;
+        const scores = scorers ? await scorePair(scorers, { source, edited, faces: faces ?? { sourceFace: null, editedFace: null }, instruction: spec.instruction, category: spec.category, sourcePrompt: spec.sourcePrompt, targetPrompt: spec.targetPrompt }) : noScores().scores;
+        return { identity: faces, scores };
+      },
+      close: async () => {
+        await identity?.close();
+        await scorers?.close();
+      },
+    };
+  }
+  if (!config.identity.enabled && !config.scorers) return { identity: null, threads: 1, score: async () => noScores(), close: async () => {} };
+  const { createScoringPool, defaultScoringThreads } = await import('../candidates/scoring.ts');
+  const pool = await createScoringPool({ identity: config.identity, scorers: config.scorers ?? { enabled: [] }, runtime: config.runtime, threads: defaultScoringThreads(config.runtime) });
+  return { identity: pool.info.identity, threads: pool.threads, score: (s, e, spec) => pool.score(s, e, spec), close: () => pool.close() };
 }
 
 /**
@@ -222,8 +249,7 @@ interface ShardContext {
   shard: number;
   promptPath: string;
   teacher: Teacher;
-  scorer: IdentityScorer | null;
-  scorers: Scorers | null;
+  scoring: Scoring;
   rules: CategoryRules;
   splits: SplitFractions;
   signal?: AbortSignal;
@@ -236,7 +262,8 @@ async function processShard(ctx: ShardContext): Promise<{ accepted: number; reje
   resetPeakRss(); // this shard's peak, not the process's so far
   const specs = await shardSpecs(plan, shard, ctx.promptPath, store);
   const batchSize = plan.config.runtime.batch_size;
-  const limit = pLimit(plan.config.runtime.concurrency);
+  // Enough pairs in flight to keep every scoring thread busy.
+  const limit = pLimit(Math.max(plan.config.runtime.concurrency, ctx.scoring.threads));
   const records: Promise<PairRecord>[] = [];
 
   // The teacher samples batch k+1 (in its worker thread) while batch k is scored, encoded and buffered.
@@ -312,8 +339,8 @@ async function shardSpecs(plan: RunPlan, shard: number, promptPath: string, stor
 async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: GeneratedPair, timings: Timings): Promise<PairRecord> {
   const { plan } = ctx;
   let t0 = performance.now();
-  const faces = ctx.scorer ? await ctx.scorer.score(pair.source, pair.edited, spec) : null;
-  const scored = ctx.scorers ? await scorePairOf(ctx.scorers, pair, spec, faces) : null;
+  const { identity: faces, scores } = await ctx.scoring.score(pair.source, pair.edited, spec);
+  const scored = plan.config.scorers ? scores : null;
   const rules = ctx.rules.get(spec.category) ?? [];
   const verdict = faces ? identityVerdict(faces, spec, plan.config.identity, rules, scored?.scores) : unfiltered(plan, rules, scored);
   timings.score_s += (performance.now() - t0) / 1000;
@@ -327,7 +354,7 @@ async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: Generate
     shard: ctx.shard,
     split: splitOf(spec.pairId, ctx.splits),
     teacher: ctx.teacher.info,
-    identity: ctx.scorer?.info ?? { name: 'none', modelDigest: '', settings: { enabled: false } },
+    identity: ctx.scoring.identity ?? { name: 'none', modelDigest: '', settings: { enabled: false } },
     codeVersion: plan.code_version,
     verdict,
     width: pair.edited.width,
@@ -338,11 +365,6 @@ async function finishPair(ctx: ShardContext, spec: CandidateSpec, pair: Generate
     extra: pair.extra,
     scores: scored ? { ...scored.scores, ...scored.texts } : undefined,
   });
-}
-
-async function scorePairOf(scorers: Scorers, pair: GeneratedPair, spec: CandidateSpec, faces: IdentityScore | null): Promise<PairScores> {
-  const { scorePair } = await import('../scorers/index.ts');
-  return scorePair(scorers, { source: pair.source, edited: pair.edited, faces: faces ?? { sourceFace: null, editedFace: null }, instruction: spec.instruction, category: spec.category, sourcePrompt: spec.sourcePrompt, targetPrompt: spec.targetPrompt });
 }
 
 /** The verdict recorded when the identity filter is disabled: no face measured, judged by the rules alone. */
