@@ -25,7 +25,7 @@ export interface PipelineConfig {
   rules?: RulesConfig;
   output: OutputConfig;
   storage: StorageConfig;
-  runtime: RuntimeConfig & { concurrency: number; batch_size: number; max_memory?: string };
+  runtime: RuntimeConfig & { concurrency: number; batch_size: number; max_memory?: string; scoring_threads?: number };
 }
 
 export interface OutputConfig {
@@ -65,6 +65,13 @@ const runtimeSchema = {
     graph_optimization: { enum: ['disabled', 'basic', 'extended', 'all'], default: 'all', description: 'onnxruntime graph optimisation level.' },
     concurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4, description: 'Pairs scored, encoded and uploaded at once while the teacher samples the next batch.' },
     batch_size: { type: 'integer', minimum: 1, maximum: 256, default: 4, description: 'Candidate pairs handed to the teacher per call.' },
+    // No default: a config without it keeps its run_id (the thread count never changes a pair's bytes).
+    scoring_threads: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 64,
+      description: 'Worker threads scoring pairs (identity and the pair scorers, each thread with its own sessions); 0 scores on the main thread. Absent: one per core but one, divided by intra_op_threads. Same pairs → same numbers whatever the count.',
+    },
     // No default: a config without it keeps its run_id.
     max_memory: {
       type: 'string',

@@ -17,7 +17,7 @@ import type { Store } from '../store/types.ts';
  */
 
 /** Keys that never change a pair's content: they are not "changes" and do not alter a pair_id. */
-const LAYOUT_KEYS = [/^name$/, /^pairs$/, /^shard_size$/, /^storage\./, /^runtime\.(concurrency|batch_size)$/, /^output\.row_group_bytes$/];
+const LAYOUT_KEYS = [/^name$/, /^pairs$/, /^shard_size$/, /^storage\./, /^runtime\.(concurrency|batch_size|scoring_threads)$/, /^output\.row_group_bytes$/];
 
 /** The parent's config with `sets` applied, validated by the pipeline schema; errors name the parent's run.json. */
 export function deriveConfig(parent: RunPlan, parentUri: string, sets: string[]): PipelineConfig {

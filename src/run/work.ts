@@ -210,7 +210,7 @@ async function openScoring(plan: RunPlan, injected?: (plan: RunPlan) => Promise<
   }
   if (!config.identity.enabled && !config.scorers) return { identity: null, threads: 1, score: async () => noScores(), close: async () => {} };
   const { createScoringPool, defaultScoringThreads } = await import('../candidates/scoring.ts');
-  const pool = await createScoringPool({ identity: config.identity, scorers: config.scorers ?? { enabled: [] }, runtime: config.runtime, threads: defaultScoringThreads(config.runtime) });
+  const pool = await createScoringPool({ identity: config.identity, scorers: config.scorers ?? { enabled: [] }, runtime: config.runtime, threads: config.runtime.scoring_threads ?? defaultScoringThreads(config.runtime) });
   return { identity: pool.info.identity, threads: pool.threads, score: (s, e, spec) => pool.score(s, e, spec), close: () => pool.close() };
 }
 
