@@ -2,7 +2,8 @@
  * Demo benchmark: `pairgen run pipelines/demo.yaml` end to end (plan, sample, score, encode, write,
  * finalize) in a child process, as `make demo` runs it. Reports demo pairs per second, the stage
  * timings the shards record (markers/shard-NNNNN.timings.json), and the share of wall time spent inside ONNX model sessions
- * (the teacher's and the scoring pool's worker threads, and the main thread), the filters' precision and
+ * (the teacher's worker thread and the main thread; the scoring pool's threads start without the
+ * preload and are not counted: bench/scorers.ts times them), the filters' precision and
  * recall against the reference teacher's ground truth (stats.json), and the same run with scoring on the
  * main thread (`runtime.scoring_threads=0`) right after it: the scoring pool's effect on the whole job.
  *
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
       identity_vs_ground_truth: pr(stats.identity_vs_ground_truth),
       edit_rules_vs_ground_truth: pr(stats.edit_vs_ground_truth?.edit),
       all_rules_vs_ground_truth: pr(stats.edit_vs_ground_truth?.pair),
-      note: 'Worker threads are the teacher\'s and the scoring pool\'s. Stages overlap (the teacher samples the next batch while pairs are scored), so session shares can sum past the wall time. The two runs go one after the other on a shared 2-core machine: compare ratios, not absolute times.',
+      note: 'Worker threads: the teacher\'s only. The scoring pool starts its threads without the parent\'s --import (src/util/thread-pool.ts), so its session time is not counted here; bench/scorers.ts times the scorers. Stages overlap (the teacher samples the next batch while pairs are scored), so session shares can sum past the wall time. The two runs go one after the other on a shared 2-core machine: compare ratios, not absolute times.',
     };
     mkdirSync(join(here, 'results'), { recursive: true });
     writeFileSync(join(here, 'results', 'demo.json'), JSON.stringify(result, null, 2) + '\n');
