@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.pairgen-install-stamp
 TESTS ?= $(shell find test -name "*.test.ts" -not -path "test/fixtures/*" | sort)
 PAIRGEN := node bin/pairgen.js
 
-.PHONY: setup models fonts pyenv slurm demo test bench typecheck clean
+.PHONY: setup models fonts pyenv slurm browser demo test bench screenshots typecheck clean
 
 ## setup: npm packages, fonts for the pictures, the converted face and scorer models (cached in .cache/)
 setup: $(NODE_STAMP) fonts models
@@ -35,7 +35,17 @@ pyenv:
 slurm:
 	@bash scripts/slurm-cluster.sh install || { [ $$? = 3 ] && echo "slurm: not installed; test/launch/slurm.test.ts will be skipped"; }
 
-test: setup pyenv slurm
+# Debian's chromium (/usr/bin/chromium) for the browser test, test/serve/browser.test.ts, and `make screenshots`
+# (playwright-core drives it; a browser download of playwright's own cannot work here): installed with apt-get
+# as root; elsewhere that test is skipped and says so.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "installing chromium (Debian) for the browser test" && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }; } || \
+	  echo "browser: chromium not installed; test/serve/browser.test.ts will be skipped"
+
+test: setup pyenv slurm browser
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
 
 ## demo: build the reference teacher (cached), then the whole job on pipelines/demo.yaml into runs/demo
@@ -51,6 +61,10 @@ demo: setup
 	@echo "         $(DEMO_OUT)/README.md (dataset card) and $(DEMO_OUT)/stats.json."
 	@echo "More:    node bin/pairgen.js status $(DEMO_OUT)"
 	@echo "         node bin/pairgen.js preview $(DEMO_OUT) --where 'not accepted' --regenerate --out rejects.png"
+
+## screenshots: one PNG per page of `pairgen serve` on a small demo run, into docs/screenshots/ (README links them)
+screenshots: setup browser
+	node --import tsx scripts/screenshots.ts
 
 bench: setup
 	node --import tsx bench/run.ts $(BENCH)

@@ -1,5 +1,6 @@
 import type { VerbRegistrar } from './common.ts';
 import { registerQuery } from './query.ts';
+import { registerServe } from './serve.ts';
 import { registerRefilter } from './refilter.ts';
 import { registerRegenerate } from './regenerate.ts';
 import { registerReport } from './report.ts';
@@ -34,6 +35,7 @@ export const VERBS: VerbRegistrar[] = [
   registerRefilter,
   registerRegenerate,
   registerReport,
+  registerServe,
   registerExport,
   registerEmit,
   registerUpgrade,

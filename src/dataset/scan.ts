@@ -68,3 +68,23 @@ export async function failedShards(store: Store, shards: number[], markers: Map<
     .sort((a, b) => a.shard - b.shard);
 }
 
+/** The committed shards' counts summed from their markers: candidates, accepted, rejected, by reason and by category. */
+export function markerTotals(markers: Iterable<ShardMarker>) {
+  let done = 0;
+  let accepted = 0;
+  let rejected = 0;
+  const byReason: Record<string, number> = {};
+  const byCategory: Record<string, { accepted: number; rejected: number }> = {};
+  for (const m of markers) {
+    done += m.counts.candidates;
+    accepted += m.counts.accepted;
+    rejected += m.counts.rejected;
+    for (const [reason, n] of Object.entries(m.counts.by_reason ?? {})) byReason[reason] = (byReason[reason] ?? 0) + n;
+    for (const [cat, c] of Object.entries(m.counts.by_category ?? {})) {
+      const t = (byCategory[cat] ??= { accepted: 0, rejected: 0 });
+      t.accepted += c.accepted;
+      t.rejected += c.rejected;
+    }
+  }
+  return { done, accepted, rejected, byReason, byCategory };
+}

@@ -39,7 +39,8 @@ export interface RefilterResult {
   created: boolean;
 }
 
-const ALLOWED = [/^identity\.threshold$/, /^identity\.category_thresholds(\.[^.]+)?$/, /^rules(\.default|\.categories)?(\.[^.]+){0,2}$/];
+/** The keys refilter may change (and `pairgen serve`'s what-if page): identity thresholds and rules. */
+export const REFILTER_KEYS = [/^identity\.threshold$/, /^identity\.category_thresholds(\.[^.]+)?$/, /^rules(\.default|\.categories)?(\.[^.]+){0,2}$/];
 
 /**
  * `pairgen refilter`: a new run whose selection comes from the parent's recorded scores judged against
@@ -52,7 +53,7 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   if (options.sets.length === 0 && !options.dropDuplicates) throw new UserError('refilter needs at least one --set (e.g. --set identity.threshold=0.5) or --drop-duplicates');
   for (const s of options.sets) {
     const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
-    if (!ALLOWED.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold, identity.category_thresholds.<category> and the rules (rules.default.<name>, rules.categories.<category>.<name>); use \`pairgen regenerate\` for other settings`);
+    if (!REFILTER_KEYS.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold, identity.category_thresholds.<category> and the rules (rules.default.<name>, rules.categories.<category>.<name>); use \`pairgen regenerate\` for other settings`);
   }
   const { plan: parent, store: parentStore } = await openRun(parentUri);
   if (!parent.config.identity.enabled && options.sets.some((s) => s.startsWith('identity.'))) {

@@ -2,7 +2,7 @@
 import { readShardTimings } from '../dataset/commit.ts';
 import { MANIFEST_FILE, shardName } from '../dataset/layout.ts';
 import { openRun } from '../dataset/run-file.ts';
-import { failedShards, scanShards, type FailedShard } from '../dataset/scan.ts';
+import { failedShards, markerTotals, scanShards, type FailedShard } from '../dataset/scan.ts';
 
 export interface RunStatus {
   uri: string;
@@ -25,30 +25,16 @@ export async function runStatus(runUri: string, options: { verify?: boolean } = 
   const { plan, store } = await openRun(runUri);
   const { markers, invalid, failureRecords } = await scanShards(store, plan, options.verify);
   const failed = await failedShards(store, failureRecords, markers);
-  let done = 0;
-  let accepted = 0;
-  let rejected = 0;
   let seconds = 0;
-  const byCategory: RunStatus['by_category'] = {};
-  const byReason: Record<string, number> = {};
   const timings = await readShardTimings(store, [...markers.keys()].sort((a, b) => a - b));
   let peakRss: number | null = null;
   for (const t of timings) {
     for (const [k, v] of Object.entries(t ?? {})) if (k.endsWith('_s')) seconds += v;
     if (typeof t?.peak_rss_mb === 'number') peakRss = Math.max(peakRss ?? 0, t.peak_rss_mb);
   }
-  for (const m of markers.values()) {
-    done += m.counts.candidates;
-    accepted += m.counts.accepted;
-    rejected += m.counts.rejected;
-    for (const [reason, n] of Object.entries(m.counts.by_reason ?? {})) byReason[reason] = (byReason[reason] ?? 0) + n;
-    for (const [cat, c] of Object.entries(m.counts.by_category ?? {})) {
-      const t = (byCategory[cat] ??= { accepted: 0, rejected: 0, acceptance: null });
-      t.accepted += c.accepted;
-      t.rejected += c.rejected;
-    }
-  }
-  for (const t of Object.values(byCategory)) t.acceptance = ratio(t.accepted, t.accepted + t.rejected);
+  const { done, accepted, rejected, byReason, byCategory: counts } = markerTotals(markers.values());
+  const byCategory: RunStatus['by_category'] = {};
+  for (const [c, t] of Object.entries(counts)) byCategory[c] = { ...t, acceptance: ratio(t.accepted, t.accepted + t.rejected) };
   const rate = seconds > 0 ? done / seconds : null;
   return {
     uri: store.uri,
