@@ -57,9 +57,10 @@ demo: setup
 	$(PAIRGEN) run pipelines/demo.yaml --out $(DEMO_OUT) \
 	  --set teacher.model=$(abspath $(REFERENCE))/text-to-image --set teacher.edit_model=$(abspath $(REFERENCE))/instruct
 	@echo
-	@echo "Look at: $(DEMO_OUT)/preview/index.html (contact sheets per category, identity histogram),"
+	@echo "Look at: $(DEMO_OUT)/preview/index.html (contact sheets per category, identity and score distributions),"
 	@echo "         $(DEMO_OUT)/README.md (dataset card) and $(DEMO_OUT)/stats.json."
-	@echo "More:    node bin/pairgen.js status $(DEMO_OUT)"
+	@echo "More:    node bin/pairgen.js serve $(DEMO_OUT)   (browse it at http://127.0.0.1:8787/)"
+	@echo "         node bin/pairgen.js status $(DEMO_OUT)"
 	@echo "         node bin/pairgen.js preview $(DEMO_OUT) --where 'not accepted' --regenerate --out rejects.png"
 
 ## screenshots: one PNG per page of `pairgen serve` on a small demo run, into docs/screenshots/ (README links them)
