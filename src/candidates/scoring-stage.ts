@@ -3,7 +3,7 @@
  * faces it found, on one pair at a time. What each thread of the scoring pool runs (scoring-worker.ts),
  * and the pool itself with 0 threads.
  */
-import type { CandidateSpec, IdentityScore, RgbImage, StageInfo } from '../types.ts';
+import type { CandidateSpec, IdentityScore, IdentityScorer, RgbImage, StageInfo } from '../types.ts';
 import type { IdentityConfig } from '../identity/config.ts';
 import type { RuntimeConfig } from '../onnx/session.ts';
 import type { PairFaces, PairScores, ScorersConfig } from '../scorers/index.ts';
@@ -30,11 +30,15 @@ export interface ScoringInfo {
 /** What the scorers see when identity is disabled: no faces, so the face scores are null. */
 const NO_FACES: PairFaces = { sourceFace: null, editedFace: null };
 
-/** The identity scorer (when enabled) and the pair scorers, open on this thread: what each pool thread runs. */
-export async function openScoringStage(options: ScoringStageOptions) {
+/**
+ * The identity scorer (when enabled) and the pair scorers, open on this thread: what each pool thread
+ * runs, and `work` itself with a test's injected identity scorer (`identityScorer`: used instead of
+ * opening options.identity's; null: no identity stage).
+ */
+export async function openScoringStage(options: ScoringStageOptions, identityScorer?: IdentityScorer | null) {
   // Imported here, so importing this module (work.ts, status) does not load onnxruntime.
   const [{ createIdentityScorer }, { createScorers, scorePair }] = await Promise.all([import('../identity/index.ts'), import('../scorers/index.ts')]);
-  const identity = options.identity.enabled ? await createIdentityScorer(options.identity, options.runtime) : null;
+  const identity = identityScorer !== undefined ? identityScorer : options.identity.enabled ? await createIdentityScorer(options.identity, options.runtime) : null;
   let scorers;
   try {
     scorers = await createScorers(options.scorers, options.runtime, { cacheDir: options.cacheDir });

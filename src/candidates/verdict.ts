@@ -103,3 +103,15 @@ export function judgeRecorded(row: RecordedRow, identity: IdentityConfig, rules:
   const t = threshold ?? thresholdFor(identity, { category: row.category, identityThreshold: promptThreshold });
   return judge(identity.enabled ? recordedEvidence(row) : null, t, rules, (name) => recordedScore(row, name));
 }
+
+/**
+ * Each filter's own verdict on a recorded pair, for measuring it against ground truth apart from the
+ * other (the reject reason names only the first that failed): identity at `threshold` (true when the
+ * stage is off), and the category's rules over the recorded scores.
+ */
+export function filterVerdicts(row: RecordedRow, identity: IdentityConfig, rules: readonly Rule[], threshold: number): { identity: boolean; rules: boolean } {
+  return {
+    identity: !identity.enabled || judgeAt(recordedEvidence(row), threshold).accepted,
+    rules: firstFailingRule(rules, (name) => recordedScore(row, name)) === null,
+  };
+}

@@ -46,9 +46,9 @@ export function registerScore(program: Command): void {
     .option('--clip-model <folder>', 'a CLIP ONNX export folder for the clip scorer (docs/clip.md)')
     .option('--json', 'print one JSON object on stdout (default: one "name value" line per number)')
     .action(action(async (sourceFile: string, editedFile: string, opts: ScoreOpts) => {
-      const [{ decodeImage }, { createIdentityScorer }, { identityVerdict }, scorerStage, { identitySettings }, { verbRules }] = await Promise.all([
+      const [{ decodeImage }, { openScoringStage }, { identityVerdict }, scorerStage, { identitySettings }, { verbRules }] = await Promise.all([
         import('../image/index.ts'),
-        import('../identity/scorer.ts'),
+        import('../candidates/scoring-stage.ts'),
         import('../candidates/verdict.ts'),
         import('../scorers/index.ts'),
         import('./face-settings.ts'),
@@ -63,21 +63,18 @@ export function registerScore(program: Command): void {
       const enabled = scorerStage.parseScorersConfig({ ...chosen, ...(opts.clipModel ?? config?.scorers?.clip_model ? { clip_model: opts.clipModel ?? config?.scorers?.clip_model } : {}) }, opts.scorers ? '--scorers' : 'scorers');
       const rules = verbRules(config, opts.config, enabled.enabled, identity.enabled, opts.category);
       const [source, edited] = await Promise.all([decodeImage(sourceFile), decodeImage(editedFile)]);
-      const identityScorer = await createIdentityScorer(identity, runtime);
-      let scored;
-      let idScore;
+      // The stage `work` runs on each scoring thread; this verb always compares the faces, whatever identity.enabled says.
+      const stage = await openScoringStage({ identity: { ...identity, enabled: true }, scorers: enabled, runtime });
+      let scoredPair;
       try {
-        // The packaged scorer reads no field of the spec but these (candidate specs come from a plan).
-        idScore = await identityScorer.score(source, edited, { category: opts.category, identityThreshold: null } as unknown as CandidateSpec);
+        // The stage reads no field of the spec but these (candidate specs come from a plan).
+        const spec = { category: opts.category, identityThreshold: null, instruction: opts.instruction, sourcePrompt: opts.sourcePrompt, targetPrompt: opts.targetPrompt } as unknown as CandidateSpec;
+        scoredPair = await stage.score(source, edited, spec);
       } finally {
-        await identityScorer.close();
+        await stage.close();
       }
-      const scorers = await scorerStage.createScorers(enabled, runtime);
-      try {
-        scored = await scorerStage.scorePair(scorers, { source, edited, faces: idScore, instruction: opts.instruction, category: opts.category, sourcePrompt: opts.sourcePrompt, targetPrompt: opts.targetPrompt });
-      } finally {
-        await scorers.close();
-      }
+      const idScore = scoredPair.identity!;
+      const scored = scoredPair.scores;
       const verdict = identityVerdict(idScore, { category: opts.category, identityThreshold: rules.promptThreshold }, identity, rules.rules, scored.scores);
       const result = {
         source: sourceFile,

@@ -10,7 +10,7 @@ import type { DatasetStats } from '../shards/index.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { RunDb } from '../dataset/db.ts';
-import { judgeRecorded, type RecordedRow } from '../candidates/verdict.ts';
+import { judgeAt, judgeRecorded, recordedEvidence, type RecordedRow } from '../candidates/verdict.ts';
 import { scoresRead, type CategoryRules, type Rule } from '../scorers/rules.ts';
 import { scoreColumn } from '../scorers/config.ts';
 import { planRules } from '../dataset/run-file.ts';
@@ -125,11 +125,16 @@ async function thresholdSweep(run: RunDb, rules: CategoryRules): Promise<Thresho
 
 /** How many of the ascending thresholds accept the pair: a stricter threshold never accepts what a laxer one rejects. */
 function thresholdsPassed(row: RecordedRow, identity: IdentityConfig, rules: readonly Rule[], thresholds: number[]): number {
-  let lo = 0;
+  // The verdict at the laxest threshold settles everything but the threshold (face problems, the rules);
+  // past it only identity's own rule depends on t, so the search needs no further rule evaluation.
+  if (!judgeRecorded(row, identity, rules, null, thresholds[0]).accepted) return 0;
+  if (!identity.enabled) return thresholds.length;
+  const evidence = recordedEvidence(row);
+  let lo = 1;
   let hi = thresholds.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (judgeRecorded(row, identity, rules, null, thresholds[mid]).accepted) lo = mid + 1;
+    if (judgeAt(evidence, thresholds[mid]).accepted) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -51,18 +51,8 @@ export const REFILTER_KEYS = [/^identity\.threshold$/, /^identity\.category_thre
  */
 export async function refilterRun(parentUri: string, outUri: string, options: RefilterOptions): Promise<RefilterResult> {
   if (options.sets.length === 0 && !options.dropDuplicates) throw new UserError('refilter needs at least one --set (e.g. --set identity.threshold=0.5) or --drop-duplicates');
-  for (const s of options.sets) {
-    const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
-    if (!REFILTER_KEYS.some((re) => re.test(key))) throw new UserError(`--set ${s}: refilter changes only identity.threshold, identity.category_thresholds.<category> and the rules (rules.default.<name>, rules.categories.<category>.<name>); use \`pairgen regenerate\` for other settings`);
-  }
   const { plan: parent, store: parentStore } = await openRun(parentUri);
-  if (!parent.config.identity.enabled && options.sets.some((s) => s.startsWith('identity.'))) {
-    throw new UserError(`${parentStore.uri}: the run was made with identity.enabled false, so it recorded no identity scores to refilter; regenerate it with --set identity.enabled=true instead`);
-  }
-  const config = deriveConfig(parent, parentStore.uri, options.sets);
-  const problems: string[] = [];
-  const rules = runRules({ config, promptRules: parent.prompt_rules ?? {}, categories: Object.keys(parent.prompts.per_category) }, problems);
-  if (problems.length) throw new UserError(`--set: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+  const { config, rules } = refilterRules(parent, parentStore.uri, options.sets, (s) => `--set ${s}`);
   const { markers } = await scanShards(parentStore, parent);
   if (markers.size < parent.shards) throw new UserError(`${parentStore.uri}: ${parent.shards - markers.size} of ${parent.shards} shards are not committed; finish the run first`);
   const promptThresholds = await categoryThresholds(parentUri);
@@ -94,6 +84,26 @@ export async function refilterRun(parentUri: string, outUri: string, options: Re
   result.accepted = done.accepted;
   result.rejected = done.rejected;
   return result;
+}
+
+/**
+ * A parent run's config and rules with refilter's overrides applied: only REFILTER_KEYS, no identity key
+ * on a run that recorded no similarity, and rules that compile against the run's scorers and categories.
+ * Every problem is a UserError; `where(set)` names the override in it (`--set …`, or the what-if's `set=…`).
+ */
+export function refilterRules(parent: RunPlan, parentUri: string, sets: string[], where: (set: string) => string): { config: RunPlan['config']; rules: CategoryRules } {
+  for (const s of sets) {
+    const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
+    if (!REFILTER_KEYS.some((re) => re.test(key))) throw new UserError(`${where(s)}: expected key=value with a key refilter changes only (identity.threshold, identity.category_thresholds.<category>, rules.default.<name>, rules.categories.<category>.<name>); use \`pairgen regenerate\` for other settings`);
+    if (key.startsWith('identity.') && !parent.config.identity.enabled) {
+      throw new UserError(`${where(s)}: ${parentUri} was made with identity.enabled false, so it recorded no identity scores to judge again; regenerate it with --set identity.enabled=true instead`);
+    }
+  }
+  const config = deriveConfig(parent, parentUri, sets);
+  const problems: string[] = [];
+  const rules = runRules({ config, promptRules: parent.prompt_rules ?? {}, categories: Object.keys(parent.prompts.per_category) }, problems);
+  if (problems.length) throw new UserError(`${where(sets.join(' '))}: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+  return { config, rules };
 }
 
 /** The reject reason of a pair dropped by --drop-duplicates. */

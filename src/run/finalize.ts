@@ -1,7 +1,8 @@
 import { PassThrough } from 'node:stream';
 import { UserError } from '../errors.ts';
 import { EditTruthTally, GroundTruthTally, type EditTruthResult, type PrecisionRecall } from '../reference/index.ts';
-import { firstFailingRule, scoresRead } from '../scorers/rules.ts';
+import { scoresRead } from '../scorers/rules.ts';
+import { filterVerdicts, type RecordedRow } from '../candidates/verdict.ts';
 import { scoreColumn } from '../scorers/config.ts';
 import { EDIT_MADE } from '../shards/manifest-group.ts';
 import { writePreview } from '../report/index.ts';
@@ -90,7 +91,6 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   // stats get the columns the rules read.
   const rules = planRules(plan, `${store.uri}/run.json`);
   const statsScores = scoresRead(rules.values()).filter((n) => n !== 'identity.similarity').map(scoreColumn);
-  const identityOn = plan.config.identity.enabled;
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
   const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files }));
@@ -116,16 +116,15 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
           row.reject_reason = g.reject_reason[i];
           row.identity_similarity = g.identity_similarity[i];
           if (g.identity_kept[i] >= 0) {
-            const sim = row.identity_similarity;
-            const identityPassed = !identityOn || (sim !== null && sim >= g.identity_threshold[i]);
+            const recorded: RecordedRow = { ...row };
+            for (const c of statsScores) recorded[c] = g.scores[c][i];
+            const passed = filterVerdicts(recorded, plan.config.identity, rules.get(row.category) ?? [], g.identity_threshold[i]);
             const extra: Record<string, unknown> = { identity_kept: g.identity_kept[i] === 1 };
-            truth.add(identityPassed, extra);
+            truth.add(passed.identity, extra);
             if (g.edit_made[i] >= 0) {
               extra.edit_kept = g.edit_kept[i] === 1;
               extra.edit_made = EDIT_MADE[g.edit_made[i]];
-              const at = i;
-              const score = (name: string) => (name === 'identity.similarity' ? sim : (g.scores[scoreColumn(name)]?.[at] ?? null));
-              editTruth.add(row.accepted, extra, firstFailingRule(rules.get(row.category) ?? [], score) === null);
+              editTruth.add(row.accepted, extra, passed.rules);
             }
           }
           if (duplicates && duplicateOf![row0 + i] !== null) {

@@ -189,26 +189,12 @@ interface Scoring {
  */
 async function openScoring(plan: RunPlan, injected?: (plan: RunPlan) => Promise<IdentityScorer | null>): Promise<Scoring> {
   const { config } = plan;
-  const noScores = (): PoolScore => ({ identity: null, scores: { scores: {}, texts: {}, seconds: {} } });
   if (injected) {
-    const identity = await injected(plan);
-    const { createScorers, scorePair } = await import('../scorers/index.ts');
-    const scorers = config.scorers ? await createScorers(config.scorers, config.runtime) : null;
-    return {
-      identity: identity?.info ?? null,
-      threads: 1,
-      async score(source, edited, spec) {
-        const faces = identity ? await identity.score(source, edited, spec) : null;
-        const scores = scorers ? await scorePair(scorers, { source, edited, faces: faces ?? { sourceFace: null, editedFace: null }, instruction: spec.instruction, category: spec.category, sourcePrompt: spec.sourcePrompt, targetPrompt: spec.targetPrompt }) : noScores().scores;
-        return { identity: faces, scores };
-      },
-      close: async () => {
-        await identity?.close();
-        await scorers?.close();
-      },
-    };
+    const { openScoringStage } = await import('../candidates/scoring-stage.ts');
+    const stage = await openScoringStage({ identity: config.identity, scorers: config.scorers ?? { enabled: [] }, runtime: config.runtime }, await injected(plan));
+    return { identity: stage.info.identity, threads: 1, score: (s, e, spec) => stage.score(s, e, spec), close: () => stage.close() };
   }
-  if (!config.identity.enabled && !config.scorers) return { identity: null, threads: 1, score: async () => noScores(), close: async () => {} };
+  if (!config.identity.enabled && !config.scorers) return { identity: null, threads: 1, score: async () => ({ identity: null, scores: { scores: {}, texts: {}, seconds: {} } }), close: async () => {} };
   const { createScoringPool, defaultScoringThreads } = await import('../candidates/scoring.ts');
   const pool = await createScoringPool({ identity: config.identity, scorers: config.scorers ?? { enabled: [] }, runtime: config.runtime, threads: config.runtime.scoring_threads ?? defaultScoringThreads(config.runtime) });
   return { identity: pool.info.identity, threads: pool.threads, score: (s, e, spec) => pool.score(s, e, spec), close: () => pool.close() };

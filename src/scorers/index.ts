@@ -68,14 +68,15 @@ function clipFolder(config: ScorersConfig): string {
 }
 
 async function open(name: ScorerName, config: ScorersConfig, runtime: RuntimeConfig, options: EnsureOptions): Promise<Scorer> {
+  const model = () => ensureScorerModel(MODEL_OF[name]!, options);
   switch (name) {
-    case 'pose': return openPoseScorer(await ensureScorerModel('facemesh', options), runtime);
-    case 'expression': return openExpressionScorer(await ensureScorerModel('emotion', options), runtime);
+    case 'pose': return openPoseScorer(await model(), runtime);
+    case 'expression': return openExpressionScorer(await model(), runtime);
     case 'age': return openAgeScorer();
     case 'edit': return openEditScorer();
-    case 'background': return openBackgroundScorer(await ensureScorerModel('selfie', options), runtime);
+    case 'background': return openBackgroundScorer(await model(), runtime);
     case 'quality': return openQualityScorer();
-    case 'safety': return openSafetyScorer(await ensureScorerModel('nsfw', options), runtime);
+    case 'safety': return openSafetyScorer(await model(), runtime);
     case 'duplicates': return openDuplicatesScorer();
     case 'clip': return openClipScorer(clipFolder(config), runtime);
   }

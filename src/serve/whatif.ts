@@ -1,16 +1,15 @@
 /**
  * GET /api/whatif?set=…: what `pairgen refilter --set …` would keep, counted from the recorded columns
- * with the same verdict function (judgeRecorded), the same config derivation (deriveConfig) and the same
+ * with the same verdict function (judgeRecorded), the same config derivation (refilterRules) and the same
  * per-category thresholds of the prompt table; nothing is drawn or scored again. On a demo run (the
  * reference teacher records the ground truth in `extra`) also the filters' precision and recall before
  * and after, counted the way finalize counts them for stats.json.
  */
-import { judgeAt, judgeRecorded, recordedEvidence, recordedScore, thresholdFor } from '../candidates/verdict.ts';
+import { filterVerdicts, judgeRecorded, thresholdFor } from '../candidates/verdict.ts';
 import type { RunPlan } from '../dataset/run-file.ts';
 import { EditTruthTally, GroundTruthTally, type PrecisionRecall } from '../reference/truth.ts';
-import { deriveConfig } from '../research/derive.ts';
-import { REFILTER_KEYS } from '../research/refilter.ts';
-import { firstFailingRule, runRules, scoresRead, type CategoryRules } from '../scorers/rules.ts';
+import { refilterRules } from '../research/refilter.ts';
+import { scoresRead, type CategoryRules } from '../scorers/rules.ts';
 import { scoreColumn } from '../scorers/config.ts';
 import { isUserError } from '../errors.ts';
 import { badRequest } from './http.ts';
@@ -68,21 +67,14 @@ export class WhatIfCounter {
 
   private async compute(sets: string[]): Promise<WhatIf> {
     const { plan } = this;
-    for (const s of sets) {
-      const key = s.slice(0, Math.max(0, s.indexOf('='))).trim();
-      if (!REFILTER_KEYS.some((re) => re.test(key))) throw badRequest(`set=${s.slice(0, 80)}: expected key=value with a key refilter changes: identity.threshold, identity.category_thresholds.<category>, rules.default.<name> or rules.categories.<category>.<name>`);
-      if (key.startsWith('identity.') && !plan.config.identity.enabled) throw badRequest(`set=${s.slice(0, 80)}: the run was made with identity.enabled false, so it recorded no identity scores to judge again`);
-    }
-    let config: RunPlan['config'];
+    let judged: ReturnType<typeof refilterRules>;
     try {
-      config = deriveConfig(plan, this.runUri, sets);
+      judged = refilterRules(plan, this.runUri, sets, (s) => `set=${s.slice(0, 80)}`);
     } catch (e) {
-      if (isUserError(e)) throw badRequest(`set: ${e.message}`);
+      if (isUserError(e)) throw badRequest(e.message);
       throw e;
     }
-    const problems: string[] = [];
-    const rules = runRules({ config, promptRules: plan.prompt_rules ?? {}, categories: Object.keys(plan.prompts.per_category) }, problems);
-    if (problems.length) throw badRequest(`set: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+    const { config, rules } = judged;
 
     const promptThresholds = this.promptThresholds;
     const columns = await this.manifest.columns();
@@ -95,7 +87,6 @@ export class WhatIfCounter {
     const categories: Record<string, Kept> = {};
     const after = { identity: new GroundTruthTally('identity'), edit: new EditTruthTally() };
     const before = { identity: new GroundTruthTally('identity'), edit: new EditTruthTally() };
-    const identityOn = plan.config.identity.enabled;
     await this.manifest.forEachChunk(sql, (rows) => {
       for (const row of rows) {
         const category = String(row.category);
@@ -110,15 +101,16 @@ export class WhatIfCounter {
         if (!now && verdict.accepted) k.added++;
         if (row.t_identity !== 'true' && row.t_identity !== 'false') continue;
         const extra: Record<string, unknown> = { identity_kept: row.t_identity === 'true' };
-        const score = (name: string) => recordedScore(recorded, name);
         const threshold = thresholdFor(config.identity, { category, identityThreshold: promptThresholds.get(category) ?? null });
-        after.identity.add(!identityOn || judgeAt(recordedEvidence(recorded), threshold).accepted, extra);
-        before.identity.add(!identityOn || judgeAt(recordedEvidence(recorded), Number(row.identity_threshold)).accepted, extra);
+        const passed = filterVerdicts(recorded, config.identity, rules.get(category) ?? [], threshold);
+        const passedNow = filterVerdicts(recorded, plan.config.identity, this.currentRules.get(category) ?? [], Number(row.identity_threshold));
+        after.identity.add(passed.identity, extra);
+        before.identity.add(passedNow.identity, extra);
         if (row.t_made === null || row.t_made === undefined) continue;
         extra.edit_kept = row.t_edit === 'true';
         extra.edit_made = row.t_made;
-        after.edit.add(verdict.accepted, extra, firstFailingRule(rules.get(category) ?? [], score) === null);
-        before.edit.add(now, extra, firstFailingRule(this.currentRules.get(category) ?? [], score) === null);
+        after.edit.add(verdict.accepted, extra, passed.rules);
+        before.edit.add(now, extra, passedNow.rules);
       }
     });
     const all: Kept = { candidates: 0, kept_now: 0, kept: 0, dropped: 0, added: 0 };

@@ -203,8 +203,8 @@ test('finalize marks near-duplicate sources in pair_id order; refilter --drop-du
   for (const x of after) if (marked.some((m) => m.pair_id === x.pair_id)) assert.deepEqual([x.accepted, x.reject_reason], [false, 'near_duplicate']);
   assert.equal(after.filter((x) => x.accepted).length, rows.filter((x) => x.accepted).length - marked.length);
 
-  const bad = await runAsync(process.execPath, [BIN, 'refilter', join(dir, 'run'), '--drop-duplicates', '--out', join(dir, 'bad-dedup')]);
-  assert.equal(bad.status, 0, `the scorer run has the duplicates scorer: ${bad.stderr}`);
+  const dedupOfScorerRun = await runAsync(process.execPath, [BIN, 'refilter', join(dir, 'run'), '--drop-duplicates', '--out', join(dir, 'dedup-of-scorer-run')]);
+  assert.equal(dedupOfScorerRun.status, 0, `the scorer run has the duplicates scorer: ${dedupOfScorerRun.stderr}`);
   const none = await runAsync(process.execPath, [BIN, 'refilter', join(dir, 'probe'), '--out', join(dir, 'bad-none')]);
   assert.equal(none.status, 2);
   assert.match(none.stderr.trim(), /^error: refilter needs at least one --set \(e\.g\. --set identity\.threshold=0\.5\) or --drop-duplicates$/);
