@@ -80,23 +80,33 @@ export class ManifestQuery {
   /** Up to `accepted` accepted and `rejected` rejected candidates of each category (fewer of one kind → more of the other), in candidate order. */
   async samplePerCategory(accepted: number, rejected: number, scores: readonly string[] = []): Promise<Map<string, SheetRow[]>> {
     const total = accepted + rejected;
-    // Rank on three narrow columns only, then fetch the full rows of the few chosen candidates:
-    // a manifest of 10 million rows must not be materialised whole.
-    const sql = `
-      WITH counts AS (
-        SELECT category AS cat, count(*) FILTER (WHERE accepted) AS n_acc, count(*) FILTER (WHERE NOT accepted) AS n_rej
-        FROM manifest GROUP BY 1),
-      ranked AS (
-        SELECT "index" AS idx, category AS cat, accepted AS acc,
-               row_number() OVER (PARTITION BY category, accepted ORDER BY "index") AS k
-        FROM manifest),
-      chosen AS (
-        SELECT idx FROM ranked JOIN counts USING (cat)
-        WHERE k <= CASE WHEN acc THEN ${total} - least(n_rej, ${rejected}) ELSE ${total} - least(n_acc, ${accepted}) END)
-      SELECT ${COLUMNS}${scoreSelect(scores)} FROM manifest WHERE "index" IN (SELECT idx FROM chosen) ORDER BY category, "index"`;
+    // The first `total` candidates of each category and kind, by a top-n aggregate over two narrow columns:
+    // memory bounded by the number of groups, one pass however many rows the manifest has (a window
+    // ranking every row held gigabytes at 10M rows).
+    const firsts = (
+      await this.db.runAndReadAll(`SELECT category, accepted, count(*)::DOUBLE AS n, min("index", ${total}) AS idxs FROM manifest GROUP BY ALL`)
+    ).getRowObjectsJS();
+    const kinds = new Map<string, { acc: number[]; rej: number[] }>();
+    for (const r of firsts) {
+      const k = kinds.get(String(r.category)) ?? { acc: [], rej: [] };
+      // An index appears once in a run; the list is made distinct anyway, so a manifest of copied shards stays bounded.
+      k[r.accepted ? 'acc' : 'rej'] = [...new Set((r.idxs as unknown[]).map(Number))];
+      kinds.set(String(r.category), k);
+    }
+    const chosen = new Set<string>();
+    for (const [category, { acc, rej }] of kinds) {
+      for (const i of acc.slice(0, total - Math.min(rej.length, rejected))) chosen.add(`${category}\u0000true\u0000${i}`);
+      for (const i of rej.slice(0, total - Math.min(acc.length, accepted))) chosen.add(`${category}\u0000false\u0000${i}`);
+    }
+    if (chosen.size === 0) return new Map();
+    const indexes = [...new Set([...chosen].map((k) => Number(k.split('\u0000')[2])))];
+    // Integers from the manifest itself, so the list is safe to inline.
+    const sql = `SELECT DISTINCT ON (category, accepted, "index") ${COLUMNS}${scoreSelect(scores)} FROM manifest
+      WHERE "index" IN (${indexes.join(', ')}) ORDER BY category, "index", accepted, shard`;
     const rows = toRows((await this.db.runAndReadAll(sql)).getRowObjectsJS(), scores);
     const out = new Map<string, SheetRow[]>();
     for (const row of rows) {
+      if (!chosen.has(`${row.category}\u0000${row.accepted}\u0000${row.index}`)) continue;
       if (!out.has(row.category)) out.set(row.category, []);
       out.get(row.category)!.push(row);
     }
