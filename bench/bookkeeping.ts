@@ -31,6 +31,7 @@ import { planRun } from '../src/run/plan.ts';
 import { workRun } from '../src/run/work.ts';
 import { runStatus } from '../src/run/status.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
+import { writePreview } from '../src/report/index.ts';
 import { shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
 import { serializePlan } from '../src/dataset/run-file.ts';
 import { markerJson, parseMarker, readShardMetadataRows, writeManifest, writeManifestFromShards, type ManifestRow } from '../src/shards/index.ts';
@@ -79,6 +80,9 @@ async function runPhase(name: string, run: string): Promise<void> {
     // Sizes only, as in the file comment: the bookkeeping at 10M rows, not sha256 over every file.
     const r = await finalizeRun(run, { preview: name === 'finalize-with-preview', trustSizes: true });
     extra = { threads: availableParallelism(), manifest_rows: r.manifestRows, manifest_mib: +(statSync(join(run, 'manifest.parquet')).size / 2 ** 20).toFixed(1) };
+  } else if (name === 'preview') {
+    // preview/ of the finalized run on its own: the last step of a plain `pairgen finalize`.
+    extra = { files: (await writePreview(run)).length };
   } else if (name.startsWith('manifest-')) {
     extra = await writeManifestBy(name, run);
   } else if (name === 'worker') {
@@ -199,8 +203,8 @@ async function main(): Promise<void> {
     };
     const shardBytes = statSync(join(run, shardRejectsKey(0))).size;
 
-    // The whole `pairgen finalize`, preview/ included, at PREVIEW_SHARDS shards; at full size without
-    // preview/ (its DuckDB sampling query does not scale to 10M rows yet: see docs/scale.md).
+    // The whole `pairgen finalize`, preview/ included, at PREVIEW_SHARDS shards; at full size the
+    // manifest (`--no-preview`, the aim's figure) and then preview/ in a process of its own.
     widen(PREVIEW_SHARDS);
     const withPreview = measure('finalize-with-preview', run);
     const ways = ['manifest-rows', 'manifest-threads-1', `manifest-threads-${availableParallelism()}`];
@@ -213,6 +217,7 @@ async function main(): Promise<void> {
     const status = measure('status', run);
     const load = loadavg()[0];
     const finalize = measure('finalize', run);
+    const preview = measure('preview', run);
 
     // 3. One worker over WORKER_SHARDS small shards with the test teacher (64 px pairs, 8 per shard).
     const wrun = join(dir, 'worker');
@@ -229,6 +234,7 @@ async function main(): Promise<void> {
       finalize_previous: previous,
       finalize_original: original,
       manifest_side_by_side: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, identical_bytes: true, ...sideBySide },
+      preview_full_size: { candidates: SHARDS * ROWS, ...preview },
       finalize_with_preview: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, ...withPreview },
       worker: { shards: WORKER_SHARDS, pairs_per_shard: 8, image_px: 64, ...worker },
     };
@@ -248,6 +254,7 @@ async function main(): Promise<void> {
       ...(previous ? [`| previous run of this bench (${previous.date}${previous.load_average_1m_before !== undefined ? `, load average ${previous.load_average_1m_before}` : ''}) | ${previous.seconds} | ${previous.cpu_seconds ?? '—'} | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
       ...(original ? [`| first figure (${original.date}, row path on one thread) | ${original.seconds} | — | ${original.peak_rss_mib} | ${original.manifest_rows} manifest rows, ${original.manifest_mib} MiB |`] : []),
       ...ways.map((w) => `| manifest only, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows): ${w === 'manifest-rows' ? 'row path (before)' : `writeManifestFromShards, ${w.split('-').pop()} thread(s)`} | ${sideBySide[w].seconds} | ${sideBySide[w].cpu_seconds} | ${sideBySide[w].peak_rss_mib} | sha256 ${String(sideBySide[w].sha256).slice(0, 12)}… (identical) |`),
+      `| preview/ of that manifest (the last step of a plain \`pairgen finalize\`: contact sheets, histogram, index.html) | ${preview.seconds} | ${preview.cpu_seconds} | ${preview.peak_rss_mib} | ${preview.files} files |`,
       `| finalize --trust-sizes with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.cpu_seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
       `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.cpu_seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
       '',

@@ -1,5 +1,4 @@
 import { DataType, type Field } from 'apache-arrow';
-import { parquetRead } from 'hyparquet';
 import { UserError } from '../errors.ts';
 import type { Store } from '../store/types.ts';
 import { columnSettings, listColumns, parquetWriter } from './parquet.ts';
@@ -7,6 +6,7 @@ import { canonicalJson } from '../util/json.ts';
 import { DUPLICATE_OF, isJsonField, runSchemas, type RunSchemas } from './record.ts';
 import type { ScorerName } from '../scorers/config.ts';
 import { readPairgenMetadata, type ParquetSource } from './shard.ts';
+import { readColumns } from './column-reader.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { EncodedRowGroup } from '../util/parquet-groups.ts';
 import { writeRowGroup } from '../util/parquet-row-group.ts';
@@ -94,17 +94,7 @@ async function readFileColumns(source: ParquetSource, file: string, expectedRows
   if (missing.length) throw new UserError(`${file}: missing column(s) ${missing.join(', ')}`);
   const n = Number(metadata.num_rows);
   if (n !== expectedRows) throw new UserError(`${file}: holds ${n} rows, its shard's marker says ${expectedRows}`);
-  const raw: unknown[][] = READ_NAMES.map(() => new Array(n));
-  const position = new Map(READ_NAMES.map((name, i) => [name, i]));
-  await parquetRead({
-    file: buffer,
-    metadata,
-    columns: READ_NAMES,
-    onChunk: ({ columnName, columnData, rowStart }) => {
-      const out = raw[position.get(columnName)!];
-      for (let i = 0; i < columnData.length; i++) out[rowStart + i] = columnData[i];
-    },
-  });
+  const raw = await readColumns(buffer, metadata, READ_NAMES);
   const cols: Columns = READ_FIELDS.map((f, c) => cellColumn(f, raw[c], file));
   cols.push(new Array(n).fill(file));
   cols.push(Array.from({ length: n }, (_, i) => BigInt(i)));
@@ -121,6 +111,7 @@ async function readFileColumns(source: ParquetSource, file: string, expectedRows
 function cellColumn(f: Field<DataType>, values: unknown[], file: string): unknown[] {
   const json = isJsonField(f);
   const int64 = DataType.isInt(f.type) && f.type.bitWidth === 64;
+  const int32 = DataType.isInt(f.type) && !int64;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) {
@@ -134,7 +125,7 @@ function cellColumn(f: Field<DataType>, values: unknown[], file: string): unknow
       const b = typeof v === 'bigint' ? v : BigInt(v as number);
       if (b > MAX_SAFE || b < -MAX_SAFE) throw new Error(`${file} row ${i}: column ${f.name} needs an integer, got ${Number(b)}`);
       values[i] = b;
-    } else if (DataType.isInt(f.type) && !Number.isSafeInteger(v)) {
+    } else if (int32 && !Number.isSafeInteger(v)) {
       throw new Error(`${file} row ${i}: column ${f.name} needs an integer, got ${String(v)}`);
     }
   }
@@ -162,8 +153,10 @@ async function readShardColumns(shard: ManifestShard, open: (f: { name: string; 
   for (const f of shard.files) parts.push(await readFileColumns(await open(f), f.name, f.rows, schemas));
   const cols: Columns = schemas.manifest.fields.map((_, c) => concat(parts.map((p) => p[c])));
   const index = cols[INDEX_COL] as bigint[];
+  let sorted = true;
+  for (let i = 1; i < index.length && sorted; i++) sorted = index[i - 1] <= index[i];
+  if (sorted) return cols;
   const order = Array.from({ length: index.length }, (_, i) => i).sort((a, b) => Number(index[a]) - Number(index[b]));
-  if (order.every((o, i) => o === i)) return cols;
   return cols.map((col) => order.map((o) => col[o]));
 }
 

@@ -20,6 +20,7 @@ import { writeRleBitPackedHybrid } from 'hyparquet-writer/src/encoding.js';
 import { writePlain as writePlainValues } from 'hyparquet-writer/src/plain.js';
 import { unconvertMinMax } from 'hyparquet-writer/src/unconvert.js';
 import { BloomBuilder } from 'hyparquet-writer/src/bloom.js';
+import { stringBloomFilter } from './bloom.ts';
 
 /** Levels as arrays or typed arrays (parquet-row-group.ts makes Uint8Arrays). */
 export type Levels = number[] | Uint8Array;
@@ -341,9 +342,14 @@ export function writeColumnFast({ writer, column, pageData }: { writer: Writer; 
 
   let bloomFilter: Uint32Array | undefined;
   if (column.bloomFilter) {
-    const builder = new BloomBuilder(element, typeof column.bloomFilter === 'object' ? column.bloomFilter : undefined);
-    for (const v of values) builder.insert(v);
-    bloomFilter = builder.finalize();
+    const options = typeof column.bloomFilter === 'object' ? (column.bloomFilter as { fpp?: number; maxBytes?: number }) : {};
+    const strings = kind === 'string' ? stringBloomFilter(values, options.fpp, options.maxBytes) : 'not strings';
+    if (strings !== 'not strings') bloomFilter = strings;
+    else {
+      const builder = new BloomBuilder(element, options);
+      for (const v of values) builder.insert(v);
+      bloomFilter = builder.finalize();
+    }
   }
 
   if (type === 'INT64') {

@@ -45,7 +45,7 @@ function leavesOf(schema: SchemaElement[]): Map<string, Leaf> {
 function pageData(leaf: Leaf, rows: unknown[]): PageData {
   if (leaf.shape === 'required') return { values: rows, definitionLevels: [], repetitionLevels: [], maxDefinitionLevel: 0 };
   if (leaf.shape === 'optional') {
-    const definitionLevels = new Array<number>(rows.length);
+    const definitionLevels = new Uint8Array(rows.length);
     for (let i = 0; i < rows.length; i++) definitionLevels[i] = rows[i] === null || rows[i] === undefined ? 0 : 1;
     return { values: rows, definitionLevels, repetitionLevels: [], maxDefinitionLevel: 1 };
   }
