@@ -67,11 +67,59 @@ export function findNearDuplicateRows(input: NearDuplicateInput, maxDistance = D
   if (dhashes.length !== n || accepted.length !== n) {
     throw new Error(`findNearDuplicates: ${n} pair ids, ${dhashes.length} hashes and ${accepted.length} accepted flags`);
   }
+  const hashes = new HashColumns(n);
+  for (let row = 0; row < n; row++) {
+    const text = dhashes[row];
+    if (text == null) continue;
+    if (typeof text !== 'string' || !hashes.set(row, text)) {
+      throw new UserError(`duplicates.source_dhash of pair ${JSON.stringify(pairIds[row])}: expected 16 hex digits, got ${JSON.stringify(text)}`);
+    }
+  }
+  const flags = new Uint8Array(n);
+  for (let row = 0; row < n; row++) flags[row] = accepted[row] ? 1 : 0;
+  return markRows({ order: pairIdOrder(pairIds), hashes, accepted: flags }, maxDistance);
+}
+
+/** Each row's dHash as two 32-bit halves, and whether it has one: 9 bytes a row instead of a string. */
+export class HashColumns {
+  readonly hi: Uint32Array;
+  readonly lo: Uint32Array;
+  readonly present: Uint8Array;
+  private readonly halves = new Uint32Array(2);
+
+  constructor(readonly rows: number) {
+    this.hi = new Uint32Array(rows);
+    this.lo = new Uint32Array(rows);
+    this.present = new Uint8Array(rows);
+  }
+
+  /** Record row's hash from its 16 hex digits; false when the text is not that. */
+  set(row: number, text: string): boolean {
+    if (!parseHash(text, this.halves)) return false;
+    this.hi[row] = this.halves[0];
+    this.lo[row] = this.halves[1];
+    this.present[row] = 1;
+    return true;
+  }
+}
+
+/** The compact form of the input: rows already in pair_id order, hashes as halves, accepted as 0/1. */
+export interface PairHashColumns {
+  /** Every row once, in pair_id order. */
+  order: Int32Array;
+  hashes: HashColumns;
+  accepted: Uint8Array;
+}
+
+/** findNearDuplicateRows over the compact form (finalize's pass, src/run/duplicates.ts). */
+export function markRows(input: PairHashColumns, maxDistance = DEFAULT_MAX_DISTANCE): Int32Array {
+  const { order, hashes, accepted } = input;
+  const n = hashes.rows;
+  if (order.length !== n || accepted.length !== n) throw new Error(`findNearDuplicates: ${order.length} ordered rows, ${n} hashes and ${accepted.length} accepted flags`);
   if (!Number.isInteger(maxDistance) || maxDistance < 0 || maxDistance > MAX_DISTANCE_LIMIT) {
     throw new RangeError(`findNearDuplicates: maxDistance must be an integer in 0..${MAX_DISTANCE_LIMIT}, got ${maxDistance}`);
   }
-  const order = pairIdOrder(pairIds);
-  const values = distinctValues(pairIds, dhashes);
+  const values = distinctValues(hashes);
   const canBeReference = new Uint8Array(values.count);
   for (let row = 0; row < n; row++) if (accepted[row] && values.of[row] !== NONE) canBeReference[values.of[row]] = 1;
   const near = nearValues(values.hi, values.lo, canBeReference, maxDistance);
@@ -125,7 +173,7 @@ const HEX_DIGIT = new Int8Array(128).fill(-1);
 for (let c = 0; c < 16; c++) HEX_DIGIT[c.toString(16).charCodeAt(0)] = HEX_DIGIT[c.toString(16).toUpperCase().charCodeAt(0)] = c;
 
 /** The two 32-bit halves of 16 hex digits into out[0], out[1]; false if the text is not that. */
-function parseHash(text: string, out: Uint32Array): boolean {
+export function parseHash(text: string, out: Uint32Array): boolean {
   if (text.length !== 16) return false;
   let h = 0, l = 0;
   for (let i = 0; i < 8; i++) {
@@ -142,8 +190,8 @@ function parseHash(text: string, out: Uint32Array): boolean {
 const hexDigit = (code: number) => (code < 128 ? HEX_DIGIT[code] : -1);
 
 /** Each row's distinct hash value (`of`, NONE without a hash) and the values as two 32-bit halves. */
-function distinctValues(pairIds: readonly string[], dhashes: readonly (string | null | undefined)[]) {
-  const n = dhashes.length;
+function distinctValues(hashes: HashColumns) {
+  const n = hashes.rows;
   const of = new Int32Array(n).fill(NONE);
   const hi = new Uint32Array(n), lo = new Uint32Array(n);
   let count = 0;
@@ -152,14 +200,9 @@ function distinctValues(pairIds: readonly string[], dhashes: readonly (string | 
   while (2 ** slotBits < n * 1.5) slotBits++;
   const slots = new Int32Array(2 ** slotBits);
   const slotMask = slots.length - 1;
-  const halves = new Uint32Array(2);
   for (let row = 0; row < n; row++) {
-    const text = dhashes[row];
-    if (text == null) continue;
-    if (typeof text !== 'string' || !parseHash(text, halves)) {
-      throw new UserError(`duplicates.source_dhash of pair ${JSON.stringify(pairIds[row])}: expected 16 hex digits, got ${JSON.stringify(text)}`);
-    }
-    const h = halves[0], l = halves[1];
+    if (!hashes.present[row]) continue;
+    const h = hashes.hi[row], l = hashes.lo[row];
     let slot = Math.imul(h ^ Math.imul(l, 0x85ebca6b), 0x9e3779b1) >>> (32 - slotBits);
     for (;;) {
       const value = slots[slot] - 1;

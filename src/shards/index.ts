@@ -11,6 +11,7 @@ export {
   type ShardOptions, type ParquetSource,
 } from './shard.ts';
 export { huggingfaceMetadata } from './parquet.ts';
+export { readColumns } from './column-reader.ts';
 export {
   buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, sha256Hex,
   type ShardMarker, type MarkerInput, type MarkerCheck, type ShardCounts,

@@ -213,6 +213,8 @@ function statsColumns(cols: Columns, schemas: RunSchemas, statsScores: string[])
   const editKept = new Int8Array(extra.length);
   const editMade = new Int8Array(extra.length);
   const flag = (v: unknown) => (typeof v === 'boolean' ? Number(v) : -1);
+  const flags = new Uint8Array(accepted.length); // a loop: Uint8Array.from with a map function walks an iterator
+  for (let i = 0; i < accepted.length; i++) flags[i] = accepted[i] ? 1 : 0;
   let lastText = '';
   let last = [-1, -1, -1];
   for (let i = 0; i < extra.length; i++) {
@@ -226,7 +228,7 @@ function statsColumns(cols: Columns, schemas: RunSchemas, statsScores: string[])
   return {
     category: col('category') as string[],
     split: col('split') as string[],
-    accepted: Uint8Array.from(accepted, (a) => (a ? 1 : 0)),
+    accepted: flags,
     reject_reason: col('reject_reason') as (string | null)[],
     identity_similarity: col('identity_similarity') as (number | null)[],
     identity_threshold: col('identity_threshold') as number[],
