@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
-const ORDER = ['expand', 'write', 'images', 'store', 'model-cache', 'teacher-micro', 'teacher', 'identity', 'scorers', 'demo', 'bookkeeping', 'query', 'serve'];
+const ORDER = ['expand', 'write', 'images', 'store', 'model-cache', 'teacher-micro', 'teacher', 'identity', 'scorers', 'demo', 'bookkeeping', 'near-duplicates', 'query', 'serve'];
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 // `--summary-only` rewrites summary.md from the results already in bench/results/ without running anything.
 const summaryOnly = process.argv.includes('--summary-only');

@@ -10,7 +10,7 @@
 import { UserError } from '../errors.ts';
 import { fileSource, RANGE_READ_BYTES } from '../shards/manifest-group.ts';
 import { readColumns, readPairgenMetadata, type ManifestShard } from '../shards/index.ts';
-import { DEFAULT_MAX_DISTANCE, HashColumns, markRows } from '../scorers/near-duplicates.ts';
+import { DEFAULT_MAX_DISTANCE, HashColumns, keyOrder, markRows } from '../scorers/near-duplicates.ts';
 import type { Store } from '../store/types.ts';
 
 const COLUMNS = ['pair_id', 'index', 'accepted', 'duplicates_source_dhash'];
@@ -53,27 +53,4 @@ export async function nearDuplicateMarks(store: Store, shards: ManifestShard[], 
 
 function hex(ids: HashColumns, row: number): string {
   return ids.hi[row].toString(16).padStart(8, '0') + ids.lo[row].toString(16).padStart(8, '0');
-}
-
-/**
- * Rows sorted by their 64-bit key: a least-significant-digit radix sort, four stable counting passes of
- * 16 bits (sorting 10M row numbers with a comparator over strings took tens of seconds).
- */
-function keyOrder(keys: HashColumns): Int32Array {
-  const n = keys.rows;
-  let order = new Int32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  let next = new Int32Array(n);
-  const counts = new Int32Array(65537);
-  for (const [words, shift] of [[keys.lo, 0], [keys.lo, 16], [keys.hi, 0], [keys.hi, 16]] as const) {
-    counts.fill(0);
-    for (let i = 0; i < n; i++) counts[((words[i] >>> shift) & 0xffff) + 1]++;
-    for (let d = 1; d <= 65536; d++) counts[d] += counts[d - 1];
-    for (let i = 0; i < n; i++) {
-      const r = order[i];
-      next[counts[(words[r] >>> shift) & 0xffff]++] = r;
-    }
-    [order, next] = [next, order];
-  }
-  return order;
 }

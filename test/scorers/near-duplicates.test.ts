@@ -3,7 +3,7 @@
 // skewed hashes that force every level of the block join, and a million rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findNearDuplicateRows, findNearDuplicates, MAX_DISTANCE_LIMIT, nearValuePairs, planJoin, type NearDuplicateInput } from '../../src/scorers/near-duplicates.ts';
+import { findNearDuplicateRows, findNearDuplicates, HashColumns, keyOrder, MAX_DISTANCE_LIMIT, nearValuePairs, planJoin, type NearDuplicateInput } from '../../src/scorers/near-duplicates.ts';
 import { hammingDistance } from '../../src/scorers/duplicates.ts';
 import { isUserError } from '../../src/errors.ts';
 import { mulberry32 } from '../helpers/prng.ts';
@@ -261,4 +261,15 @@ test('a million rows: every mark is a valid earlier reference within reach, ever
   }
   assert.ok(plantedWithinReach > 5000, `${plantedWithinReach}`);
   console.log(`# ${marked} marked, ${plantedWithinReach} planted copies within reach of an accepted source`);
+});
+
+test('keyOrder puts 64-bit pair-id keys in the text order of their 16 hex digits (radix passes over every digit)', () => {
+  const random = mulberry32(5);
+  // Shared prefixes and equal halves, so every 16-bit pass decides some comparisons.
+  const ids = Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? '00000000' + randomHex(random, 8) : i % 5 === 0 ? randomHex(random, 8) + '0000ffff' : randomHex(random)));
+  const keys = new HashColumns(ids.length);
+  ids.forEach((id, row) => assert.ok(keys.set(row, id)));
+  const expected = ids.map((_, i) => i).sort((a, b) => (ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : a - b));
+  assert.deepEqual([...keyOrder(keys)], expected);
+  assert.equal(keys.set(0, 'not hex digits!!'), false);
 });
