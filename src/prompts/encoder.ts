@@ -39,7 +39,8 @@ export class RowGroupEncoder {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const p = new Promise<EncodedRowGroup>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.workers[id % this.workers.length].postMessage({ id, batch });
+    // the batch's arrays move to the thread (the caller keeps no use of them)
+    this.workers[id % this.workers.length].postMessage({ id, batch }, [batch.text.buffer, batch.bounds.buffer, batch.eval.buffer, batch.category.buffer, batch.attributes.buffer] as ArrayBuffer[]);
     p.catch(() => {}); // awaited later, in order; an error must not count as unhandled meanwhile
     return p;
   }

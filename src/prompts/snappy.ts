@@ -3,7 +3,8 @@
  * snappyjs: one pass over the whole input, a hash table of up to 2^14 entries, the reference skip
  * heuristic), so prompt tables keep their bytes. Written here because that compressor appends every
  * output byte through a ByteWriter method call and took ~12% of `pairgen expand` (bench/expand.ts);
- * this one writes into one preallocated array. test/prompts/table-bytes.test.ts compares the two.
+ * this one writes into one preallocated array and reads 4-byte words through a DataView (hash inputs,
+ * match checks, match extension). test/prompts/table-bytes.test.ts compares the two.
  * Passed to hyparquet-writer as its SNAPPY compressor.
  */
 const MAX_HASH_TABLE_BITS = 14;
@@ -26,14 +27,6 @@ export function snappyCompress(input: Uint8Array): Uint8Array {
   return out.subarray(0, op);
 }
 
-// The same arithmetic as the reference (a sum, not an OR): reads past the end give NaN there and here alike.
-function load32(a: Uint8Array, pos: number): number {
-  return a[pos] + (a[pos + 1] << 8) + (a[pos + 2] << 16) + (a[pos + 3] << 24);
-}
-
-function equals32(a: Uint8Array, p: number, q: number): boolean {
-  return a[p] === a[q] && a[p + 1] === a[q + 1] && a[p + 2] === a[q + 2] && a[p + 3] === a[q + 3];
-}
 
 function emitLiteral(out: Uint8Array, op: number, input: Uint8Array, ip: number, len: number): number {
   if (len <= 60) {
@@ -44,7 +37,7 @@ function emitLiteral(out: Uint8Array, op: number, input: Uint8Array, ip: number,
     out[op++] = (59 + bytes) << 2;
     for (let i = 0; i < bytes; i++) out[op++] = (value >>> (i * 8)) & 0xff;
   }
-  if (len < 32) {
+  if (len < 16) {
     for (let i = 0; i < len; i++) out[op + i] = input[ip + i];
   } else {
     out.set(input.subarray(ip, ip + len), op);
@@ -84,11 +77,15 @@ function compressInput(input: Uint8Array, out: Uint8Array, op: number): number {
   const shift = 32 - bits;
   const table = (hashTables[bits] ??= new Uint32Array(1 << bits));
   table.fill(0);
+  const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
   let nextEmit = 0;
   if (ipEnd >= INPUT_MARGIN) {
     const ipLimit = ipEnd - INPUT_MARGIN;
     let ip = 1;
-    let nextHash = Math.imul(load32(input, ip), 0x1e35a7bd) >>> shift;
+    // The hash input is the 4 bytes at a position as a little-endian word. The reference sums the bytes, and
+    // reading past the end (only ever for nextIp) gives NaN, which Math.imul turns into 0: so does 0 here,
+    // and that hash is never stored anyway (the loop ends first).
+    let nextHash = Math.imul(view.getInt32(ip, true), 0x1e35a7bd) >>> shift;
     outer: for (;;) {
       let skip = 32;
       let nextIp = ip;
@@ -99,27 +96,28 @@ function compressInput(input: Uint8Array, out: Uint8Array, op: number): number {
         nextIp = ip + (skip >>> 5);
         skip++;
         if (ip > ipLimit) break outer;
-        nextHash = Math.imul(load32(input, nextIp), 0x1e35a7bd) >>> shift;
+        nextHash = Math.imul(nextIp + 4 <= ipEnd ? view.getInt32(nextIp, true) : 0, 0x1e35a7bd) >>> shift;
         candidate = table[hash];
         table[hash] = ip;
-      } while (ip - candidate > MAX_OFFSET || !equals32(input, ip, candidate));
+      } while (ip - candidate > MAX_OFFSET || view.getInt32(ip, true) !== view.getInt32(candidate, true));
 
       op = emitLiteral(out, op, input, nextEmit, ip - nextEmit);
       do {
         const base = ip;
         let matched = 4;
+        while (ip + matched + 4 <= ipEnd && view.getInt32(ip + matched, true) === view.getInt32(candidate + matched, true)) matched += 4;
         while (ip + matched < ipEnd && input[ip + matched] === input[candidate + matched]) matched++;
         ip += matched;
         op = emitCopy(out, op, base - candidate, matched);
         nextEmit = ip;
         if (ip >= ipLimit) break outer;
-        table[Math.imul(load32(input, ip - 1), 0x1e35a7bd) >>> shift] = ip - 1;
-        const cur = Math.imul(load32(input, ip), 0x1e35a7bd) >>> shift;
+        table[Math.imul(view.getInt32(ip - 1, true), 0x1e35a7bd) >>> shift] = ip - 1;
+        const cur = Math.imul(view.getInt32(ip, true), 0x1e35a7bd) >>> shift;
         candidate = table[cur];
         table[cur] = ip;
-      } while (ip - candidate <= MAX_OFFSET && equals32(input, ip, candidate));
+      } while (ip - candidate <= MAX_OFFSET && view.getInt32(ip, true) === view.getInt32(candidate, true));
       ip++;
-      nextHash = Math.imul(load32(input, ip), 0x1e35a7bd) >>> shift;
+      nextHash = Math.imul(view.getInt32(ip, true), 0x1e35a7bd) >>> shift;
     }
   }
   if (nextEmit < ipEnd) op = emitLiteral(out, op, input, nextEmit, ipEnd - nextEmit);

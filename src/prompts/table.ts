@@ -87,10 +87,12 @@ export async function writePromptTable(set: PromptSet, opts: WriteOptions, outPa
       await new Promise<void>((resolve) => setImmediate(resolve));
     };
     for (let batch = expansion.next(ROW_GROUP_ROWS); batch.rows; batch = expansion.next(ROW_GROUP_ROWS)) {
+      const counts = new Array<number>(set.categories.length).fill(0);
       for (let i = 0; i < batch.rows; i++) {
-        if (batch.prompt_split[i] === 'eval') evalRows++;
-        else perCategory[batch.category[i]]++;
+        if (batch.eval[i]) evalRows++;
+        else counts[batch.category[i]]++;
       }
+      counts.forEach((k, c) => (perCategory[set.categories[c].name] += k));
       inFlight.push(encoder.encode(batch));
       while (inFlight.length >= maxInFlight) await writeNext();
     }

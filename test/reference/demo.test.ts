@@ -58,7 +58,9 @@ test('the demo pipeline runs end to end, records ground truth, and twice gives b
   // The bytes a code change must not move by accident (the restructuring of issue 10 kept them; a change
   // that means to change the output format updates them, and says so: issue 12's run layout 2, split
   // column, OPTIONAL columns, v1 list pages, page index, bloom filter and adaptive PNG filtering did).
-  // Issue 11's scorer columns and rules moved them again.
+  // Issue 11's scorer columns and rules moved them again; issue 15's prompt table layout (one page per
+  // column chunk, written from the rows' UTF-8 bytes) moved them once more: the same prompt rows, but the
+  // table's sha256 is recorded in run.json, so the run_id and every file carrying it changed.
   const sha = (f: string) => createHash('sha256').update(readFileSync(join(a, f))).digest('hex');
   const names = ['prompts.parquet', 'data/train-00000-of-00001.parquet', 'rejects/shard-00000.parquet', 'markers/shard-00000.json', 'manifest.parquet'];
   const actual = Object.fromEntries(names.map((f) => [f, sha(f)]));
@@ -76,14 +78,14 @@ test('the demo pipeline runs end to end, records ground truth, and twice gives b
 // The prompt table has no floats from a model and is the same everywhere. Only the AVX-512 hashes are
 // pinned since the scorer columns changed the files (this machine's kind); an AVX2 machine prints its own.
 const AVX512 = /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-const PROMPTS_SHA256 = '49b84fab57d9fb7e097dd0b6564e51112245ea251bf0f9ee328404131493049a';
+const PROMPTS_SHA256 = 'a620eb325815ba835f7cc2c3aeb0742824ddb2d221ac1b534209584f16a0807c';
 const GOLDEN = AVX512
   ? ([
       ['prompts.parquet', PROMPTS_SHA256],
-      ['data/train-00000-of-00001.parquet', '77c2378afbe4d9ff8b8c7c646b6247f97d7a060c0a02fe7e93cf462c8eea336b'],
-      ['rejects/shard-00000.parquet', '59c1fc229a36e56e8df1f5b0d644934b0baacbdea1a1bb807e6405e698db8252'],
-      ['markers/shard-00000.json', '3e95b846ec7626b536388a01ff041260ffe9a0791d2e5d9fc59f7d468312c549'],
-      ['manifest.parquet', 'd5af1f019a40df89bdfede3f8cdd18997d7d2203a982c25d1b862c74adedd88c'],
+      ['data/train-00000-of-00001.parquet', '247e2232338be8ef501ef2d7e659b2f76ab55ea8fff6e58fd730d220255fbf5d'],
+      ['rejects/shard-00000.parquet', '8e55a2f9f0c8765d75781d5d61237a1aec5e74d6941b10dbe45f7a3a2ccee8cf'],
+      ['markers/shard-00000.json', '58aadfe0cc99f54e416698ebf80b91b9ee0d1796a98dc8963cf095b13fe2d615'],
+      ['manifest.parquet', 'e2e27357c03cca153eec82e14c946eed160b7159d159352e410807a317635599'],
     ] as const)
   : null;
 
