@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.pairgen-install-stamp
 TESTS ?= $(shell find test -name "*.test.ts" -not -path "test/fixtures/*" | sort)
 PAIRGEN := node bin/pairgen.js
 
-.PHONY: setup models fonts pyenv slurm browser demo test bench screenshots typecheck clean
+.PHONY: setup models fonts pyenv slurm browser reference demo test bench screenshots typecheck clean
 
 ## setup: npm packages, fonts for the pictures, the converted face and scorer models (cached in .cache/)
 setup: $(NODE_STAMP) fonts models
@@ -45,14 +45,18 @@ browser:
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }; } || \
 	  echo "browser: chromium not installed; test/serve/browser.test.ts will be skipped"
 
-test: setup pyenv slurm browser
+# The demo's reference teacher (cached in .cache/reference-teacher, or $PAIRGEN_CACHE), built before the
+# tests so that test files running side by side find it made instead of each building it.
+reference: setup
+	node --import tsx scripts/setup-reference.ts
+
+test: setup pyenv slurm browser reference
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
 
 ## demo: build the reference teacher (cached), then the whole job on pipelines/demo.yaml into runs/demo
 DEMO_OUT ?= runs/demo
 REFERENCE := $(if $(PAIRGEN_CACHE),$(PAIRGEN_CACHE)/reference-teacher,.cache/reference-teacher)
-demo: setup
-	node --import tsx scripts/setup-reference.ts
+demo: reference
 	rm -rf $(DEMO_OUT)
 	$(PAIRGEN) run pipelines/demo.yaml --out $(DEMO_OUT) \
 	  --set teacher.model=$(abspath $(REFERENCE))/text-to-image --set teacher.edit_model=$(abspath $(REFERENCE))/instruct

@@ -164,8 +164,7 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
     const thresholds = [...categories].map(([category, edits]) => categoryThreshold(category, scores.filter((s) => edits.has(s.edit)), EXPECTED_KEPT_SHARE));
     await writeFile(join(tmp, 'calibration.json'), JSON.stringify(calibrationReport(scores, thresholds), null, 2) + '\n');
     await writeFile(join(tmp, 'stamp.json'), JSON.stringify({ stamp, version: REFERENCE_VERSION, image_strength: strength, edit_failures: failures, prompt_set: promptSet }, null, 2) + '\n');
-    await rm(root, { recursive: true, force: true });
-    await rename(tmp, root);
+    await swapIn(tmp, root, stamp);
   } catch (e) {
     await removeTmp();
     if (e instanceof UserError) throw e;
@@ -175,6 +174,37 @@ export async function ensureReferenceTeacher(options: ReferenceOptions = {}): Pr
     throw e;
   }
   return { ...paths, built: true };
+}
+
+/**
+ * Put the finished build `tmp` in place of `root`. Several processes may build at once (test files run
+ * in parallel on a fresh clone): a folder another process has put in place with the same stamp is kept
+ * and this build dropped, since a process may already be reading it (deleting it first had a test see
+ * a half-removed teacher); a stale one is moved aside by one rename before this one is renamed in.
+ */
+export async function swapIn(tmp: string, root: string, stamp: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(tmp, root);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt >= 3) throw e;
+    }
+    let current: { stamp?: string } = {};
+    try {
+      current = JSON.parse(await readFile(join(root, 'stamp.json'), 'utf8')) as { stamp?: string };
+    } catch {
+      // no stamp: a stale or broken folder
+    }
+    if (current.stamp === stamp) {
+      await rm(tmp, { recursive: true, force: true });
+      return;
+    }
+    const old = `${root}.old-${process.pid}-${attempt}`;
+    await rename(root, old).catch(() => undefined); // another process may have moved it already
+    await rm(old, { recursive: true, force: true });
+  }
 }
 
 /** Every training text must select its own bank, or the prompt set's edits cannot be told apart. */
