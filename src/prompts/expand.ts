@@ -14,6 +14,7 @@ import { SOURCE_REF, type Condition, type PromptSet, type Slot } from './grammar
 import { FingerprintSet } from './fingerprint-set.ts';
 import { Prng, pickWeighted } from './prng.ts';
 import type { Template } from './template.ts';
+import { dataViews } from '../util/data-view.ts';
 
 export interface PromptRow {
   prompt_id: string;
@@ -449,15 +450,7 @@ function latin1(text: Uint8Array, start: number, end: number): string {
  * has a chance of about 3e-6 and would replace one row by the next draw, the same way on every run).
  */
 let fingerprintLo = 0;
-let lastText: Uint8Array | null = null;
-let lastView: DataView | null = null;
-function viewOf(text: Uint8Array): DataView {
-  if (text !== lastText) {
-    lastText = text;
-    lastView = new DataView(text.buffer, text.byteOffset, text.byteLength);
-  }
-  return lastView!;
-}
+const viewOf = dataViews();
 function fingerprint(text: Uint8Array, start: number, sourceEnd: number, end: number): number {
   let a = 0x9747b28c ^ (sourceEnd - start) ^ ((end - sourceEnd - SEPARATOR) << 16);
   let b = 0x5bd1e995 ^ (end - sourceEnd - SEPARATOR) ^ ((sourceEnd - start) << 16);

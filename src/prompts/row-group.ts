@@ -17,6 +17,7 @@ import { writeRleBitPackedHybrid } from 'hyparquet-writer/src/encoding.js';
 import type { EncodedRowGroup, RowGroupMeta } from '../util/parquet-groups.ts';
 import { jsonHead, SEPARATOR, type RowBatch } from './expand.ts';
 import { snappyCompress } from './snappy.ts';
+import { dataViews } from '../util/data-view.ts';
 
 export const STRING_COLUMNS = ['prompt_id', 'prompt_split', 'category', 'source_prompt', 'instruction', 'target_prompt'] as const;
 
@@ -182,15 +183,7 @@ function compareBytes(x: Uint8Array, a: number, aEnd: number, y: Uint8Array, b: 
   return aEnd - a - (bEnd - b);
 }
 
-let lastBytes: Uint8Array | null = null;
-let lastView: DataView | null = null;
-function viewOf(bytes: Uint8Array): DataView {
-  if (bytes !== lastBytes) {
-    lastBytes = bytes;
-    lastView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-  return lastView!;
-}
+const viewOf = dataViews();
 
 interface Page {
   values: Uint8Array;
