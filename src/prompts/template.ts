@@ -41,17 +41,3 @@ export function parseTemplate(text: string): Template | string {
   parts.push(literal);
   return { text, parts, refs: [...new Set(refs)] };
 }
-
-/** Render with a resolver for references (the resolver may draw slot values on first use). */
-export function render(t: Template, resolve: (name: string) => string): string {
-  const { parts } = t;
-  const out = new Array<string>(parts.length);
-  out[0] = parts[0];
-  for (let i = 1; i < parts.length; i += 2) {
-    out[i] = resolve(parts[i]);
-    out[i + 1] = parts[i + 1];
-  }
-  // join makes one flat string; `+=` would build a tree of string pieces that every later use
-  // (hashing, structured clone to the encoder threads) walks again, and that fills the heap meanwhile
-  return out.join('');
-}

@@ -94,15 +94,21 @@ export class ManifestQuery {
       kinds.set(String(r.category), k);
     }
     const chosen = new Set<string>();
+    const indexes = new Set<number>();
+    const choose = (category: string, accepted: boolean, list: number[]) => {
+      for (const i of list) {
+        chosen.add(`${category}\u0000${accepted}\u0000${i}`);
+        indexes.add(i);
+      }
+    };
     for (const [category, { acc, rej }] of kinds) {
-      for (const i of acc.slice(0, total - Math.min(rej.length, rejected))) chosen.add(`${category}\u0000true\u0000${i}`);
-      for (const i of rej.slice(0, total - Math.min(acc.length, accepted))) chosen.add(`${category}\u0000false\u0000${i}`);
+      choose(category, true, acc.slice(0, total - Math.min(rej.length, rejected)));
+      choose(category, false, rej.slice(0, total - Math.min(acc.length, accepted)));
     }
     if (chosen.size === 0) return new Map();
-    const indexes = [...new Set([...chosen].map((k) => Number(k.split('\u0000')[2])))];
     // Integers from the manifest itself, so the list is safe to inline.
     const sql = `SELECT DISTINCT ON (category, accepted, "index") ${COLUMNS}${scoreSelect(scores)} FROM manifest
-      WHERE "index" IN (${indexes.join(', ')}) ORDER BY category, "index", accepted, shard`;
+      WHERE "index" IN (${[...indexes].join(', ')}) ORDER BY category, "index", accepted, shard`;
     const rows = toRows((await this.db.runAndReadAll(sql)).getRowObjectsJS(), scores);
     const out = new Map<string, SheetRow[]>();
     for (const row of rows) {

@@ -82,9 +82,12 @@ class U64 {
   }
 }
 
+// Scratch words reused by every call (this runs once per value of a column).
 const acc = [new U64(), new U64(), new U64(), new U64()];
 const h = new U64();
 const lane = new U64();
+const t = new U64();
+const ROTATIONS = [1, 7, 12, 18];
 
 /** acc = rotl(acc + lane × P2, 31) × P1, XXH64's round. */
 function round(a: U64, hi: number, lo: number): U64 {
@@ -106,10 +109,8 @@ function xxhash64(bytes: ArrayLike<number>): U64 {
       for (let k = 0; k < 4; k++) round(acc[k], word(bytes, i + 8 * k + 4), word(bytes, i + 8 * k));
     }
     h.set(0, 0);
-    const rotations = [1, 7, 12, 18];
-    const t = new U64();
     for (let k = 0; k < 4; k++) {
-      t.set(acc[k].hi, acc[k].lo).rotl(rotations[k]);
+      t.set(acc[k].hi, acc[k].lo).rotl(ROTATIONS[k]);
       h.add(t.hi, t.lo);
     }
     for (let k = 0; k < 4; k++) {
@@ -121,7 +122,6 @@ function xxhash64(bytes: ArrayLike<number>): U64 {
     h.set(P5[0], P5[1]);
   }
   h.add(0, len);
-  const t = new U64();
   for (; i + 8 <= len; i += 8) {
     t.set(0, 0);
     round(t, word(bytes, i + 4), word(bytes, i));
