@@ -11,7 +11,7 @@ import type { WorkerReply } from './manifest-worker.ts';
 import { parquetWriter, streamRows, writeToSink } from './parquet.ts';
 import { runSchemas, type ManifestRow } from './record.ts';
 import type { ScorerName } from '../scorers/config.ts';
-import { placeRowGroup } from '../util/parquet-groups.ts';
+import { placeRowGroup, SerializedPageIndexes } from '../util/parquet-groups.ts';
 
 export type { GroupStatsColumns, ManifestShard };
 
@@ -81,6 +81,7 @@ export async function writeManifestFromShards(sink: Writable, o: ShardManifestOp
     await endSinkAfter(sink, async () => {
       const out = new SinkWriter(sink);
       const pq = parquetWriter(out, runSchemas(o.scorers).manifest, 'manifest');
+      const indexes = new SerializedPageIndexes();
       const inFlight: Promise<EncodedGroup>[] = [];
       let next = 0;
       for (let g = 0; g < tasks.length; g++) {
@@ -91,11 +92,12 @@ export async function writeManifestFromShards(sink: Writable, o: ShardManifestOp
         }
         const group = await inFlight.shift()!;
         placeRowGroup(pq, group, out);
+        indexes.take(pq);
         rows += group.rows;
         o.onGroup?.(group.stats);
         await out.flush();
       }
-      await pq.finish();
+      await indexes.finish(pq);
     });
   } finally {
     await pool?.close();

@@ -88,40 +88,48 @@ function pageData(leaf: Leaf, rows: unknown[]): PageData {
 const leafCache = new WeakMap<SchemaElement[], Map<string, Leaf>>();
 
 /**
+ * Write one column chunk of `pq`'s schema at its writer's current offset, as ParquetWriter.write writes
+ * each chunk of a row group, and return the chunk's metadata and page indexes (the caller registers them).
+ */
+export function writeColumnChunk(pq: ParquetWriter, source: ColumnSource): ReturnType<typeof writeColumn> {
+  let leaves = leafCache.get(pq.schema);
+  if (!leaves) leafCache.set(pq.schema, (leaves = leavesOf(pq.schema)));
+  const { name, data, encoding, codec = pq.codec, columnIndex = false, offsetIndex = true, bloomFilter, statistics = pq.statistics } = source;
+  if (columnIndex && !offsetIndex) throw new Error('parquet ColumnIndex cannot be present without OffsetIndex');
+  const leaf = leaves.get(name);
+  if (!leaf) throw new Error(`parquet-row-group: no column ${name} in the schema`);
+  const column = {
+    columnName: leaf.path.slice(1).map((s) => s.name).join('.'),
+    element: leaf.path[leaf.path.length - 1],
+    schemaPath: leaf.path,
+    codec,
+    compressors: pq.compressors,
+    stats: statistics,
+    statisticsTruncateLength: pq.statisticsTruncateLength,
+    pageSize: 1048576,
+    dictionarySize: undefined,
+    columnIndex,
+    offsetIndex,
+    encoding,
+    bloomFilter,
+  };
+  const args = { writer: pq.writer, column, pageData: pageData(leaf, data as unknown[]) } as Parameters<typeof writeColumn>[0];
+  return writeColumnFast(args as never) ?? writeColumn(args);
+}
+
+/**
  * Write `columnData` (all of equal length) as one row group of `pq`, exactly as
   * `pq.write({ columnData, rowGroupSize: rows })` would (nothing for no rows), then call the writer's flush hook and return what
  * it returns. Page size and dictionary size are hyparquet-writer's defaults.
  */
 export function writeRowGroup(pq: ParquetWriter, columnData: ColumnSource[]): void | Promise<void> {
-  let leaves = leafCache.get(pq.schema);
-  if (!leaves) leafCache.set(pq.schema, (leaves = leavesOf(pq.schema)));
   const rows = columnData[0]?.data.length ?? 0;
   if (rows === 0) return; // as ParquetWriter.write: no rows, no row group
   const groupStart = pq.writer.offset;
   const columns: ParquetWriter['row_groups'][number]['columns'] = [];
   for (const source of columnData) {
-    const { name, data, encoding, codec = pq.codec, columnIndex = false, offsetIndex = true, bloomFilter, statistics = pq.statistics } = source;
-    if (columnIndex && !offsetIndex) throw new Error('parquet ColumnIndex cannot be present without OffsetIndex');
-    if (data.length !== rows) throw new Error('parquet columns must have the same length');
-    const leaf = leaves.get(name);
-    if (!leaf) throw new Error(`parquet-row-group: no column ${name} in the schema`);
-    const column = {
-      columnName: leaf.path.slice(1).map((s) => s.name).join('.'),
-      element: leaf.path[leaf.path.length - 1],
-      schemaPath: leaf.path,
-      codec,
-      compressors: pq.compressors,
-      stats: statistics,
-      statisticsTruncateLength: pq.statisticsTruncateLength,
-      pageSize: 1048576,
-      dictionarySize: undefined,
-      columnIndex,
-      offsetIndex,
-      encoding,
-      bloomFilter,
-    };
-    const args = { writer: pq.writer, column, pageData: pageData(leaf, data as unknown[]) } as Parameters<typeof writeColumn>[0];
-    const result = writeColumnFast(args as never) ?? writeColumn(args);
+    if (source.data.length !== rows) throw new Error('parquet columns must have the same length');
+    const result = writeColumnChunk(pq, source);
     columns.push(result.chunk);
     pq.pendingIndexes.push(result);
   }
