@@ -1,14 +1,14 @@
 import pLimit from 'p-limit';
-import { buildMarker, encodeRejects, encodeShard, runSchemas, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
+import { buildMarker, encodeManifestPart, encodeRejects, encodeShard, runSchemas, markerFiles, markerJson, parseMarker, verifyMarker, verifyMarkerSizes, type PairRecord, type ShardCounts, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { canonicalJson } from '../util/json.ts';
-import { shardDataKey, shardMarkerKey, shardRejectsKey, shardTimingsKey } from './layout.ts';
+import { shardDataKey, shardManifestPartKey, shardMarkerKey, shardRejectsKey, shardTimingsKey } from './layout.ts';
 import type { RunPlan } from './run-file.ts';
 import { SPLIT_NAMES } from './splits.ts';
 
 /**
- * Write a shard and commit it: a data file per split that has accepted pairs and the rejects file
- * first, the marker last. `beforeMarker` runs between the two (the worker checks for a stop signal
+ * Write a shard and commit it: a data file per split that has accepted pairs, the rejects file and the
+ * shard's manifest part (its manifest rows, encoded from those files) first, the marker last. `beforeMarker` runs between the two (the worker checks for a stop signal
  * there, and times the writes). `timings` (seconds per stage) go to their own file, never the marker.
  */
 export async function writeShard(
@@ -30,13 +30,20 @@ export async function writeShard(
     if (rows.length) files.push({ name: shardDataKey(shard, split, plan.shards), bytes: encodeShard(rows, { rowGroupBytes: plan.config.output.row_group_bytes, schemas }), rows: rows.length });
   }
   files.push({ name: shardRejectsKey(shard), bytes: encodeRejects(rejected, schemas), rows: rejected.length });
-  await Promise.all(files.map((f) => store.put(f.name, f.bytes)));
+  const written = new Map(files.map((f) => [f.name, f.bytes]));
+  const part = {
+    name: shardManifestPartKey(shard),
+    bytes: await encodeManifestPart({ shard, files: files.map((f) => ({ name: f.name, size: f.bytes.length, rows: f.rows })) }, (f) => written.get(f.name)!, plan.config.scorers?.enabled ?? []),
+    rows: records.length,
+  };
+  await Promise.all([...files, part].map((f) => store.put(f.name, f.bytes)));
   beforeMarker();
   const marker = buildMarker({
     shard,
     runId: plan.run_id,
     codeVersion: plan.code_version,
     files,
+    manifestPart: part,
     counts: { candidates: records.length, accepted: accepted.length, rejected: rejected.length, ...breakdown(records) },
   });
   if (Object.keys(timings).length) await store.put(shardTimingsKey(shard), canonicalJson(timings) + '\n', { contentType: 'application/json' });
@@ -115,10 +122,10 @@ export async function isCommitted(store: Store, shard: number, deep = false): Pr
 export async function markerProblems(store: Store, marker: ShardMarker, deep = false): Promise<string[]> {
   if (deep) {
     const files = new Map<string, Uint8Array | null>();
-    for (const f of marker.files) files.set(f.name, await store.getIfExists(f.name));
+    for (const f of markerFiles(marker)) files.set(f.name, await store.getIfExists(f.name));
     return verifyMarker(marker, files).problems;
   }
   const sizes = new Map<string, number | null>();
-  for (const f of marker.files) sizes.set(f.name, (await store.head(f.name))?.size ?? null);
+  for (const f of markerFiles(marker)) sizes.set(f.name, (await store.head(f.name))?.size ?? null);
   return verifyMarkerSizes(marker, sizes).problems;
 }

@@ -4,6 +4,7 @@
  *   data/<split>-NNNNN-of-MMMMM.parquet   accepted pairs of shard NNNNN in <split> (Hugging Face's file naming)
  *   rejects/shard-NNNNN.parquet           rejected candidates, scores only
  *   markers/shard-NNNNN.json              the commit marker (markers/ also holds failure records and timings)
+ *   manifest-parts/shard-NNNNN.parquet    the shard's manifest rows, encoded (finalize merges them)
  */
 import { SPLIT_NAMES, type SplitName } from './splits.ts';
 
@@ -20,6 +21,7 @@ export const CANDIDATES_FILE = 'candidates.parquet';
 export const DATA_PREFIX = 'data/';
 export const REJECTS_PREFIX = 'rejects/';
 export const MARKERS_PREFIX = 'markers/';
+export const MANIFEST_PARTS_PREFIX = 'manifest-parts/';
 
 export function shardName(shard: number): string {
   return `shard-${String(shard).padStart(5, '0')}`;
@@ -31,6 +33,10 @@ export function shardDataKey(shard: number, split: SplitName, shards: number): s
 }
 export function shardRejectsKey(shard: number): string {
   return `${REJECTS_PREFIX}${shardName(shard)}.parquet`;
+}
+/** The shard's manifest part: its manifest rows already encoded, for finalize (shards/manifest-merge.ts). */
+export function shardManifestPartKey(shard: number): string {
+  return `${MANIFEST_PARTS_PREFIX}${shardName(shard)}.parquet`;
 }
 export function shardMarkerKey(shard: number): string {
   return `${MARKERS_PREFIX}${shardName(shard)}.json`;

@@ -38,7 +38,7 @@ export class ShardFile {
 
   static async open(source: ParquetSource, name: string): Promise<ShardFile> {
     const { metadata, kind, buffer } = await readPairgenMetadata(source, name);
-    if (kind === 'manifest') throw new UserError(`${name}: is a manifest, expected a shard or rejects file`);
+    if (kind === 'manifest' || kind === 'manifest-part') throw new UserError(`${name}: is a ${kind}, expected a shard or rejects file`);
     return new ShardFile(name, buffer, metadata);
   }
 

@@ -3,11 +3,11 @@
  * which markers are invalid, and which shards' last attempt failed.
  */
 import pLimit from 'p-limit';
-import { parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
+import { markerFiles, parseMarker, verifyMarkerSizes, type ShardMarker } from '../shards/index.ts';
 import type { Store } from '../store/types.ts';
 import { markerProblems } from './commit.ts';
 import { readFailure, type FailureRecord } from './failures.ts';
-import { DATA_PREFIX, failureShard, markerShard, MARKERS_PREFIX, REJECTS_PREFIX } from './layout.ts';
+import { DATA_PREFIX, failureShard, MANIFEST_PARTS_PREFIX, markerShard, MARKERS_PREFIX, REJECTS_PREFIX } from './layout.ts';
 import type { RunPlan } from './run-file.ts';
 
 /** A pending shard whose last attempt failed (it has a failure record). */
@@ -26,7 +26,7 @@ export async function scanShards(store: Store, plan: RunPlan, verify = false): P
   const sizes = new Map<string, number>();
   const markerKeys: [number, string][] = [];
   const failureRecords: number[] = [];
-  for (const prefix of [DATA_PREFIX, REJECTS_PREFIX]) for await (const entry of store.list(prefix)) sizes.set(entry.key, entry.size);
+  for (const prefix of [DATA_PREFIX, REJECTS_PREFIX, MANIFEST_PARTS_PREFIX]) for await (const entry of store.list(prefix)) sizes.set(entry.key, entry.size);
   for await (const entry of store.list(MARKERS_PREFIX)) {
     const shard = markerShard(entry.key);
     if (shard !== null && shard < plan.shards) markerKeys.push([shard, entry.key]);
@@ -48,7 +48,7 @@ export async function scanShards(store: Store, plan: RunPlan, verify = false): P
         }
         const ok = verify
           ? (await markerProblems(store, marker, true)).length === 0
-          : verifyMarkerSizes(marker, new Map(marker.files.map((f) => [f.name, sizes.get(f.name) ?? null]))).ok;
+          : verifyMarkerSizes(marker, new Map(markerFiles(marker).map((f) => [f.name, sizes.get(f.name) ?? null]))).ok;
         if (ok && marker.run_id === plan.run_id) markers.set(shard, marker);
         else invalid.push(shard);
       }),

@@ -93,7 +93,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const statsScores = scoresRead(rules.values()).filter((n) => n !== 'identity.similarity').map(scoreColumn);
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
-  const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files }));
+  const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files, part: markers.get(s)!.manifest_part }));
   const duplicateOf = plan.config.scorers?.enabled.includes('duplicates') ? await nearDuplicateMarks(store, shards, options.rangeReadBytes) : undefined;
   const duplicates: NearDuplicateCounts | null = duplicateOf ? { marked: 0, accepted: 0, by_category: {} } : null;
   let row0 = 0; // the manifest row of the group's first row

@@ -13,9 +13,10 @@ export {
 export { huggingfaceMetadata } from './parquet.ts';
 export { readColumns } from './column-reader.ts';
 export {
-  buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, sha256Hex,
+  buildMarker, verifyMarker, verifyMarkerSizes, parseMarker, markerJson, markerFiles, sha256Hex,
   type ShardMarker, type MarkerInput, type MarkerCheck, type ShardCounts,
 } from './marker.ts';
+export { encodeManifestPart } from './manifest-group.ts';
 export { writeManifest, writeManifestFromShards, MANIFEST_ROW_GROUP_ROWS, type ShardManifestOptions, type ManifestShard, type GroupStatsColumns } from './manifest.ts';
 export { StatsAccumulator, computeStats, HISTOGRAM_BINS, type DatasetStats, type StatsRow } from './stats.ts';
 export { renderDatasetCard, type CardInput, type CardSplit } from './card.ts';

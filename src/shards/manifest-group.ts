@@ -10,6 +10,8 @@ import { readColumns } from './column-reader.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { EncodedRowGroup } from '../util/parquet-groups.ts';
 import { writeRowGroup } from '../util/parquet-row-group.ts';
+import { placeRowGroup } from '../util/parquet-groups.ts';
+import { ByteWriter } from 'hyparquet-writer';
 
 /**
  * One manifest row group, made from the committed shards' files without going through row objects:
@@ -23,6 +25,8 @@ import { writeRowGroup } from '../util/parquet-row-group.ts';
 export interface ManifestShard {
   shard: number;
   files: { name: string; size: number; rows: number }[];
+  /** The shard's manifest part (its rows already encoded, manifest-part), when its marker lists one. */
+  part?: { name: string; size: number; rows: number };
 }
 
 /** Rows `skip` .. `skip + rows` of the shards' candidates, concatenated in shard order (each shard's files merged by index). */
@@ -88,7 +92,7 @@ async function readFileColumns(source: ParquetSource, file: string, expectedRows
   const READ_FIELDS = schemas.rejects.fields;
   const READ_NAMES = READ_FIELDS.map((f) => f.name);
   const { metadata, kind, buffer } = await readPairgenMetadata(source, file);
-  if (kind === 'manifest') throw new UserError(`${file}: is a manifest, expected a shard or rejects file`);
+  if (kind === 'manifest' || kind === 'manifest-part') throw new UserError(`${file}: is a ${kind}, expected a shard or rejects file`);
   const present = new Set(metadata.schema.map((s) => s.name));
   const missing = READ_NAMES.filter((n) => !present.has(n));
   if (missing.length) throw new UserError(`${file}: missing column(s) ${missing.join(', ')}`);
@@ -205,8 +209,8 @@ function concat(arrays: unknown[][]): unknown[] {
   return out;
 }
 
-function statsColumns(cols: Columns, schemas: RunSchemas, statsScores: string[]): GroupStatsColumns {
-  const col = (name: string) => cols[schemas.manifest.fields.findIndex((f) => f.name === name)];
+/** The stats columns of a group whose manifest columns `col` gives by name. */
+export function statsColumns(col: (name: string) => unknown[], statsScores: string[]): GroupStatsColumns {
   const accepted = col('accepted') as boolean[];
   const extra = col('extra') as string[];
   const kept = new Int8Array(extra.length);
@@ -239,6 +243,22 @@ function statsColumns(cols: Columns, schemas: RunSchemas, statsScores: string[])
   };
 }
 
+/**
+ * A shard's manifest part: its rows as one manifest row group (duplicate_of null), written as a Parquet
+ * file of kind "manifest-part". The worker writes it when it commits the shard; finalize merges parts
+ * (manifest-merge.ts), and makes one here for a shard committed without.
+ */
+export async function encodeManifestPart(shard: ManifestShard, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource, scorers: ScorerName[]): Promise<Uint8Array> {
+  const { manifest } = runSchemas(scorers);
+  const rows = shard.files.reduce((a, f) => a + f.rows, 0);
+  const duplicateOf = manifest.fields.some((f) => f.name === DUPLICATE_OF) ? new Array<string | null>(rows).fill(null) : undefined;
+  const writer = new ByteWriter(1 << 16);
+  const pq = parquetWriter(writer, manifest, 'manifest-part');
+  if (rows) placeRowGroup(pq, await encodeManifestGroup({ shards: [shard], skip: 0, rows, scorers, statsScores: [], duplicateOf }, open), writer);
+  pq.finish();
+  return writer.getBytes();
+}
+
 /** Read and encode one manifest row group (see the file comment). */
 export async function encodeManifestGroup(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<EncodedGroup> {
   const cols = await groupColumns(task, open);
@@ -250,6 +270,7 @@ export async function encodeManifestGroup(task: GroupTask, open: (f: { name: str
   writer.attach(pq);
   const columnData = manifest.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
   writeRowGroup(pq, columnData);
-  const stats = statsColumns(cols, runSchemas(task.scorers), task.statsScores);
+  const fields = manifest.fields;
+  const stats = statsColumns((name) => cols[fields.findIndex((f) => f.name === name)], task.statsScores);
   return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes, stats };
 }

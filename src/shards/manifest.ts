@@ -6,7 +6,8 @@ import { UserError } from '../errors.ts';
 import type { StorageConfig } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
 import { startTsWorker } from '../util/worker.ts';
-import { encodeManifestGroup, fileSource, RANGE_READ_BYTES, type EncodedGroup, type GroupStatsColumns, type GroupTask, type ManifestShard } from './manifest-group.ts';
+import { fileSource, RANGE_READ_BYTES, type EncodedGroup, type GroupStatsColumns, type GroupTask, type ManifestShard } from './manifest-group.ts';
+import { mergeManifestGroup } from './manifest-merge.ts';
 import type { WorkerReply } from './manifest-worker.ts';
 import { parquetWriter, streamRows, writeToSink } from './parquet.ts';
 import { runSchemas, type ManifestRow } from './record.ts';
@@ -15,7 +16,10 @@ import { placeRowGroup, SerializedPageIndexes } from '../util/parquet-groups.ts'
 
 export type { GroupStatsColumns, ManifestShard };
 
-/** Rows per manifest row group: no image bytes, so ~50k rows is a few tens of MB in memory. */
+/**
+ * Rows per manifest row group (writeManifest), and the most finalize puts in one (whole shards, at least
+ * one): no image bytes, so ~50k rows is a few tens of MB in memory.
+ */
 export const MANIFEST_ROW_GROUP_ROWS = 50_000;
 
 /**
@@ -59,11 +63,12 @@ export interface ShardManifestOptions {
 }
 
 /**
- * Write manifest.parquet from the committed shards' files: the same bytes as
- * `writeManifest(sink, rows)` over the shards' rows in candidate order (each shard's files merged by
- * index), made faster by reading and encoding row groups in parallel on worker threads
- * (manifest-group.ts) and placing them in order here. At most threads + 1 groups are in memory. Ends the
- * sink when done, destroys it on error. Returns the number of rows.
+ * Write manifest.parquet from the committed shards: the shards' rows in candidate order (each shard's
+ * files merged by index), in row groups of whole shards, each merged from the shards' manifest parts
+ * (manifest-merge.ts; a shard without one has it made from its files) on worker threads and placed in
+ * order here. At most threads + 1 groups are in memory. The bytes depend on the shards alone, not on the
+ * threads or on whether parts were stored. Ends the sink when done, destroys it on error. Returns the
+ * number of rows.
  */
 export async function writeManifestFromShards(sink: Writable, o: ShardManifestOptions): Promise<number> {
   const tasks = planGroups(o.shards, o.rowGroupRows ?? MANIFEST_ROW_GROUP_ROWS, o.scorers ?? [], o.statsScores ?? []);
@@ -74,7 +79,7 @@ export async function writeManifestFromShards(sink: Writable, o: ShardManifestOp
   const rangeReadBytes = o.rangeReadBytes ?? RANGE_READ_BYTES;
   const threads = Math.max(1, Math.min(o.threads ?? availableParallelism(), tasks.length));
   const pool = threads > 1 ? new GroupPool(threads, o.workerHeapMib ?? WORKER_HEAP_MIB, { storeUri: o.storeUri, storage: o.storage ?? {}, rangeReadBytes }) : null;
-  const here = (t: GroupTask) => encodeManifestGroup(t, (f) => fileSource(o.store, f, rangeReadBytes));
+  const here = (t: GroupTask) => mergeManifestGroup(t, (name) => o.store.get(name), (f) => fileSource(o.store, f, rangeReadBytes));
   const encode = (t: GroupTask) => (pool ? pool.encode(t).catch((e) => (outOfMemory(e) ? here(t) : Promise.reject(e))) : here(t));
   let rows = 0;
   try {
@@ -118,22 +123,22 @@ function outOfMemory(e: unknown): boolean {
   return (e as { code?: string })?.code === 'ERR_WORKER_OUT_OF_MEMORY';
 }
 
-/** Row groups of `rowGroupRows` rows over the shards' rows in order. */
+/** Row groups of whole shards in order, each as many as fit in `rowGroupRows` rows (at least one); shards without rows join a group. */
 function planGroups(shards: ManifestShard[], rowGroupRows: number, scorers: ScorerName[], statsScores: string[]): GroupTask[] {
   const tasks: GroupTask[] = [];
-  let s = 0;
-  let shardStart = 0; // first row of shards[s]
-  const rowsOf = (sh: ManifestShard) => sh.files.reduce((a, f) => a + f.rows, 0);
-  const total = shards.reduce((a, sh) => a + rowsOf(sh), 0);
-  for (let start = 0; start < total; start += rowGroupRows) {
-    const end = Math.min(total, start + rowGroupRows);
-    while (shardStart + rowsOf(shards[s]) <= start) shardStart += rowsOf(shards[s++]);
-    const first = s;
-    let last = s;
-    let lastEnd = shardStart + rowsOf(shards[s]);
-    while (lastEnd < end) lastEnd += rowsOf(shards[++last]);
-    tasks.push({ shards: shards.slice(first, last + 1), skip: start - shardStart, rows: end - start, scorers, statsScores });
+  let group: ManifestShard[] = [];
+  let rows = 0;
+  for (const shard of shards) {
+    const n = shard.files.reduce((a, f) => a + f.rows, 0);
+    if (rows > 0 && rows + n > rowGroupRows) {
+      tasks.push({ shards: group, skip: 0, rows, scorers, statsScores });
+      group = [];
+      rows = 0;
+    }
+    group.push(shard);
+    rows += n;
   }
+  if (rows > 0) tasks.push({ shards: group, skip: 0, rows, scorers, statsScores });
   return tasks;
 }
 

@@ -32,6 +32,11 @@ export interface ShardMarker {
   run_id: string;
   code_version: string;
   files: MarkerFile[];
+  /**
+   * The shard's manifest part (manifest-parts/shard-NNNNN.parquet): its rows as finalize writes them in
+   * the manifest. Absent in markers written before parts existed; finalize then makes it from the files.
+   */
+  manifest_part?: MarkerFile;
   counts: ShardCounts;
 }
 
@@ -40,6 +45,7 @@ export interface MarkerInput {
   runId: string;
   codeVersion: string;
   files: { name: string; bytes: Uint8Array; rows: number }[];
+  manifestPart?: { name: string; bytes: Uint8Array; rows: number };
   counts: ShardCounts;
 }
 
@@ -57,7 +63,8 @@ export function buildMarker(m: MarkerInput): ShardMarker {
     shard: m.shard,
     run_id: m.runId,
     code_version: m.codeVersion,
-    files: m.files.map((f) => ({ name: f.name, size: f.bytes.length, sha256: sha256Hex(f.bytes), rows: f.rows })),
+    files: m.files.map(markerFile),
+    ...(m.manifestPart ? { manifest_part: markerFile(m.manifestPart) } : {}),
     counts: {
       candidates: m.counts.candidates,
       accepted: m.counts.accepted,
@@ -66,6 +73,15 @@ export function buildMarker(m: MarkerInput): ShardMarker {
       ...(m.counts.by_reason ? { by_reason: sortKeys(m.counts.by_reason) } : {}),
     },
   };
+}
+
+function markerFile(f: { name: string; bytes: Uint8Array; rows: number }): MarkerFile {
+  return { name: f.name, size: f.bytes.length, sha256: sha256Hex(f.bytes), rows: f.rows };
+}
+
+/** Every file a marker vouches for: the data and rejects files, then the manifest part when it lists one. */
+export function markerFiles(marker: ShardMarker): MarkerFile[] {
+  return marker.manifest_part ? [...marker.files, marker.manifest_part] : marker.files;
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
@@ -83,7 +99,7 @@ export interface MarkerCheck {
  */
 export function verifyMarker(marker: ShardMarker, files: Map<string, Uint8Array | null>): MarkerCheck {
   const problems: string[] = [];
-  for (const f of marker.files) {
+  for (const f of markerFiles(marker)) {
     const bytes = files.get(f.name);
     if (!bytes) problems.push(`${f.name}: missing`);
     else if (bytes.length !== f.size) problems.push(`${f.name}: size ${bytes.length}, marker says ${f.size}`);
@@ -95,7 +111,7 @@ export function verifyMarker(marker: ShardMarker, files: Map<string, Uint8Array 
 /** The cheap check (sizes from a store listing or head, no reads): finds truncated or missing files, not flipped bytes. */
 export function verifyMarkerSizes(marker: ShardMarker, sizes: Map<string, number | null>): MarkerCheck {
   const problems: string[] = [];
-  for (const f of marker.files) {
+  for (const f of markerFiles(marker)) {
     const size = sizes.get(f.name);
     if (size === null || size === undefined) problems.push(`${f.name}: missing`);
     else if (size !== f.size) problems.push(`${f.name}: size ${size}, marker says ${f.size}`);
@@ -123,12 +139,14 @@ export function parseMarker(text: string | Uint8Array, where: string): ShardMark
   if (!Number.isInteger(o.shard)) throw bad('shard', 'must be an integer');
   for (const k of ['run_id', 'code_version']) if (typeof o[k] !== 'string') throw bad(k, 'must be a string');
   if (!Array.isArray(o.files)) throw bad('files', 'must be a list');
-  o.files.forEach((f, i) => {
+  const checkFile = (f: unknown, where: string) => {
     const x = f as Record<string, unknown>;
-    if (typeof x?.name !== 'string') throw bad(`files[${i}].name`, 'must be a string');
-    if (!Number.isInteger(x.size) || !Number.isInteger(x.rows)) throw bad(`files[${i}].size/rows`, 'must be integers');
-    if (typeof x.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`files[${i}].sha256`, 'must be 64 hex digits');
-  });
+    if (typeof x?.name !== 'string') throw bad(`${where}.name`, 'must be a string');
+    if (!Number.isInteger(x.size) || !Number.isInteger(x.rows)) throw bad(`${where}.size/rows`, 'must be integers');
+    if (typeof x.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(x.sha256)) throw bad(`${where}.sha256`, 'must be 64 hex digits');
+  };
+  o.files.forEach((f, i) => checkFile(f, `files[${i}]`));
+  if (o.manifest_part !== undefined) checkFile(o.manifest_part, 'manifest_part');
   const c = o.counts as Record<string, unknown> | undefined;
   for (const k of ['candidates', 'accepted', 'rejected']) if (!Number.isInteger(c?.[k])) throw bad(`counts.${k}`, 'must be an integer');
   return o as unknown as ShardMarker;

@@ -11,7 +11,7 @@ import { canonicalJson } from '../util/json.ts';
  * hyparquet-writer was chosen by measurement (bench/write.ts; docs/shards.md).
  */
 
-export type FileKind = 'shard' | 'rejects' | 'manifest';
+export type FileKind = 'shard' | 'rejects' | 'manifest' | 'manifest-part';
 export const FORMAT_VERSION = 1;
 const CREATED_BY = 'pairgen (hyparquet-writer)';
 

@@ -88,7 +88,7 @@ export async function readPairgenMetadata(src: ParquetSource, file: string): Pro
  */
 export async function readShardMetadataRows(source: ParquetSource, file: string): Promise<ManifestRow[]> {
   const { metadata, kind, buffer } = await readPairgenMetadata(source, file);
-  if (kind === 'manifest') throw new UserError(`${file}: is a manifest, expected a shard or rejects file`);
+  if (kind === 'manifest' || kind === 'manifest-part') throw new UserError(`${file}: is a ${kind}, expected a shard or rejects file`);
   const present = new Set(metadata.schema.map((s) => s.name));
   const missing = rejectsSchema.fields.filter((f) => !present.has(f.name)).map((f) => f.name);
   if (missing.length) throw new UserError(`${file}: missing column(s) ${missing.join(', ')}`);

@@ -31,6 +31,16 @@ interface RunSeen {
   pyarrow_dataset: { rows: number } | Failed;
   polars_glob: { rows: number } | Failed;
   fastparquet: Record<string, { rows: number } | Failed>;
+  manifest: {
+    rows: number;
+    row_groups: number;
+    pair_ids: string[];
+    statistics_checked: number;
+    statistics_problems: string[];
+    page_index: { column: number; offset: number; chunks: number };
+    pair_id_filter: { pair_id: string; rows: string[] };
+    polars_rows: number;
+  } | Failed;
 }
 type ExportLoad = { splits: Record<string, number>; keys: string[]; problems: string[]; problem_count: number } | Failed;
 interface ExportSeen {
@@ -115,6 +125,22 @@ test('fastparquet reads every Parquet file of the run (data, rejects, manifest, 
   assert.deepEqual(seen.fastparquet, want);
   for (const f of ['manifest.parquet', 'prompts.parquet']) assert.ok(files.includes(f), `no ${f} in ${files.join(', ')}`);
   assert.ok(files.some((f) => f.startsWith('rejects/')), `no rejects file in ${files.join(', ')}`);
+});
+
+test('manifest.parquet (row groups of whole shards merged from the manifest parts) through pyarrow and polars: DuckDB\'s rows in order, statistics that bound every chunk\'s values, page indexes, a pair_id filter', async () => {
+  const m = ok('pyarrow manifest', seen.manifest);
+  const want = (await sqlRows(`SELECT pair_id FROM read_parquet('${join(run, 'manifest.parquet')}')`)).map((r) => String(r.pair_id));
+  assert.equal(m.rows, stats.candidates);
+  assert.deepEqual(m.pair_ids, want);
+  assert.equal(m.polars_rows, stats.candidates);
+  assert.equal(m.row_groups, 1, 'the run\'s 3 shards of 4 pairs fit one row group');
+  assert.deepEqual(m.statistics_problems, []);
+  assert.ok(m.statistics_checked > 25, `${m.statistics_checked} chunks' statistics checked`);
+  // Copied and joined chunks keep a page per shard, so they have both indexes; a chunk encoded again as a
+  // single page (duplicate_of, a column some parts dictionary-encode and others not) has neither.
+  assert.equal(m.page_index.column, m.page_index.offset);
+  assert.ok(m.page_index.column >= 0.9 * m.page_index.chunks, `${m.page_index.column} of ${m.page_index.chunks} chunks have a page index`);
+  assert.deepEqual(m.pair_id_filter.rows, [m.pair_id_filter.pair_id]);
 });
 
 test('the WebDataset export loads with load_dataset("webdataset", data_files=...) and with load_dataset(<folder>): every pair, every JSON key', async () => {

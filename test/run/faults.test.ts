@@ -61,7 +61,7 @@ test('a shard that keeps failing is recorded and reported as failed; the other s
   await planRun(config, uri);
   const tuning = { retryBaseDelayMs: 2, retryMaxDelayMs: 20 };
   proxy.reset();
-  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('shard-00001.parquet') ? SLOWDOWN : null));
+  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('rejects/shard-00001.parquet') ? SLOWDOWN : null));
   const first = await workRun(uri, { ...inject, storeTuning: tuning });
   assert.deepEqual(first.committed, [0, 2], 'the other shards were done');
   assert.deepEqual(first.failed, [1]);
@@ -87,7 +87,7 @@ test('a shard that keeps failing is recorded and reported as failed; the other s
   assert.ok(!proxy.requests.some((r) => r.startsWith('PUT')), 'nothing was written');
 
   // --retry-failed while the store still fails: attempts go up, the record stays.
-  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('shard-00001.parquet') ? INTERNAL : null));
+  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('rejects/shard-00001.parquet') ? INTERNAL : null));
   const third = await workRun(uri, { ...inject, storeTuning: tuning, retryFailed: true });
   assert.deepEqual(third.failed, [1]);
   assert.equal((await readFailure(store, 1))?.attempts, 2);
@@ -204,7 +204,7 @@ test('CLI: `pairgen work` exits 3 when a shard failed, after doing the others; s
       child.on('exit', (code) => res({ code, stdout, stderr }));
     });
   proxy.reset();
-  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('shard-00000.parquet') ? INTERNAL : null));
+  proxy.setFault((r) => (r.method === 'PUT' && r.url.includes('rejects/shard-00000.parquet') ? INTERNAL : null));
   const first = await pairgen(['work', uri]);
   assert.equal(first.code, 3, first.stderr);
   assert.match(first.stderr, /shard-00000 failed; going on with the other shards/);

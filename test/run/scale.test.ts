@@ -3,7 +3,7 @@
  * (`--index i --count N`) killed with SIGKILL at random moments and restarted, round after round, until
  * the run completes; and two workers started at the same instant on the same shards (on a local folder:
  * see that test for why not s3rver). In both, the committed
- * shards (data and rejects files and markers) are byte-identical to a single-process run, and a watcher
+ * shards (data and rejects files, manifest parts and markers) are byte-identical to a single-process run, and a watcher
  * that reads every marker it sees, all the time, never finds one whose data files do not match it.
  */
 import { test, before, after } from 'node:test';
@@ -16,8 +16,8 @@ import { planRun } from '../../src/run/plan.ts';
 import { workRun } from '../../src/run/work.ts';
 import { runStatus } from '../../src/run/status.ts';
 import { finalizeRun } from '../../src/run/finalize.ts';
-import { DATA_PREFIX, markerShard, MARKERS_PREFIX, REJECTS_PREFIX } from '../../src/dataset/layout.ts';
-import { parseMarker, verifyMarker } from '../../src/shards/index.ts';
+import { DATA_PREFIX, MANIFEST_PARTS_PREFIX, markerShard, MARKERS_PREFIX, REJECTS_PREFIX } from '../../src/dataset/layout.ts';
+import { markerFiles, parseMarker, verifyMarker } from '../../src/shards/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { startS3Server, type S3Server } from '../helpers/s3server.ts';
 import { TestScorer, TestTeacher } from '../helpers/test-teacher.ts';
@@ -51,7 +51,7 @@ function watchMarkers(store: Store) {
         if (markerShard(e.key) === null) continue;
         const marker = parseMarker(await store.get(e.key), e.key);
         const files = new Map<string, Uint8Array | null>();
-        for (const f of marker.files) files.set(f.name, await store.getIfExists(f.name));
+        for (const f of markerFiles(marker)) files.set(f.name, await store.getIfExists(f.name));
         const check = verifyMarker(marker, files);
         checks++;
         if (!check.ok) violations.push(`${e.key}: ${check.problems.join('; ')}`);
@@ -77,12 +77,12 @@ async function referenceRun(config: string, dir: string): Promise<Map<string, Bu
   return readTree(reference, isShardContent);
 }
 
-/** A shard's content: its data and rejects files and its marker (markers hold no timings, so they are identical too). */
-const isShardContent = (key: string) => key.startsWith(DATA_PREFIX) || key.startsWith(REJECTS_PREFIX) || markerShard(key) !== null;
+/** A shard's content: its data and rejects files, its manifest part and its marker (markers hold no timings, so they are identical too). */
+const isShardContent = (key: string) => key.startsWith(DATA_PREFIX) || key.startsWith(REJECTS_PREFIX) || key.startsWith(MANIFEST_PARTS_PREFIX) || markerShard(key) !== null;
 
 async function assertSameAsReference(store: Store, want: Map<string, Buffer>) {
   const got = new Map<string, Buffer>();
-  for (const prefix of [DATA_PREFIX, REJECTS_PREFIX, MARKERS_PREFIX]) {
+  for (const prefix of [DATA_PREFIX, REJECTS_PREFIX, MANIFEST_PARTS_PREFIX, MARKERS_PREFIX]) {
     for await (const e of store.list(prefix)) if (isShardContent(e.key)) got.set(e.key, Buffer.from(await store.get(e.key)));
   }
   assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
