@@ -7,13 +7,16 @@
  * Aim (issue 15): finalize at 10M rows in ≤ 60 s and ≤ 1 GiB peak RSS; the previous figure (read from
  * bench/results/bookkeeping.json before it is overwritten) is reported beside the new one. At
  * `preview-shards` shards the manifest is also written three ways side by side, each in its own process:
- * the row path finalize used before (rows → writeManifest), and writeManifestFromShards on 1 thread and on
- * one thread per core; the three files must be the same bytes.
+ * from the shards' files alone (`manifest-from-files`: every part made from the files, as finalize does
+ * for shards committed before parts existed, which is the whole of what finalize did before), and merged
+ * from the stored parts on 1 thread and on one thread per core; the three files must be the same bytes.
  *
- * The big run is synthetic and made fast: one real shard of `rows` candidates, all rejected (so its only
- * file is rejects/shard-00000.parquet, with every metadata column and no images), is made by the worker
- * with the test teacher, then copied to shards 1..N-1 with a marker of their own (same content under
- * distinct keys), and run.json is widened to N shards (and sealed again). Status and finalize then do exactly what they do on
+ * The big run is synthetic and made fast: TEMPLATES real shards of `rows` candidates, all rejected (so
+ * each one's only file is its rejects file, with every metadata column and no images), are made by the
+ * worker with the test teacher, then copied round-robin to shards TEMPLATES..N-1 with a manifest part and
+ * a marker of their own (same content under distinct keys; each part is made from its copy, as the worker
+ * makes it). Neighbouring shards hold different prompts and categories, so their parts' dictionaries
+ * differ and the merge remaps indexes as on a real run. run.json is widened to N shards (and sealed again). Status and finalize then do exactly what they do on
  * a real run: list, read and check every marker, read every shard's metadata rows, stream
  * manifest.parquet, write stats.json, checksums.sha256 and the card. Finalize runs with `trustSizes`
  * (`pairgen finalize --trust-sizes`): it checks files against their markers by size, as status does,
@@ -23,7 +26,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,9 +35,9 @@ import { workRun } from '../src/run/work.ts';
 import { runStatus } from '../src/run/status.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
 import { writePreview } from '../src/report/index.ts';
-import { shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
+import { shardManifestPartKey, shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
 import { serializePlan } from '../src/dataset/run-file.ts';
-import { markerJson, parseMarker, readShardMetadataRows, writeManifest, writeManifestFromShards, type ManifestRow } from '../src/shards/index.ts';
+import { encodeManifestPart, markerJson, parseMarker, sha256Hex, writeManifestFromShards } from '../src/shards/index.ts';
 import { openStore } from '../src/store/index.ts';
 import { TestScorer, TestTeacher } from '../test/helpers/test-teacher.ts';
 import { writeConfig } from '../test/helpers/run-fixture.ts';
@@ -47,6 +50,7 @@ const SHARDS = arg('shards', 10_000);
 const ROWS = arg('rows', 1000);
 const WORKER_SHARDS = arg('worker-shards', 200);
 const PREVIEW_SHARDS = Math.min(SHARDS, arg('preview-shards', 100));
+const TEMPLATES = Math.min(SHARDS, 8);
 const SELF = fileURLToPath(import.meta.url);
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -119,32 +123,23 @@ async function runPhase(name: string, run: string): Promise<void> {
 }
 
 /**
- * The manifest of `run`'s committed shards, written to manifest-<way>.parquet beside it: `manifest-rows`
- * by the row path finalize used before this bench's issue, `manifest-threads-N` by writeManifestFromShards.
+ * The manifest of `run`'s committed shards, written to manifest-<way>.parquet beside it by
+ * writeManifestFromShards: `manifest-from-files` with every part made from the shard's files (one thread
+ * per core), `manifest-threads-N` merged from the stored parts on N threads.
  */
 async function writeManifestBy(name: string, run: string): Promise<Record<string, unknown>> {
   const store = openStore(run);
   const plan = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
-  const shards = Array.from({ length: plan.shards as number }, (_, s) => ({ shard: s, files: parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`).files }));
+  const fromFiles = name === 'manifest-from-files';
+  const shards = Array.from({ length: plan.shards as number }, (_, s) => {
+    const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
+    return { shard: s, files: marker.files, ...(fromFiles ? {} : { part: marker.manifest_part }) };
+  });
   const file = join(run, `${name}.parquet`);
   const sink = createWriteStream(file);
   const closed = new Promise<void>((resolve, reject) => sink.on('close', () => resolve()).on('error', reject));
-  let rows = 0;
-  if (name === 'manifest-rows') {
-    async function* all(): AsyncGenerator<ManifestRow> {
-      for (const sh of shards) {
-        const part: ManifestRow[] = [];
-        for (const f of sh.files) part.push(...(await readShardMetadataRows(await store.get(f.name), f.name)));
-        for (const row of part.sort((a, b) => a.index - b.index)) {
-          rows++;
-          yield row;
-        }
-      }
-    }
-    await writeManifest(sink, all());
-  } else {
-    rows = await writeManifestFromShards(sink, { shards, store, storeUri: run, threads: Number(name.split('-').pop()) });
-  }
+  const threads = fromFiles ? availableParallelism() : Number(name.split('-').pop());
+  const rows = await writeManifestFromShards(sink, { shards, store, storeUri: run, threads });
   await closed;
   return { rows, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
 }
@@ -179,22 +174,30 @@ async function main(): Promise<void> {
   const dir = join(tmpdir(), `pairgen-bench-bookkeeping-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   try {
-    // 1. One real all-rejected shard of ROWS candidates.
+    // 1. TEMPLATES real all-rejected shards of ROWS candidates.
     const run = join(dir, 'big');
     const t0 = performance.now();
-    await planRun(writeConfig(dir, { pairs: ROWS, shardSize: ROWS, name: 'bookkeeping' }), run);
+    await planRun(writeConfig(dir, { pairs: TEMPLATES * ROWS, shardSize: ROWS, name: 'bookkeeping' }), run);
     await workRun(run, { teacherFactory: async () => new TestTeacher(16), scorerFactory: async () => new RejectAll() });
-    const marker = parseMarker(readFileSync(join(run, shardMarkerKey(0))), 'shard 0');
-    if (marker.counts.rejected !== ROWS) throw new Error('the template shard should reject every candidate');
-    if (marker.files.length !== 1 || marker.files[0].name !== shardRejectsKey(0)) throw new Error('the template shard should have only its rejects file');
-    // 2. Copies as shards 1..n-1, each with its own marker; run.json widened to n shards.
+    const templates = Array.from({ length: TEMPLATES }, (_, t) => {
+      const marker = parseMarker(readFileSync(join(run, shardMarkerKey(t))), `shard ${t}`);
+      if (marker.counts.rejected !== ROWS) throw new Error('a template shard should reject every candidate');
+      if (marker.files.length !== 1 || marker.files[0].name !== shardRejectsKey(t)) throw new Error('a template shard should have only its rejects file');
+      return { marker, rejects: readFileSync(join(run, shardRejectsKey(t))) };
+    });
+    // 2. Copies as shards TEMPLATES..n-1, each with its own part and marker; run.json widened to n shards.
     const planFile = join(run, 'run.json');
     const plan = JSON.parse(readFileSync(planFile, 'utf8'));
-    let made = 1;
-    const widen = (n: number) => {
+    let made = TEMPLATES;
+    const widen = async (n: number) => {
       for (let s = made; s < n; s++) {
-        copyFileSync(join(run, shardRejectsKey(0)), join(run, shardRejectsKey(s)));
-        writeFileSync(join(run, shardMarkerKey(s)), markerJson({ ...marker, shard: s, files: marker.files.map((f) => ({ ...f, name: shardRejectsKey(s) })) }));
+        const { marker, rejects } = templates[s % TEMPLATES];
+        writeFileSync(join(run, shardRejectsKey(s)), rejects);
+        const files = marker.files.map((f) => ({ ...f, name: shardRejectsKey(s) }));
+        const part = await encodeManifestPart({ shard: s, files }, () => rejects, plan.config.scorers?.enabled ?? []);
+        writeFileSync(join(run, shardManifestPartKey(s)), part);
+        const manifestPart = { name: shardManifestPartKey(s), size: part.length, sha256: sha256Hex(part), rows: ROWS };
+        writeFileSync(join(run, shardMarkerKey(s)), markerJson({ ...marker, shard: s, files, manifest_part: manifestPart }));
       }
       made = Math.max(made, n);
       Object.assign(plan, { pairs: n * ROWS, shards: n });
@@ -205,14 +208,14 @@ async function main(): Promise<void> {
 
     // The whole `pairgen finalize`, preview/ included, at PREVIEW_SHARDS shards; at full size the
     // manifest (`--no-preview`, the aim's figure) and then preview/ in a process of its own.
-    widen(PREVIEW_SHARDS);
+    await widen(PREVIEW_SHARDS);
     const withPreview = measure('finalize-with-preview', run);
-    const ways = ['manifest-rows', 'manifest-threads-1', `manifest-threads-${availableParallelism()}`];
+    const ways = ['manifest-from-files', 'manifest-threads-1', `manifest-threads-${availableParallelism()}`];
     const sideBySide = Object.fromEntries(ways.map((w) => [w, measure(w, run)]));
     const shas = new Set(Object.values(sideBySide).map((r) => r.sha256));
     if (shas.size !== 1) throw new Error(`the manifest differs between ${ways.join(', ')}: ${[...shas].join(', ')}`);
     for (const w of ways) rmSync(join(run, `${w}.parquet`));
-    widen(SHARDS);
+    await widen(SHARDS);
     const setupSeconds = (performance.now() - t0) / 1000;
     const status = measure('status', run);
     const load = loadavg()[0];
@@ -243,7 +246,7 @@ async function main(): Promise<void> {
     const md = [
       '# bookkeeping',
       '',
-      `${SHARDS.toLocaleString('en')} committed shards, ${(SHARDS * ROWS).toLocaleString('en')} candidate rows (copies of one all-rejected ${ROWS}-row shard), local folder; each phase in its own process.`,
+      `${SHARDS.toLocaleString('en')} committed shards, ${(SHARDS * ROWS).toLocaleString('en')} candidate rows (copies of ${TEMPLATES} all-rejected ${ROWS}-row shards), local folder; each phase in its own process.`,
       '',
       `Machine: ${availableParallelism()} cores; 1-minute load average ${load.toFixed(2)} when finalize started (other jobs share the machine: CPU seconds are given beside wall seconds).`,
       '',
@@ -253,7 +256,7 @@ async function main(): Promise<void> {
       `| **finalize --no-preview --trust-sizes** (read every shard's metadata, stream manifest, stats, checksums, card), ${finalize.threads} threads | **${finalize.seconds}** | ${finalize.cpu_seconds} | **${finalize.peak_rss_mib}** | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB; aim ≤ 60 s and ≤ 1024 MiB: ${(finalize.seconds as number) <= 60 ? 'time met' : 'time not met'}, ${(finalize.peak_rss_mib as number) <= 1024 ? 'memory met' : 'memory not met'} |`,
       ...(previous ? [`| previous run of this bench (${previous.date}${previous.load_average_1m_before !== undefined ? `, load average ${previous.load_average_1m_before}` : ''}) | ${previous.seconds} | ${previous.cpu_seconds ?? '—'} | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
       ...(original ? [`| first figure (${original.date}, row path on one thread) | ${original.seconds} | — | ${original.peak_rss_mib} | ${original.manifest_rows} manifest rows, ${original.manifest_mib} MiB |`] : []),
-      ...ways.map((w) => `| manifest only, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows): ${w === 'manifest-rows' ? 'row path (before)' : `writeManifestFromShards, ${w.split('-').pop()} thread(s)`} | ${sideBySide[w].seconds} | ${sideBySide[w].cpu_seconds} | ${sideBySide[w].peak_rss_mib} | sha256 ${String(sideBySide[w].sha256).slice(0, 12)}… (identical) |`),
+      ...ways.map((w) => `| manifest only, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows): ${w === 'manifest-from-files' ? `every part made from the shard files (what finalize did before), ${availableParallelism()} threads` : `merged from stored parts, ${w.split('-').pop()} thread(s)`} | ${sideBySide[w].seconds} | ${sideBySide[w].cpu_seconds} | ${sideBySide[w].peak_rss_mib} | sha256 ${String(sideBySide[w].sha256).slice(0, 12)}… (identical) |`),
       `| preview/ of the ${(SHARDS * ROWS).toLocaleString('en')}-row manifest (the last step of a plain \`pairgen finalize\`: contact sheets, histogram, index.html) | ${preview.seconds} | ${preview.cpu_seconds} | ${preview.peak_rss_mib} | ${preview.files} files |`,
       `| finalize --trust-sizes with preview/, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows) | ${withPreview.seconds} | ${withPreview.cpu_seconds} | ${withPreview.peak_rss_mib} | ${withPreview.manifest_rows} manifest rows |`,
       `| worker, ${WORKER_SHARDS} shards × 8 pairs (test teacher) | ${worker.seconds} | ${worker.cpu_seconds} | ${worker.peak_rss_mib} | after warm-up (GC before each sample): RSS ${worker.rss_after_warmup_mib} → ${worker.rss_last_mib} MiB, slope ${worker.rss_slope_kib_per_shard} KiB/shard; heap ${worker.heap_after_warmup_mib} → ${worker.heap_last_mib} MiB, slope ${worker.heap_slope_kib_per_shard} KiB/shard |`,
