@@ -11,8 +11,8 @@
  *   the chunk's dictionary page, and each part's pages are copied when its indexes mean the same entries
  *   there, else their indexes are mapped to the joined dictionary and the pages written again. Values are
  *   never decoded.
- * - anything else (a column with a dictionary in some parts only, a joined dictionary over
- *   MAX_JOINED_DICTIONARY_BYTES): the values are decoded and encoded again as one
+ * - anything else (a column with a dictionary in some parts only or compressed differently across
+ *   parts, a joined dictionary over MAX_JOINED_DICTIONARY_BYTES): the values are decoded and encoded again as one
  *   chunk, as a single writer would.
  * - `duplicate_of` is encoded from finalize's near-duplicate marks (a part holds nulls there).
  *
@@ -174,7 +174,8 @@ export async function mergeManifestGroup(
   const dictionaries = new Map<number, JoinedDictionary>();
   fields.forEach((f, c) => {
     const withDictionary = parts.filter((p) => p.raw[c].meta.dictionary_page_offset !== undefined).length;
-    if (f.name === DUPLICATE_OF || (withDictionary > 0 && withDictionary < parts.length)) reencode.add(f.name);
+    const codecs = new Set(parts.map((p) => p.metadata.row_groups[0].columns[c].meta_data!.codec));
+    if (f.name === DUPLICATE_OF || (withDictionary > 0 && withDictionary < parts.length) || codecs.size > 1) reencode.add(f.name);
     else if (withDictionary > 0) {
       const joined = joinDictionaries(parts, c);
       if (joined) dictionaries.set(c, joined);
