@@ -3,6 +3,9 @@
  * verdict and source dHash, in manifest order, and the mark the rule of scorers/near-duplicates.ts gives
  * each row (the earliest accepted pair, in pair_id order, whose source is within DEFAULT_MAX_DISTANCE bits).
  *
+ * A shard's rows are read from its manifest part when its marker lists one (one small file, already in
+ * manifest order), else from its data and rejects files (by ranges when large; merged by index).
+ *
  * Rows are held as typed arrays, not strings: a pair_id (16 hex digits) is a 64-bit key whose numeric
  * order is its text order, and a dHash is two 32-bit halves. At 10M rows that is about 0.3 GiB where
  * two arrays of strings took over 1 GiB.
@@ -25,14 +28,15 @@ export async function nearDuplicateMarks(store: Store, shards: ManifestShard[], 
   let row = 0;
   for (const shard of shards) {
     const part: { index: number; pairId: string; dhash: string | null; accepted: boolean }[] = [];
-    for (const f of shard.files) {
-      const { metadata, buffer } = await readPairgenMetadata(await fileSource(store, f, rangeReadBytes), f.name);
+    for (const f of shard.part ? [shard.part] : shard.files) {
+      const { metadata, buffer } = await readPairgenMetadata(shard.part ? await store.get(f.name) : await fileSource(store, f, rangeReadBytes), f.name);
       const names = new Set(metadata.schema.map((s) => s.name));
       if (!names.has('duplicates_source_dhash')) throw new UserError(`${store.uri}/${f.name}: has no duplicates_source_dhash column, though the run enables the duplicates scorer; remake the shard with \`pairgen work --force\``);
+      if (Number(metadata.num_rows) !== f.rows) throw new UserError(`${store.uri}/${f.name}: holds ${metadata.num_rows} rows, its shard's marker says ${f.rows}`);
       const [pairId, index, acc, dhash] = await readColumns(buffer, metadata, COLUMNS);
       for (let i = 0; i < pairId.length; i++) part.push({ index: Number(index[i]), pairId: String(pairId[i]), dhash: (dhash[i] as string | null) ?? null, accepted: acc[i] === true });
     }
-    part.sort((a, b) => a.index - b.index); // the manifest's order within a shard
+    if (!shard.part) part.sort((a, b) => a.index - b.index); // the manifest's order within a shard (a part is in it already)
     for (const r of part) {
       if (!PAIR_ID.test(r.pairId) || !ids.set(row, r.pairId)) throw new UserError(`${store.uri}: shard ${shard.shard}: pair_id ${JSON.stringify(r.pairId)} is not 16 lowercase hex digits`);
       if (r.dhash !== null && !hashes.set(row, r.dhash)) throw new UserError(`duplicates.source_dhash of pair ${JSON.stringify(r.pairId)}: expected 16 hex digits, got ${JSON.stringify(r.dhash)}`);

@@ -191,6 +191,16 @@ test('finalize marks near-duplicate sources in pair_id order; refilter --drop-du
     assert.equal(ref.duplicate_of, null, 'a reference is not itself marked');
     assert.ok(String(ref.pair_id) < String(r.pair_id), 'references come first in pair_id order');
   }
+  // The pass reads each shard's manifest part; from the shard files alone (markers without parts) it gives the same marks.
+  const { nearDuplicateMarks } = await import('../../src/run/duplicates.ts');
+  const { parseMarker } = await import('../../src/shards/index.ts');
+  const markers = [0, 1].map((s) => parseMarker(readFileSync(join(demo, `markers/shard-0000${s}.json`)), `shard ${s}`));
+  const store = openStore(demo);
+  const fromParts = await nearDuplicateMarks(store, markers.map((m) => ({ shard: m.shard, files: m.files, part: m.manifest_part })));
+  assert.ok(markers.every((m) => m.manifest_part));
+  const inOrder = await sqlRows(`SELECT duplicate_of FROM '${demo}/manifest.parquet' ORDER BY shard, "index"`);
+  assert.deepEqual(fromParts, inOrder.map((r) => (r.duplicate_of === null ? null : String(r.duplicate_of))), 'the marks in manifest order');
+  assert.deepEqual(await nearDuplicateMarks(store, markers.map((m) => ({ shard: m.shard, files: m.files }))), fromParts);
   const stats = JSON.parse(readFileSync(join(demo, 'stats.json'), 'utf8'));
   assert.equal(stats.near_duplicates.accepted, marked.length);
   assert.match(readFileSync(join(demo, 'README.md'), 'utf8'), new RegExp(`Near-duplicate sources: ${marked.length} accepted pairs`));
