@@ -166,10 +166,10 @@ export function registerRunVerbs(program: Command): void {
 
   program
     .command('finalize')
-    .description('check every data file against its marker (sha256), then write manifest.parquet (one row per candidate), stats.json, the README.md dataset card and preview/; idempotent')
+    .description('check every data file and manifest part against its marker (sha256), then write manifest.parquet (one row per candidate, merged from the shards\' manifest parts), stats.json, the README.md dataset card and preview/; idempotent')
     .argument('<run-uri>', 'run location')
     .option('--no-preview', 'skip preview/ (contact sheets, histogram); `pairgen preview` writes it later')
-    .option('--trust-sizes', 'check data files against their markers by size only, not sha256 (skips reading every byte; for very large runs)')
+    .option('--trust-sizes', 'check data files and manifest parts against their markers by size only, not sha256 (skips reading every byte; for very large runs)')
     .action(
       action(async (runUri: string, opts: { preview: boolean; trustSizes?: boolean }) => {
         const { finalizeRun } = await import('../run/finalize.ts');

@@ -8,8 +8,9 @@ import { SPLIT_NAMES } from './splits.ts';
 
 /**
  * Write a shard and commit it: a data file per split that has accepted pairs, the rejects file and the
- * shard's manifest part (its manifest rows, encoded from those files) first, the marker last. `beforeMarker` runs between the two (the worker checks for a stop signal
- * there, and times the writes). `timings` (seconds per stage) go to their own file, never the marker.
+ * shard's manifest part (its manifest rows, encoded from those files) first, the marker last.
+ * `beforeMarker` runs between the two (the worker checks for a stop signal there, and times the
+ * writes). `timings` (seconds per stage) go to their own file, never the marker.
  */
 export async function writeShard(
   store: Store,

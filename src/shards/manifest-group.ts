@@ -14,11 +14,11 @@ import { placeRowGroup } from '../util/parquet-groups.ts';
 import { ByteWriter } from 'hyparquet-writer';
 
 /**
- * One manifest row group, made from the committed shards' files without going through row objects:
- * each file's metadata columns are decoded column by column, reordered by candidate index, cut to the
- * group's rows and encoded by hyparquet-writer as one row group. A group's bytes do not depend on where
- * it lands in the file (offsets are moved when it is placed, manifest.ts), so groups are encoded on
- * worker threads in any order and the manifest is the same bytes as one thread writing row by row.
+ * A shard's manifest part, made from its files without going through row objects: each file's metadata
+ * columns are decoded column by column, reordered by candidate index and encoded as one row group by
+ * util/parquet-row-group.ts (the row group writeManifest writes for the same rows). The worker makes it
+ * at commit (dataset/commit.ts), finalize for a shard committed without one, and finalize merges the
+ * parts (manifest-merge.ts). Also here: a group's stats columns and the types both share.
  */
 
 /** A committed shard's files (each with its row count from the marker). */
