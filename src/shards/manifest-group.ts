@@ -3,15 +3,13 @@ import { UserError } from '../errors.ts';
 import type { Store } from '../store/types.ts';
 import { columnSettings, listColumns, parquetWriter } from './parquet.ts';
 import { canonicalJson } from '../util/json.ts';
-import { DUPLICATE_OF, isJsonField, runSchemas, type RunSchemas } from './record.ts';
+import { isJsonField, runSchemas, type RunSchemas } from './record.ts';
 import type { ScorerName } from '../scorers/config.ts';
 import { readPairgenMetadata, type ParquetSource } from './shard.ts';
 import { readColumns } from './column-reader.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import type { EncodedRowGroup } from '../util/parquet-groups.ts';
 import { writeRowGroup } from '../util/parquet-row-group.ts';
-import { placeRowGroup } from '../util/parquet-groups.ts';
-import { ByteWriter } from 'hyparquet-writer';
 
 /**
  * A shard's manifest part, made from its files without going through row objects: each file's metadata
@@ -29,7 +27,7 @@ export interface ManifestShard {
   part?: { name: string; size: number; rows: number };
 }
 
-/** Rows `skip` .. `skip + rows` of the shards' candidates, concatenated in shard order (each shard's files merged by index). */
+/** A manifest row group of whole shards: their rows in shard order (each shard's files merged by index). */
 export interface GroupTask {
   shards: ManifestShard[];
   /** The run's scorers: their score columns are read and written after the fixed ones. */
@@ -38,7 +36,6 @@ export interface GroupTask {
   statsScores: string[];
   /** With the duplicates scorer: the group's `duplicate_of` marks in row order (finalize's near-duplicate pass). */
   duplicateOf?: (string | null)[];
-  skip: number;
   rows: number;
 }
 
@@ -70,7 +67,6 @@ export interface EncodedGroup extends EncodedRowGroup {
 
 /** Shard files above this size are read by ranges (footer and metadata column chunks, never image bytes). */
 export const RANGE_READ_BYTES = 8 * 2 ** 20;
-const READ_CONCURRENCY = 8;
 
 export function fileSource(store: Store, f: { name: string; size: number }, rangeReadBytes: number): Promise<ParquetSource> | ParquetSource {
   if (f.size <= rangeReadBytes) return store.get(f.name);
@@ -102,7 +98,7 @@ async function readFileColumns(source: ParquetSource, file: string, expectedRows
   const cols: Columns = READ_FIELDS.map((f, c) => cellColumn(f, raw[c], file));
   cols.push(new Array(n).fill(file));
   cols.push(Array.from({ length: n }, (_, i) => BigInt(i)));
-  if (schemas.manifest.fields.length > cols.length) cols.push(new Array(n).fill(null)); // duplicate_of: set per group
+  if (schemas.manifest.fields.length > cols.length) cols.push(new Array(n).fill(null)); // duplicate_of: null in a part, set by finalize's merge
   return cols;
 }
 
@@ -164,42 +160,6 @@ async function readShardColumns(shard: ManifestShard, open: (f: { name: string; 
   return cols.map((col) => order.map((o) => col[o]));
 }
 
-/**
- * The group's rows as manifest columns. Shards are read a few at a time so that store latency overlaps;
- * each shard's rows are copied straight to their place in the group's columns.
- */
-async function groupColumns(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<Columns> {
-  const schemas = runSchemas(task.scorers);
-  const cols: Columns = schemas.manifest.fields.map(() => new Array(task.rows));
-  const firstRow: number[] = []; // each shard's first row, counted from the first shard's first row
-  let at = 0;
-  for (const sh of task.shards) {
-    firstRow.push(at);
-    at += sh.files.reduce((a, f) => a + f.rows, 0);
-  }
-  let next = 0;
-  const reader = async () => {
-    while (next < task.shards.length) {
-      const i = next++;
-      const shard = await readShardColumns(task.shards[i], open, schemas);
-      const from = Math.max(0, task.skip - firstRow[i]); // the shard's first row inside the group
-      const to = Math.min(shard[0].length, task.skip + task.rows - firstRow[i]);
-      const offset = firstRow[i] - task.skip;
-      shard.forEach((values, c) => {
-        const out = cols[c];
-        for (let r = from; r < to; r++) out[offset + r] = values[r];
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, task.shards.length) }, reader));
-  const marks = schemas.manifest.fields.findIndex((f) => f.name === DUPLICATE_OF);
-  if (marks >= 0) {
-    if (task.duplicateOf?.length !== task.rows) throw new Error(`manifest group: ${task.duplicateOf?.length ?? 'no'} duplicate_of marks for ${task.rows} rows`);
-    cols[marks] = task.duplicateOf;
-  }
-  return cols;
-}
-
 /** Arrays joined end to end (Array.prototype.flatMap is many times slower at these sizes). */
 function concat(arrays: unknown[][]): unknown[] {
   if (arrays.length === 1) return arrays[0];
@@ -249,28 +209,13 @@ export function statsColumns(col: (name: string) => unknown[], statsScores: stri
  * (manifest-merge.ts), and makes one here for a shard committed without.
  */
 export async function encodeManifestPart(shard: ManifestShard, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource, scorers: ScorerName[]): Promise<Uint8Array> {
-  const { manifest } = runSchemas(scorers);
-  const rows = shard.files.reduce((a, f) => a + f.rows, 0);
-  const duplicateOf = manifest.fields.some((f) => f.name === DUPLICATE_OF) ? new Array<string | null>(rows).fill(null) : undefined;
-  const writer = new ByteWriter(1 << 16);
+  const schemas = runSchemas(scorers);
+  const { manifest } = schemas;
+  const cols = await readShardColumns(shard, open, schemas);
+  const writer = new V1ListPagesWriter(listColumns(manifest), 1 << 16);
   const pq = parquetWriter(writer, manifest, 'manifest-part');
-  if (rows) placeRowGroup(pq, await encodeManifestGroup({ shards: [shard], skip: 0, rows, scorers, statsScores: [], duplicateOf }, open), writer);
+  writer.attach(pq);
+  writeRowGroup(pq, manifest.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }))); // no rows: no row group
   pq.finish();
   return writer.getBytes();
-}
-
-/** Read and encode one manifest row group (see the file comment). */
-export async function encodeManifestGroup(task: GroupTask, open: (f: { name: string; size: number }) => Promise<ParquetSource> | ParquetSource): Promise<EncodedGroup> {
-  const cols = await groupColumns(task, open);
-  const rows = cols[0].length;
-  if (rows !== task.rows) throw new Error(`manifest group: expected ${task.rows} rows, read ${rows}`);
-  const { manifest } = runSchemas(task.scorers);
-  const writer = new V1ListPagesWriter(listColumns(manifest), 1 << 20);
-  const pq = parquetWriter(writer, manifest, 'manifest');
-  writer.attach(pq);
-  const columnData = manifest.fields.map((f, c) => ({ name: f.name, data: cols[c], ...columnSettings(f) }));
-  writeRowGroup(pq, columnData);
-  const fields = manifest.fields;
-  const stats = statsColumns((name) => cols[fields.findIndex((f) => f.name === name)], task.statsScores);
-  return { bytes: writer.getBytes().slice(4), rows, rowGroup: pq.row_groups[0], indexes: pq.pendingIndexes, stats };
 }

@@ -31,7 +31,7 @@ import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
 import { writeRleBitPackedHybrid } from 'hyparquet-writer/src/encoding.js';
 import { UserError } from '../errors.ts';
 import { stringBloomFilter } from '../util/bloom.ts';
-import { writeColumnChunk } from '../util/parquet-row-group.ts';
+import { schemaLeaves, writeColumnChunk } from '../util/parquet-row-group.ts';
 import { columnSettings, listColumns, parquetSchema, parquetWriter } from './parquet.ts';
 import { DUPLICATE_OF, runSchemas } from './record.ts';
 import { readColumns } from './column-reader.ts';
@@ -192,13 +192,13 @@ export async function mergeManifestGroup(
   const writer = new V1ListPagesWriter(listColumns(manifest), 1 << 20);
   const pq = parquetWriter(writer, manifest, 'manifest');
   writer.attach(pq);
-  const leaves = leafElements(pq.schema);
+  const leaves = schemaLeaves(pq.schema);
   const columns: typeof pq.row_groups[number]['columns'] = [];
   fields.forEach((f, c) => {
     const settings = columnSettings(f);
     const result = reencode.has(f.name)
       ? writeColumnChunk(pq, { name: f.name, data: values.get(f.name)!, ...settings } as ColumnSource)
-      : copyChunk(writer, parts, c, leaves[c], settings.bloomFilter ? values.get(f.name)! : null, dictionaries.get(c) ?? null, pq.compressors);
+      : copyChunk(writer, parts, c, leaves.get(f.name)!.path.at(-1)!, settings.bloomFilter ? values.get(f.name)! : null, dictionaries.get(c) ?? null, pq.compressors);
     columns.push(result.chunk);
     pq.pendingIndexes.push(result);
   });
@@ -228,20 +228,6 @@ async function decodeColumns(parts: Part[], names: string[], rows: number): Prom
       for (let r = 0; r < src.length; r++) dst[at + r] = src[r];
     });
     at += part.rows;
-  }
-  return out;
-}
-
-/** Each top-level column's leaf element, in schema order. */
-function leafElements(schema: SchemaElement[]): SchemaElement[] {
-  const out: SchemaElement[] = [];
-  let i = 1;
-  while (i < schema.length) {
-    if (!schema[i].num_children) out.push(schema[i++]);
-    else {
-      out.push(schema[i + 2]); // <name> LIST → list → element
-      i += 3;
-    }
   }
   return out;
 }

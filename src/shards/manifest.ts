@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
-import { ByteWriter, type ParquetWriter } from 'hyparquet-writer';
+import { ByteWriter } from 'hyparquet-writer';
 import { UserError } from '../errors.ts';
 import type { StorageConfig } from '../store/index.ts';
 import type { Store } from '../store/types.ts';
@@ -131,14 +131,14 @@ function planGroups(shards: ManifestShard[], rowGroupRows: number, scorers: Scor
   for (const shard of shards) {
     const n = shard.files.reduce((a, f) => a + f.rows, 0);
     if (rows > 0 && rows + n > rowGroupRows) {
-      tasks.push({ shards: group, skip: 0, rows, scorers, statsScores });
+      tasks.push({ shards: group, rows, scorers, statsScores });
       group = [];
       rows = 0;
     }
     group.push(shard);
     rows += n;
   }
-  if (rows > 0) tasks.push({ shards: group, skip: 0, rows, scorers, statsScores });
+  if (rows > 0) tasks.push({ shards: group, rows, scorers, statsScores });
   return tasks;
 }
 

@@ -15,7 +15,7 @@ import { writeColumn } from 'hyparquet-writer/src/column.js';
 import { writeColumnFast, type PageData } from './parquet-column.ts';
 
 /** A top-level column's leaf: its schema path from the root, and how its levels are made. */
-interface Leaf {
+export interface Leaf {
   path: SchemaElement[];
   shape: 'required' | 'optional' | 'list';
 }
@@ -87,13 +87,19 @@ function pageData(leaf: Leaf, rows: unknown[]): PageData {
 
 const leafCache = new WeakMap<SchemaElement[], Map<string, Leaf>>();
 
+/** Each top-level column's leaf (its schema path from the root, and how its levels are made), by name. */
+export function schemaLeaves(schema: SchemaElement[]): Map<string, Leaf> {
+  let leaves = leafCache.get(schema);
+  if (!leaves) leafCache.set(schema, (leaves = leavesOf(schema)));
+  return leaves;
+}
+
 /**
  * Write one column chunk of `pq`'s schema at its writer's current offset, as ParquetWriter.write writes
  * each chunk of a row group, and return the chunk's metadata and page indexes (the caller registers them).
  */
 export function writeColumnChunk(pq: ParquetWriter, source: ColumnSource): ReturnType<typeof writeColumn> {
-  let leaves = leafCache.get(pq.schema);
-  if (!leaves) leafCache.set(pq.schema, (leaves = leavesOf(pq.schema)));
+  const leaves = schemaLeaves(pq.schema);
   const { name, data, encoding, codec = pq.codec, columnIndex = false, offsetIndex = true, bloomFilter, statistics = pq.statistics } = source;
   if (columnIndex && !offsetIndex) throw new Error('parquet ColumnIndex cannot be present without OffsetIndex');
   const leaf = leaves.get(name);

@@ -203,7 +203,7 @@ test('the page indexes of merged chunks: a page per shard, first rows at the sha
 });
 
 test('page indexes serialized as each group is placed (SerializedPageIndexes): the same file as ParquetWriter.finish()', async () => {
-  const tasks = [shards.slice(0, 2), shards.slice(2, 4), shards.slice(4)].map((list) => ({ shards: list, skip: 0, rows: list.reduce((a, sh) => a + sh.files.reduce((b, f) => b + f.rows, 0), 0), scorers: [], statsScores: [] }));
+  const tasks = [shards.slice(0, 2), shards.slice(2, 4), shards.slice(4)].map((list) => ({ shards: list, rows: list.reduce((a, sh) => a + sh.files.reduce((b, f) => b + f.rows, 0), 0), scorers: [], statsScores: [] }));
   const files: Uint8Array[] = [];
   for (const serialized of [false, true]) {
     const writer = new ByteWriter();
