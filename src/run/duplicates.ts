@@ -27,20 +27,26 @@ export async function nearDuplicateMarks(store: Store, shards: ManifestShard[], 
   const accepted = new Uint8Array(rows);
   let row = 0;
   for (const shard of shards) {
-    const part: { index: number; pairId: string; dhash: string | null; accepted: boolean }[] = [];
+    // The shard's columns: its part's, or its files' one after the other, then put in index order.
+    const cols: unknown[][] = COLUMNS.map(() => []);
     for (const f of shard.part ? [shard.part] : shard.files) {
       const { metadata, buffer } = await readPairgenMetadata(shard.part ? await store.get(f.name) : await fileSource(store, f, rangeReadBytes), f.name);
       const names = new Set(metadata.schema.map((s) => s.name));
       if (!names.has('duplicates_source_dhash')) throw new UserError(`${store.uri}/${f.name}: has no duplicates_source_dhash column, though the run enables the duplicates scorer; remake the shard with \`pairgen work --force\``);
       if (Number(metadata.num_rows) !== f.rows) throw new UserError(`${store.uri}/${f.name}: holds ${metadata.num_rows} rows, its shard's marker says ${f.rows}`);
-      const [pairId, index, acc, dhash] = await readColumns(buffer, metadata, COLUMNS);
-      for (let i = 0; i < pairId.length; i++) part.push({ index: Number(index[i]), pairId: String(pairId[i]), dhash: (dhash[i] as string | null) ?? null, accepted: acc[i] === true });
+      (await readColumns(buffer, metadata, COLUMNS)).forEach((values, c) => {
+        for (const v of values) cols[c].push(v); // not push(...values): a large file would overflow the call's arguments
+      });
     }
-    if (!shard.part) part.sort((a, b) => a.index - b.index); // the manifest's order within a shard (a part is in it already)
-    for (const r of part) {
-      if (!PAIR_ID.test(r.pairId) || !ids.set(row, r.pairId)) throw new UserError(`${store.uri}: shard ${shard.shard}: pair_id ${JSON.stringify(r.pairId)} is not 16 lowercase hex digits`);
-      if (r.dhash !== null && !hashes.set(row, r.dhash)) throw new UserError(`duplicates.source_dhash of pair ${JSON.stringify(r.pairId)}: expected 16 hex digits, got ${JSON.stringify(r.dhash)}`);
-      accepted[row++] = r.accepted ? 1 : 0;
+    const [pairId, index, acc, dhash] = cols;
+    const order = pairId.map((_, i) => i);
+    if (!shard.part) order.sort((a, b) => Number(index[a]) - Number(index[b])); // the manifest's order within a shard (a part is in it already)
+    for (const i of order) {
+      const id = String(pairId[i]);
+      const hash = (dhash[i] as string | null) ?? null;
+      if (!PAIR_ID.test(id) || !ids.set(row, id)) throw new UserError(`${store.uri}: shard ${shard.shard}: pair_id ${JSON.stringify(id)} is not 16 lowercase hex digits`);
+      if (hash !== null && !hashes.set(row, hash)) throw new UserError(`duplicates.source_dhash of pair ${JSON.stringify(id)}: expected 16 hex digits, got ${JSON.stringify(hash)}`);
+      accepted[row++] = acc[i] === true ? 1 : 0;
     }
   }
   if (row !== rows) throw new Error(`near-duplicate pass: read ${row} rows, the markers say ${rows}`);

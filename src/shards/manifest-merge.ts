@@ -20,7 +20,7 @@
  * bytes whichever threads merged it, and whether a part was read from the store or made here from the
  * shard's files (a shard committed before parts existed).
  */
-import { parquetMetadata, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { decompressPage } from 'hyparquet/src/datapage.js';
 import { readRleBitPackedHybrid } from 'hyparquet/src/encoding.js';
@@ -37,11 +37,10 @@ import { DUPLICATE_OF, runSchemas } from './record.ts';
 import { readColumns } from './column-reader.ts';
 import { V1ListPagesWriter } from './v1-pages.ts';
 import { encodeManifestPart, statsColumns, type EncodedGroup, type GroupTask, type ManifestShard } from './manifest-group.ts';
-import type { ParquetSource } from './shard.ts';
+import { readPairgenMetadata, type ParquetSource } from './shard.ts';
 
 /** A part as read: its bytes, hyparquet's metadata (for decoding values) and the raw footer (for statistics). */
 interface Part {
-  name: string;
   bytes: Uint8Array;
   buffer: AsyncBuffer;
   metadata: FileMetaData;
@@ -51,11 +50,8 @@ interface Part {
 }
 
 interface RawChunk {
-  file_offset: bigint;
   offset_index_offset?: bigint;
-  offset_index_length?: number;
   column_index_offset?: bigint;
-  column_index_length?: number;
   meta: {
     num_values: bigint;
     total_uncompressed_size: bigint;
@@ -99,7 +95,7 @@ async function loadParts(task: GroupTask, openPart: (name: string) => Promise<Ui
     task.shards.map(async (shard) => {
       const name = shard.part?.name ?? `the manifest part of shard ${shard.shard} (made from its files)`;
       const bytes = shard.part ? await openPart(shard.part.name) : await encodeManifestPart(shard, openFile, task.scorers);
-      return readPart(name, bytes, rowsOf(shard), expected);
+      return await readPart(name, bytes, rowsOf(shard), expected);
     }),
   );
 }
@@ -108,23 +104,13 @@ function rowsOf(shard: ManifestShard): number {
   return shard.files.reduce((a, f) => a + f.rows, 0);
 }
 
-function readPart(name: string, bytes: Uint8Array, rows: number, expectedColumns: string): Part {
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  let metadata: FileMetaData;
-  let raw: RawChunk[];
-  try {
-    metadata = parquetMetadata(buffer);
-    raw = rawChunks(bytes);
-  } catch (e) {
-    throw new UserError(`${name}: not a readable Parquet file (${(e as Error).message})`);
-  }
-  const tag = metadata.key_value_metadata?.find((k) => k.key === 'pairgen')?.value ?? '';
-  if (!tag.includes('"kind":"manifest-part"')) throw new UserError(`${name}: not a pairgen manifest part (Parquet key-value metadata "pairgen" is ${JSON.stringify(tag)})`);
+async function readPart(name: string, bytes: Uint8Array, rows: number, expectedColumns: string): Promise<Part> {
+  const { metadata, kind, buffer } = await readPairgenMetadata(bytes, name);
+  if (kind !== 'manifest-part') throw new UserError(`${name}: not a pairgen manifest part (a ${kind} file)`);
   if (metadata.schema.map((e) => e.name).join(',') !== expectedColumns) throw new UserError(`${name}: its columns are not the run's manifest columns; remake the shard with \`pairgen work --force\``);
   if (Number(metadata.num_rows) !== rows) throw new UserError(`${name}: holds ${metadata.num_rows} rows, its shard's marker says ${rows}`);
   if (metadata.row_groups.length > 1) throw new UserError(`${name}: holds ${metadata.row_groups.length} row groups, a manifest part has one`);
-  const asyncBuffer: AsyncBuffer = { byteLength: buffer.byteLength, slice: (start: number, end?: number) => buffer.slice(start, end) };
-  return { name, bytes, buffer: asyncBuffer, metadata, raw, rows };
+  return { bytes, buffer, metadata, raw: rawChunks(bytes), rows };
 }
 
 /**
@@ -142,11 +128,8 @@ function rawChunks(bytes: Uint8Array): RawChunk[] {
     const m = c.field_3;
     const s = m.field_12;
     return {
-      file_offset: c.field_2,
       offset_index_offset: c.field_4,
-      offset_index_length: c.field_5,
       column_index_offset: c.field_6,
-      column_index_length: c.field_7,
       meta: {
         num_values: m.field_5,
         total_uncompressed_size: m.field_6,
