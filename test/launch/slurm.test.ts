@@ -143,16 +143,22 @@ test('slurm: a worker killed with -9 is retried by the script; a requeued task s
   // One CPU per task: both tasks run at once on this node.
   const { jobId, runDir, files } = await submit('faults', { cpus: 1, memory: '1Gi' });
 
-  // Task 0: kill -9 its worker once the worker has committed its first shard (while it makes the next).
-  await waitFor('shard 0', () => existsSync(join(runDir, shardMarkerKey(0))));
-  const pid = workerPid(runDir, 0);
-  assert.ok(pid, 'the worker of task 0 is running');
-  process.kill(pid, 'SIGKILL');
-
-  // Task 1: requeue it the same way (Slurm stops it, then starts it again after the credential expired).
-  await waitFor('shard 1', () => existsSync(join(runDir, shardMarkerKey(1))));
-  const requeue = run('scontrol', ['requeue', `${jobId}_1`]);
-  assert.equal(requeue.code, 0, requeue.stderr);
+  // Both watched at once: each task is acted on as soon as it has committed its first shard, while it
+  // makes the next (one after the other, a task that started early could finish before the other's turn).
+  const killTask0 = async () => {
+    // Task 0: kill -9 its worker.
+    await waitFor('shard 0', () => existsSync(join(runDir, shardMarkerKey(0))));
+    const pid = workerPid(runDir, 0);
+    assert.ok(pid, 'the worker of task 0 is running');
+    process.kill(pid, 'SIGKILL');
+  };
+  const requeueTask1 = async () => {
+    // Task 1: requeue it (Slurm stops it, then starts it again after the credential expired).
+    await waitFor('shard 1', () => existsSync(join(runDir, shardMarkerKey(1))));
+    const requeue = run('scontrol', ['requeue', `${jobId}_1`]);
+    assert.equal(requeue.code, 0, requeue.stderr);
+  };
+  await Promise.all([killTask0(), requeueTask1()]);
 
   const tasks = await finish(jobId, files);
   const [log0, log1] = taskLogs(files);
