@@ -58,7 +58,7 @@ export interface FinalizeOptions {
    * once). For very large runs whose files were verified on the way in.
    */
   trustSizes?: boolean;
-  /** Threads reading and encoding the manifest's row groups (default: one per core); the bytes do not depend on it. */
+  /** Threads reading and encoding the manifest's row groups, and joining near-duplicate hashes (default: one per core); the bytes do not depend on it. */
   threads?: number;
 }
 
@@ -94,7 +94,7 @@ export async function finalizeRun(runUri: string, options: FinalizeOptions = {})
   const pass = new PassThrough();
   const upload = store.putStream(MANIFEST_FILE, pass);
   const shards = Array.from({ length: plan.shards }, (_, s) => ({ shard: s, files: markers.get(s)!.files, part: markers.get(s)!.manifest_part }));
-  const duplicateOf = plan.config.scorers?.enabled.includes('duplicates') ? await nearDuplicateMarks(store, shards, options.rangeReadBytes) : undefined;
+  const duplicateOf = plan.config.scorers?.enabled.includes('duplicates') ? await nearDuplicateMarks(store, shards, { rangeReadBytes: options.rangeReadBytes, threads: options.threads }) : undefined;
   const duplicates: NearDuplicateCounts | null = duplicateOf ? { marked: 0, accepted: 0, by_category: {} } : null;
   let row0 = 0; // the manifest row of the group's first row
   const [rows] = await Promise.all([

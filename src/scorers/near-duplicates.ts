@@ -23,13 +23,17 @@
  *    block samples every row of the dHash grid and images sharing a flat region do not pile into one
  *    group. The work is sequential over typed arrays: an index queried value by value (multi-index
  *    hashing with d+1 blocks) was tried first and was over ten times slower at a million values, its
- *    lookups being cache misses and its buckets large.
+ *    lookups being cache misses and its buckets large. The combinations are independent, so finalize
+ *    cuts them into runs of block prefixes for worker threads over shared hashes (markRowsOnThreads,
+ *    joinParts); a group small enough to compare whole before the prefix is fixed belongs to one part.
  * 3. The walk in pair_id order, each value's neighbours (values within d) in hand: a value's mark is
  *    the earliest reference among its neighbours, remembered for its later pairs once found.
  * The cost grows with the number of near pairs among distinct values: k distinct but mutually near
  * hashes (a burst of frames) are k²/2 pairs, harmless for bursts of thousands.
  */
+import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.ts';
+import { ThreadPool } from '../util/thread-pool.ts';
 
 export interface NearDuplicateInput {
   /** Unique pair ids; any order (the result is aligned with the input rows). */
@@ -111,19 +115,102 @@ export interface PairHashColumns {
   accepted: Uint8Array;
 }
 
-/** findNearDuplicateRows over the compact form (finalize's pass, src/run/duplicates.ts). */
+/** findNearDuplicateRows over the compact form, on this thread. */
 export function markRows(input: PairHashColumns, maxDistance = DEFAULT_MAX_DISTANCE): Int32Array {
+  const { values, canBeReference, plan } = prepareJoin(input, maxDistance, false);
+  return walk(input, values, neighbourLists(values.count, [joinHere(values, canBeReference, maxDistance, plan)], canBeReference));
+}
+
+/** A part of the join for one thread: its hashes (bits permuted, shared), and the block prefixes it takes. */
+export interface JoinRequest {
+  hi: Int32Array;
+  lo: Int32Array;
+  canBeReference: Uint8Array;
+  maxDistance: number;
+  plan: JoinPlan;
+  prefixes: number[][];
+}
+
+/**
+ * markRows with the join of step 2 split across worker threads (finalize's pass, src/run/duplicates.ts):
+ * each thread takes a run of block prefixes (joinParts) over the same shared hashes. The marks are the
+ * same as markRows's, on any number of threads: every near pair is found once, by exactly one thread.
+ */
+export async function markRowsOnThreads(input: PairHashColumns, maxDistance = DEFAULT_MAX_DISTANCE, threads = availableParallelism()): Promise<Int32Array> {
+  // The values' halves (permuted in place) and flags live in shared memory, read by every thread.
+  const { values, canBeReference, plan } = prepareJoin(input, maxDistance, true);
+  const parts = plan && values.count >= 2 ? joinParts(plan, threads) : [];
+  if (parts.length < 2) return walk(input, values, neighbourLists(values.count, [joinHere(values, canBeReference, maxDistance, plan)], canBeReference));
+  const { hi, lo } = permuteBits(values.hi, values.lo, plan!);
+  const { pool } = await ThreadPool.start<JoinRequest, PairArrays, null>(new URL('./near-duplicates-worker.ts', import.meta.url), parts.length, {}, 'near-duplicate thread');
+  let found: PairArrays[];
+  try {
+    found = await Promise.all(parts.map((prefixes) => pool.run({ hi, lo, canBeReference, maxDistance, plan: plan!, prefixes })));
+  } finally {
+    await pool.close();
+  }
+  return walk(input, values, neighbourLists(values.count, found, canBeReference));
+}
+
+/** The whole join on this thread (none for d = 0: equal hashes are one value already). */
+function joinHere(values: { hi: Uint32Array; lo: Uint32Array }, canBeReference: Uint8Array, maxDistance: number, plan: JoinPlan | null): PairArrays {
+  return plan ? new BlockJoin(permuteBits(values.hi, values.lo, plan), canBeReference, maxDistance, plan).run(null) : new PairList();
+}
+
+/** One thread's part of the join (near-duplicates-worker.ts): the near pairs under its prefixes. */
+export function joinPart(r: JoinRequest): PairArrays {
+  const pairs = new BlockJoin(r, r.canBeReference, r.maxDistance, r.plan).run(r.prefixes);
+  return { a: pairs.a.slice(0, pairs.length), b: pairs.b.slice(0, pairs.length), length: pairs.length };
+}
+
+/**
+ * The join's work cut for `threads` threads. A unit is a prefix of blocks the first levels group by (the
+ * first two blocks, or one when t = 2; none when t = 1, which cannot be cut); the units, in order, are
+ * cut into runs of about equal work (below), so a thread sorts by each of its first blocks once.
+ */
+export function joinParts(plan: JoinPlan, threads: number): number[][][] {
+  const m = plan.blockBits.length, t = plan.agree;
+  const prefixLength = Math.min(2, t - 1);
+  const units: number[][] = [];
+  const extend = (prefix: number[]) => {
+    if (prefix.length === prefixLength) return void units.push(prefix);
+    for (let k = prefix.length ? prefix[prefix.length - 1] + 1 : 0; k <= m - t + prefix.length; k++) extend([...prefix, k]);
+  };
+  extend([]);
+  // A unit's weight: the combinations of t blocks that start with it, plus one for its own grouping passes
+  // (measured at 4M values: each unit cost about one combination more than its combinations).
+  const weights = units.map((u) => choose(m - 1 - (u.length ? u[u.length - 1] : -1), t - u.length) + 1);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const parts: number[][][] = Array.from({ length: Math.max(1, Math.min(threads, units.length)) }, () => []);
+  let before = 0;
+  units.forEach((u, i) => {
+    parts[Math.min(parts.length - 1, Math.floor(((before + weights[i] / 2) / total) * parts.length))].push(u);
+    before += weights[i];
+  });
+  return parts.filter((p) => p.length > 0);
+}
+
+/**
+ * The checks, the distinct hash values and which can be references (in shared memory for threads), and
+ * the join's plan (none for d = 0).
+ */
+function prepareJoin(input: PairHashColumns, maxDistance: number, shared: boolean) {
   const { order, hashes, accepted } = input;
   const n = hashes.rows;
   if (order.length !== n || accepted.length !== n) throw new Error(`findNearDuplicates: ${order.length} ordered rows, ${n} hashes and ${accepted.length} accepted flags`);
   if (!Number.isInteger(maxDistance) || maxDistance < 0 || maxDistance > MAX_DISTANCE_LIMIT) {
     throw new RangeError(`findNearDuplicates: maxDistance must be an integer in 0..${MAX_DISTANCE_LIMIT}, got ${maxDistance}`);
   }
-  const values = distinctValues(hashes);
-  const canBeReference = new Uint8Array(values.count);
+  const values = distinctValues(hashes, shared);
+  const canBeReference = new Uint8Array(shared ? new SharedArrayBuffer(values.count) : new ArrayBuffer(values.count));
   for (let row = 0; row < n; row++) if (accepted[row] && values.of[row] !== NONE) canBeReference[values.of[row]] = 1;
-  const near = nearValues(values.hi, values.lo, canBeReference, maxDistance);
+  return { values, canBeReference, plan: maxDistance === 0 ? null : planJoin(maxDistance, values.count) };
+}
 
+/** Step 3: the walk in pair_id order, with each value's neighbours that can be references. */
+function walk(input: PairHashColumns, values: { of: Int32Array; count: number }, near: { offsets: Int32Array; neighbours: Int32Array }): Int32Array {
+  const { order, accepted } = input;
+  const n = order.length;
   // referenceAt[value]: the position (in pair_id order) of the value's reference pair, if it has one.
   // markOf[value]: the position every later pair with that value is marked with, once known.
   const referenceAt = new Int32Array(values.count).fill(NONE);
@@ -213,10 +300,11 @@ export function parseHash(text: string, out: Uint32Array): boolean {
 const hexDigit = (code: number) => (code < 128 ? HEX_DIGIT[code] : -1);
 
 /** Each row's distinct hash value (`of`, NONE without a hash) and the values as two 32-bit halves. */
-function distinctValues(hashes: HashColumns) {
+function distinctValues(hashes: HashColumns, shared: boolean) {
   const n = hashes.rows;
   const of = new Int32Array(n).fill(NONE);
-  const hi = new Uint32Array(n), lo = new Uint32Array(n);
+  const buffer = () => (shared ? new SharedArrayBuffer(4 * n) : new ArrayBuffer(4 * n));
+  const hi = new Uint32Array(buffer()), lo = new Uint32Array(buffer());
   let count = 0;
   // Open addressing on the 64-bit value: slot → value + 1 (0 is empty).
   let slotBits = 4;
@@ -278,38 +366,59 @@ function choose(n: number, k: number): number {
 
 /**
  * Every two of the values (hashes as 32-bit halves) within maxDistance bits of each other, each pair
- * once, as value indices a[i] < b[i] in no particular order: the join of step 2 on its own.
+ * once, as value indices a[i] < b[i] in no particular order: the join of step 2 on its own. With `parts`,
+ * the join is cut as for that many threads (joinParts) and the parts run one after another here;
+ * `sliceValues` sets how many values a level moves at once (SLICE_VALUES).
  */
-export function nearValuePairs(hi: Uint32Array, lo: Uint32Array, maxDistance: number): { a: Int32Array; b: Int32Array } {
+export function nearValuePairs(hi: Uint32Array, lo: Uint32Array, maxDistance: number, parts = 1, sliceValues = SLICE_VALUES): { a: Int32Array; b: Int32Array } {
   const count = hi.length;
   if (maxDistance === 0) throw new RangeError('nearValuePairs: maxDistance 0 is equality, not a join');
-  const pairs = new BlockJoin(hi.slice(), lo.slice(), new Uint8Array(count).fill(1), maxDistance, planJoin(maxDistance, count)).run();
-  const a = pairs.a.slice(0, pairs.length), b = pairs.b.slice(0, pairs.length);
+  const plan = planJoin(maxDistance, count);
+  const permuted = permuteBits(hi.slice(), lo.slice(), plan);
+  const canBeReference = new Uint8Array(count).fill(1);
+  const found = parts > 1
+    ? joinParts(plan, parts).map((prefixes) => new BlockJoin(permuted, canBeReference, maxDistance, plan, sliceValues).run(prefixes))
+    : [new BlockJoin(permuted, canBeReference, maxDistance, plan, sliceValues).run(null)];
+  const a = new Int32Array(found.reduce((n, f) => n + f.length, 0)), b = new Int32Array(a.length);
+  let at = 0;
+  for (const f of found) {
+    a.set(f.a.subarray(0, f.length), at);
+    b.set(f.b.subarray(0, f.length), at);
+    at += f.length;
+  }
   for (let i = 0; i < a.length; i++) if (a[i] > b[i]) [a[i], b[i]] = [b[i], a[i]];
   return { a, b };
 }
 
+interface PairArrays {
+  a: Int32Array;
+  b: Int32Array;
+  length: number;
+}
+
 /**
- * Every pair of values within maxDistance bits, as neighbour lists (CSR): neighbours[offsets[v]..offsets[v+1])
- * are the values near v that can be references (the only neighbours the walk reads).
+ * The near pairs of values (from one or several threads) as neighbour lists (CSR):
+ * neighbours[offsets[v]..offsets[v+1]) are the values near v that can be references (the only neighbours
+ * the walk reads).
  */
-function nearValues(hi: Uint32Array, lo: Uint32Array, canBeReference: Uint8Array, maxDistance: number) {
-  const count = hi.length;
-  // The join permutes hi and lo in place; nothing reads them after.
-  const pairs = maxDistance === 0 ? new PairList() : new BlockJoin(hi, lo, canBeReference, maxDistance, planJoin(maxDistance, count)).run();
+function neighbourLists(count: number, found: PairArrays[], canBeReference: Uint8Array) {
   const offsets = new Int32Array(count + 1);
-  for (let i = 0; i < pairs.length; i++) {
-    const a = pairs.a[i], b = pairs.b[i];
-    if (canBeReference[b]) offsets[a + 1]++;
-    if (canBeReference[a]) offsets[b + 1]++;
+  for (const pairs of found) {
+    for (let i = 0; i < pairs.length; i++) {
+      const a = pairs.a[i], b = pairs.b[i];
+      if (canBeReference[b]) offsets[a + 1]++;
+      if (canBeReference[a]) offsets[b + 1]++;
+    }
   }
   for (let v = 0; v < count; v++) offsets[v + 1] += offsets[v];
   const neighbours = new Int32Array(offsets[count]);
   const fill = offsets.slice(0, count);
-  for (let i = 0; i < pairs.length; i++) {
-    const a = pairs.a[i], b = pairs.b[i];
-    if (canBeReference[b]) neighbours[fill[a]++] = b;
-    if (canBeReference[a]) neighbours[fill[b]++] = a;
+  for (const pairs of found) {
+    for (let i = 0; i < pairs.length; i++) {
+      const a = pairs.a[i], b = pairs.b[i];
+      if (canBeReference[b]) neighbours[fill[a]++] = b;
+      if (canBeReference[a]) neighbours[fill[b]++] = a;
+    }
   }
   return { offsets, neighbours };
 }
@@ -336,25 +445,82 @@ class PairList {
 
 /** Values (id, hi, lo) being grouped at one level of the join, with the start of each group. */
 interface Level {
+  /** The block key of each value of the group being grouped. */
+  keys: Uint16Array;
+  /** The values of one slice of the key range, in key order. */
   ids: Int32Array;
   hi: Int32Array;
   lo: Int32Array;
-  keys: Uint16Array;
-  /** Where each group starts (a counting sort). */
+  /** Values per key, and where each key's group starts in the slice (a counting sort). */
+  count: Int32Array;
   groupStart: Int32Array;
 }
 
 const SMALL_GROUP = 32;
+/**
+ * The most values a level moves at once (unless one key has more): 12 bytes a value for a slice of the
+ * key range, 24 MB, instead of for every value (120 MB a thread at the first level of 10M values). Smaller
+ * slices cost time (each slice reads the level's keys again): 10M random values on one thread took
+ * 28.8 s unsliced, 30.3 s with this, 37.0 s with 2^19.
+ */
+const SLICE_VALUES = 1 << 21;
+
+/** Where each block of the plan starts in the permuted hash (bit p < 32 in lo). */
+function blockStarts(plan: JoinPlan): number[] {
+  const starts: number[] = [];
+  for (let k = 0, start = 0; k < plan.blockBits.length; start += plan.blockBits[k++]) starts.push(start);
+  return starts;
+}
 
 /**
- * The self-join of step 2 (module comment). It permutes the hashes' bits in place (so each block is
- * contiguous bits): it owns the arrays it is given.
+ * The hashes with their bits moved so each block of the plan is contiguous bits: the hash's bits are
+ * dealt to the blocks in turn (skipping full ones), so every block samples every row of the dHash grid.
+ * In place: the arrays are the join's from then on (shared memory stays shared).
+ */
+function permuteBits(hi: Uint32Array, lo: Uint32Array, plan: JoinPlan): { hi: Int32Array; lo: Int32Array } {
+  const { blockBits } = plan, m = blockBits.length;
+  const start = blockStarts(plan);
+  // Bit j of the hash (j < 32 in lo) moves to newPosition[j].
+  const newPosition: number[] = [];
+  const filled = new Array<number>(m).fill(0);
+  for (let j = 0, k = 0; j < 64; j++, k = (k + 1) % m) {
+    while (filled[k] === blockBits[k]) k = (k + 1) % m;
+    newPosition.push(start[k] + filled[k]++);
+  }
+  const toHi = new Int32Array(8 * 256), toLo = new Int32Array(8 * 256);
+  for (let byte = 0; byte < 8; byte++) {
+    for (let v = 0; v < 256; v++) {
+      for (let b = 0; b < 8; b++) {
+        if (!((v >> b) & 1)) continue;
+        const p = newPosition[byte * 8 + b];
+        if (p < 32) toLo[byte * 256 + v] |= 1 << p;
+        else toHi[byte * 256 + v] |= 1 << (p - 32);
+      }
+    }
+  }
+  const n = hi.length;
+  const out = { hi: new Int32Array(hi.buffer, hi.byteOffset, n), lo: new Int32Array(lo.buffer, lo.byteOffset, n) };
+  for (let i = 0; i < n; i++) {
+    let h = 0, l = 0;
+    for (let byte = 0; byte < 8; byte++) {
+      const v = ((byte < 4 ? lo[i] >>> (8 * byte) : hi[i] >>> (8 * byte - 32)) & 255) + byte * 256;
+      h |= toHi[v];
+      l |= toLo[v];
+    }
+    out.hi[i] = h;
+    out.lo[i] = l;
+  }
+  return out;
+}
+
+/**
+ * The self-join of step 2 (module comment) over hashes whose bits permuteBits has moved; it only reads
+ * them. run(null) does the whole join; run(prefixes) only the combinations that start with one of the
+ * given block prefixes (one thread's part, joinParts).
  */
 class BlockJoin {
-  private readonly hi: Int32Array;
-  private readonly lo: Int32Array;
   /** Block k is bits start[k] .. start[k] + blockBits[k] of the permuted hash (bit p < 32 in lo). */
-  private readonly start: number[] = [];
+  private readonly start: number[];
   private readonly levels: Level[] = [];
   /** The chains of the last block (only one last block is grouped at a time). */
   private readonly head: Int32Array;
@@ -362,55 +528,50 @@ class BlockJoin {
   private keys = new Uint16Array(0);
   private readonly path: number[] = [];
   private readonly pairs = new PairList();
+  /** With prefixes: every prefix of a given prefix, as text ("k0", "k0,k1"), and the given prefixes' length. */
+  private assigned: Set<string> | null = null;
+  private prefixLength = 0;
+
+  private readonly hi: Int32Array;
+  private readonly lo: Int32Array;
 
   constructor(
-    hi: Uint32Array,
-    lo: Uint32Array,
+    hashes: { hi: Int32Array; lo: Int32Array },
     private readonly canBeReference: Uint8Array,
     private readonly maxDistance: number,
     private readonly plan: JoinPlan,
+    private readonly sliceValues = SLICE_VALUES,
   ) {
-    const { blockBits } = plan, m = blockBits.length;
-    this.head = new Int32Array(2 ** Math.max(...blockBits));
-    for (let k = 0, start = 0; k < m; start += blockBits[k++]) this.start.push(start);
-    // Deal the hash's bits to the blocks in turn (skipping full ones), so every block samples every
-    // row of the dHash grid: bit j of the hash (j < 32 in lo) moves to newPosition[j].
-    const newPosition: number[] = [];
-    const filled = new Array<number>(m).fill(0);
-    for (let j = 0, k = 0; j < 64; j++, k = (k + 1) % m) {
-      while (filled[k] === blockBits[k]) k = (k + 1) % m;
-      newPosition.push(this.start[k] + filled[k]++);
-    }
-    const toHi = new Int32Array(8 * 256), toLo = new Int32Array(8 * 256);
-    for (let byte = 0; byte < 8; byte++) {
-      for (let v = 0; v < 256; v++) {
-        for (let b = 0; b < 8; b++) {
-          if (!((v >> b) & 1)) continue;
-          const p = newPosition[byte * 8 + b];
-          if (p < 32) toLo[byte * 256 + v] |= 1 << p;
-          else toHi[byte * 256 + v] |= 1 << (p - 32);
-        }
-      }
-    }
-    // Permuted in place: the join owns hi and lo.
-    this.hi = new Int32Array(hi.buffer, hi.byteOffset, hi.length);
-    this.lo = new Int32Array(lo.buffer, lo.byteOffset, lo.length);
-    for (let i = 0; i < hi.length; i++) {
-      let h = 0, l = 0;
-      for (let byte = 0; byte < 8; byte++) {
-        const v = ((byte < 4 ? lo[i] >>> (8 * byte) : hi[i] >>> (8 * byte - 32)) & 255) + byte * 256;
-        h |= toHi[v];
-        l |= toLo[v];
-      }
-      this.hi[i] = h;
-      this.lo[i] = l;
-    }
+    ({ hi: this.hi, lo: this.lo } = hashes);
+    this.head = new Int32Array(2 ** Math.max(...plan.blockBits));
+    this.start = blockStarts(plan);
   }
 
-  run(): PairList {
+  run(prefixes: readonly (readonly number[])[] | null): PairList {
+    if (prefixes && prefixes.some((p) => p.length > 0)) {
+      this.assigned = new Set(prefixes.flatMap((p) => p.map((_, i) => p.slice(0, i + 1).join(','))));
+      this.prefixLength = prefixes[0].length;
+    }
     const count = this.hi.length;
     if (count >= 2) this.group(0, identity(count), this.hi, this.lo, 0, count, 0);
     return this.pairs;
+  }
+
+  /** Whether this part of the join groups by block k at this depth (path[0..depth) being set). */
+  private takes(depth: number, k: number): boolean {
+    if (!this.assigned || depth >= this.prefixLength) return true;
+    return this.assigned.has([...this.path.slice(0, depth), k].join(','));
+  }
+
+  /**
+   * Whether this part compares a small group at this depth: a group below the prefixes' length is met by
+   * every part with a prefix that extends its path, and belongs to the one with the first such prefix.
+   */
+  private ownsSmallGroup(depth: number): boolean {
+    if (!this.assigned || depth >= this.prefixLength) return true;
+    const first = this.path.slice(0, depth);
+    while (first.length < this.prefixLength) first.push(first.length ? first[first.length - 1] + 1 : 0);
+    return this.assigned.has(first.join(','));
   }
 
   private blockKey(h: number, l: number, k: number): number {
@@ -432,28 +593,40 @@ class BlockJoin {
     const { blockBits, agree } = this.plan;
     const lastBlock = blockBits.length - (agree - depth);
     // A small group costs less compared whole than grouped again, block after block.
-    if (to - from <= SMALL_GROUP) return this.compare(depth, ids, hi, lo, from, to);
+    if (to - from <= SMALL_GROUP) {
+      if (this.ownsSmallGroup(depth)) this.compare(depth, ids, hi, lo, from, to);
+      return;
+    }
     if (depth + 1 === agree) return this.groupLast(depth, ids, hi, lo, from, to, firstBlock);
     const level = this.level(depth, to - from);
-    const { keys, groupStart: start } = level;
+    const { keys, count, groupStart: start } = level;
     for (let k = firstBlock; k <= lastBlock; k++) {
-      // Counting sort by block k into the level's arrays.
+      if (!this.takes(depth, k)) continue;
+      // Counting sort by block k into the level's arrays, a slice of the key range at a time.
       const buckets = 1 << blockBits[k];
       this.blockKeys(k, hi, lo, from, to, keys);
-      start.fill(0, 0, buckets + 1);
-      for (let i = 0; i < to - from; i++) start[keys[i] + 1]++;
-      for (let key = 0; key < buckets; key++) start[key + 1] += start[key];
-      for (let i = from; i < to; i++) {
-        const at = start[keys[i - from]]++;
-        level.ids[at] = ids[i];
-        level.hi[at] = hi[i];
-        level.lo[at] = lo[i];
-      }
-      // start[key] is now where group key + 1 begins.
+      count.fill(0, 0, buckets);
+      for (let i = 0; i < to - from; i++) count[keys[i]]++;
       this.path[depth] = k;
-      for (let key = 0, begin = 0; key < buckets; begin = start[key++]) {
-        const end = start[key];
-        if (end - begin >= 2) this.group(depth + 1, level.ids, level.hi, level.lo, begin, end, k + 1);
+      for (let first = 0, last = 0; first < buckets; first = last) {
+        let size = count[last++];
+        while (last < buckets && size + count[last] <= this.sliceValues) size += count[last++];
+        if (level.ids.length < size) [level.ids, level.hi, level.lo] = [new Int32Array(size), new Int32Array(size), new Int32Array(size)];
+        start[first] = 0;
+        for (let key = first; key < last; key++) start[key + 1] = start[key] + count[key];
+        for (let i = from; i < to; i++) {
+          const key = keys[i - from];
+          if (key < first || key >= last) continue;
+          const at = start[key]++;
+          level.ids[at] = ids[i];
+          level.hi[at] = hi[i];
+          level.lo[at] = lo[i];
+        }
+        // start[key] is now where group key + 1 begins.
+        for (let key = first, begin = 0; key < last; begin = start[key++]) {
+          const end = start[key];
+          if (end - begin >= 2) this.group(depth + 1, level.ids, level.hi, level.lo, begin, end, k + 1);
+        }
       }
     }
   }
@@ -489,13 +662,13 @@ class BlockJoin {
     }
   }
 
+  /** The level of this depth, with keys for `size` values (its slice arrays grow as slices need). */
   private level(depth: number, size: number): Level {
-    const old = this.levels[depth];
-    if (old && old.ids.length >= size) return old;
-    // Only the call at this depth uses this level, and it asks before it starts: replacing it is safe.
-    const buckets = 2 ** Math.max(...this.plan.blockBits) + 1;
-    const fresh = { ids: new Int32Array(size), hi: new Int32Array(size), lo: new Int32Array(size), keys: new Uint16Array(size), groupStart: new Int32Array(buckets) };
-    return (this.levels[depth] = fresh);
+    const buckets = 2 ** Math.max(...this.plan.blockBits);
+    const level = (this.levels[depth] ??= { keys: new Uint16Array(0), ids: new Int32Array(0), hi: new Int32Array(0), lo: new Int32Array(0), count: new Int32Array(buckets), groupStart: new Int32Array(buckets + 1) });
+    // Only the call at this depth uses this level, and it asks before it starts: replacing its arrays is safe.
+    if (level.keys.length < size) level.keys = new Uint16Array(size);
+    return level;
   }
 
   /**

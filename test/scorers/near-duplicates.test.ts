@@ -1,9 +1,10 @@
 // Near-duplicate marking across a run: against a brute-force walk of the rule on seeded sets with planted
 // near-copies around the threshold, independence from the input order, null hashes, identical hashes,
-// skewed hashes that force every level of the block join, and a million rows.
+// skewed hashes that force every level of the block join, the join cut for threads (each pair found by
+// exactly one part; the same marks on worker threads), and a million rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findNearDuplicateRows, findNearDuplicates, HashColumns, keyOrder, MAX_DISTANCE_LIMIT, nearValuePairs, planJoin, type NearDuplicateInput } from '../../src/scorers/near-duplicates.ts';
+import { findNearDuplicateRows, findNearDuplicates, HashColumns, joinParts, keyOrder, markRows, markRowsOnThreads, MAX_DISTANCE_LIMIT, nearValuePairs, planJoin, type NearDuplicateInput, type PairHashColumns } from '../../src/scorers/near-duplicates.ts';
 import { hammingDistance } from '../../src/scorers/duplicates.ts';
 import { isUserError } from '../../src/errors.ts';
 import { mulberry32 } from '../helpers/prng.ts';
@@ -193,10 +194,69 @@ test('the join finds every two values within reach exactly once', () => {
     for (let i = 0; i < distinct.length; i++) {
       for (let j = i + 1; j < distinct.length; j++) if (bitCount(hi[i] ^ hi[j]) + bitCount(lo[i] ^ lo[j]) <= maxDistance) expected.push(`${i}-${j}`);
     }
-    const { a, b } = nearValuePairs(hi, lo, maxDistance);
-    const found = Array.from(a, (x, i) => `${x}-${b[i]}`);
-    assert.deepEqual(found.sort(), expected.sort(), `seed ${seed}`);
+    expected.sort();
+    // Whole, and cut as for threads (parts run here one after another): each pair found by exactly one
+    // part; and with levels moving a few values at a time (slices of the key range, 1 = a key at a time).
+    for (const [parts, sliceValues] of [[1, undefined], [2, undefined], [3, undefined], [5, undefined], [40, undefined], [1, 1], [1, 100], [3, 7]]) {
+      const { a, b } = nearValuePairs(hi, lo, maxDistance, parts, sliceValues);
+      const found = Array.from(a, (x, i) => `${x}-${b[i]}`);
+      assert.deepEqual(found.sort(), expected, `seed ${seed}, ${parts} parts, slices of ${sliceValues}`);
+    }
     assert.ok(expected.length > 100, `${expected.length} near pairs`);
+  }
+  // A set small enough to be compared whole at the first level: the cut parts still report it once.
+  const random = mulberry32(65);
+  const base = randomHex(random);
+  const few = Array.from({ length: 20 }, () => flipBits(base, Math.floor(random() * 4), random));
+  const fewHi = Uint32Array.from(few, (h) => parseInt(h.slice(0, 8), 16)), fewLo = Uint32Array.from(few, (h) => parseInt(h.slice(8), 16));
+  const whole = nearValuePairs(fewHi, fewLo, 2);
+  assert.ok(whole.a.length > 10);
+  for (const parts of [2, 3, 7]) assert.equal(nearValuePairs(fewHi, fewLo, 2, parts).a.length, whole.a.length, `${parts} parts`);
+});
+
+test('worker threads give the marks of one thread, on skewed sets whose groups are small at every level', async () => {
+  const lows = ['00000000', 'ffff0000', '0f0f0f0f'];
+  for (const [seed, maxDistance] of [[71, 2], [72, 6], [73, 11]] as const) {
+    const rows = plantedSet(seed, 6000, (random) => randomHex(random, 8) + lows[Math.floor(random() * 3)]);
+    const order = Int32Array.from(rows.map((_, i) => i).sort((a, b) => (rows[a].pairId < rows[b].pairId ? -1 : 1)));
+    const input: PairHashColumns = { order, hashes: new HashColumns(rows.length), accepted: Uint8Array.from(rows, (r) => Number(r.accepted)) };
+    rows.forEach((r, i) => r.dhash !== null && input.hashes.set(i, r.dhash));
+    const one = markRows(input, maxDistance);
+    assert.ok(one.filter((m) => m >= 0).length > 100);
+    for (const threads of [2, 3]) assert.deepEqual(await markRowsOnThreads(input, maxDistance, threads), one, `seed ${seed}, ${threads} threads`);
+  }
+});
+
+test('the join cut for threads: every combination of agreeing blocks in exactly one part, parts of about equal work', () => {
+  for (let d = 1; d <= MAX_DISTANCE_LIMIT; d++) {
+    for (const values of [10, 10_000, 1_000_000, 10_000_000]) {
+      const plan = planJoin(d, values), m = plan.blockBits.length, t = plan.agree;
+      const all: string[] = [];
+      const combos = (prefix: number[]): void => {
+        if (prefix.length === t) return void all.push(prefix.join(','));
+        for (let k = prefix.length ? prefix[prefix.length - 1] + 1 : 0; k < m; k++) combos([...prefix, k]);
+      };
+      combos([]);
+      for (let threads = 1; threads <= 9; threads++) {
+        const parts = joinParts(plan, threads);
+        assert.ok(parts.length >= 1 && parts.length <= threads, `d ${d}: ${parts.length} parts for ${threads} threads`);
+        const covered: string[] = [];
+        const extend = (prefix: number[]): void => {
+          if (prefix.length === t) return void covered.push(prefix.join(','));
+          for (let k = prefix.length ? prefix[prefix.length - 1] + 1 : 0; k < m; k++) extend([...prefix, k]);
+        };
+        parts.flat().forEach(extend);
+        assert.deepEqual(covered.sort(), [...all].sort(), `d ${d}, ${values} values, ${threads} threads`);
+      }
+    }
+  }
+  // 9 blocks, 3 agreeing (d = 6 from a million values): 28 units of (first block, second block), each
+  // worth its combinations plus one; 2 or 3 parts each within one unit (at most 8) of an equal share.
+  for (const threads of [2, 3]) {
+    const work = joinParts(planJoin(6, 10_000_000), threads).map((units) => units.reduce((w, u) => w + (8 - u[1]) + 1, 0));
+    assert.equal(work.length, threads);
+    assert.equal(work.reduce((a, b) => a + b), 84 + 28);
+    for (const w of work) assert.ok(Math.abs(w - 112 / threads) <= 8, `${work}`);
   }
 });
 
@@ -227,7 +287,7 @@ test('malformed input is refused', () => {
   assert.throws(() => findNearDuplicates(columns([]), 1.5), RangeError);
 });
 
-test('a million rows: every mark is a valid earlier reference within reach, every planted copy of a reference is found', () => {
+test('a million rows: every mark is a valid earlier reference within reach, every planted copy of a reference is found, the same on threads', async () => {
   const n = 1_000_000, maxDistance = 6;
   const random = mulberry32(51);
   const pairIds: string[] = new Array(n), dhashes: (string | null)[] = new Array(n), accepted: boolean[] = new Array(n);
@@ -244,6 +304,10 @@ test('a million rows: every mark is a valid earlier reference within reach, ever
   const started = performance.now();
   const markRow = findNearDuplicateRows({ pairIds, dhashes, accepted }, maxDistance);
   console.log(`# ${n} rows: ${((performance.now() - started) / 1000).toFixed(1)} s, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+  // The same marks with the join on worker threads (the ids are in order already).
+  const compact: PairHashColumns = { order: Int32Array.from(pairIds, (_, i) => i), hashes: new HashColumns(n), accepted: Uint8Array.from(accepted, Number) };
+  dhashes.forEach((h, i) => h !== null && compact.hashes.set(i, h));
+  assert.deepEqual(await markRowsOnThreads(compact, maxDistance, 3), markRow, 'three threads');
 
   let marked = 0, plantedWithinReach = 0;
   for (let i = 0; i < n; i++) {
