@@ -1,12 +1,15 @@
 /**
- * finalize's near-duplicate marking at 10M rows, the two ways side by side, each in its own process so
+ * finalize's near-duplicate marking at 10M rows, three ways side by side, each in its own process so
  * its peak RSS is its own:
  * - `strings`: the rows as arrays of strings and findNearDuplicates (its pair-id order by a comparator
- *   sort), as finalize held them before;
+ *   sort), as finalize held them first;
  * - `typed`: the rows as typed arrays (HashColumns; pair_id as a 64-bit key in radix order) and markRows,
- *   as src/run/duplicates.ts holds them now.
- * The rows are random 16-hex pair ids (out of order, as in a run) and random dHashes, 75% accepted; both
- * ways must mark the same rows. Reading the shard files is not part of it (the same column reader either way).
+ *   the join on one thread;
+ * - `threads`: the same with the join on one worker thread per core (markRowsOnThreads), as
+ *   src/run/duplicates.ts runs it from 500,000 rows.
+ * The rows are pseudo-random 16-hex pair ids (out of order, as in a run) and dHashes from a small
+ * generator whose outputs cluster (more near pairs than uniform hashes would have), 75% accepted; every
+ * way must mark the same rows. Reading the shard files is not part of it (the same column reader either way).
  *
  *   node --import tsx bench/near-duplicates.ts [--rows 10000000]
  *
@@ -15,9 +18,9 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { findNearDuplicates, HashColumns, keyOrder, markRows } from '../src/scorers/near-duplicates.ts';
+import { findNearDuplicates, HashColumns, keyOrder, markRows, markRowsOnThreads } from '../src/scorers/near-duplicates.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -32,7 +35,7 @@ function generator(): () => string {
   return () => word().toString(16).padStart(8, '0') + word().toString(16).padStart(8, '0');
 }
 
-function runWay(way: string, rows: number): void {
+async function runWay(way: string, rows: number): Promise<void> {
   const next = generator();
   const t0 = performance.now();
   let marked = 0;
@@ -59,7 +62,8 @@ function runWay(way: string, rows: number): void {
       hashes.set(i, next());
       accepted[i] = i % 4 !== 0 ? 1 : 0;
     }
-    const markRow = markRows({ order: keyOrder(ids), hashes, accepted });
+    const input = { order: keyOrder(ids), hashes, accepted };
+    const markRow = way === 'threads' ? await markRowsOnThreads(input, undefined, availableParallelism()) : markRows(input);
     const hex = (m: number) => ids.hi[m].toString(16).padStart(8, '0') + ids.lo[m].toString(16).padStart(8, '0');
     markRow.forEach((m, i) => {
       if (m >= 0) (marked++, (digest = digest.update(`${i} ${hex(m)}\n`)));
@@ -70,16 +74,16 @@ function runWay(way: string, rows: number): void {
 }
 
 if (process.argv.includes('--way')) {
-  runWay(process.argv[process.argv.indexOf('--way') + 1], ROWS);
+  await runWay(process.argv[process.argv.indexOf('--way') + 1], ROWS);
 } else {
   const load = loadavg()[0];
-  const results = ['strings', 'typed'].map((way) => {
+  const results = ['strings', 'typed', 'threads'].map((way) => {
     process.stderr.write(`near-duplicates: ${way}...\n`);
     const r = spawnSync(process.execPath, ['--max-old-space-size=8192', '--import', 'tsx', SELF, '--way', way, '--rows', String(ROWS)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`${way} failed (${r.status ?? r.signal})`);
     return JSON.parse(r.stdout.trim());
   });
-  if (results[0].marks_sha256 !== results[1].marks_sha256) throw new Error(`the two ways mark different rows (${results[0].marked} and ${results[1].marked})`);
+  if (new Set(results.map((r) => r.marks_sha256)).size !== 1) throw new Error(`the ways mark different rows (${results.map((r) => r.marked).join(', ')})`);
   const out = { bench: 'near-duplicates', date: new Date().toISOString(), cpus: cpus().length, load_average_1m_before: +load.toFixed(2), rows: ROWS, ways: results };
   const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
   writeFileSync(here('./results/near-duplicates.json'), JSON.stringify(out, null, 2) + '\n');
@@ -88,11 +92,11 @@ if (process.argv.includes('--way')) {
     [
       '# near-duplicates',
       '',
-      `finalize's near-duplicate marking over ${ROWS.toLocaleString('en')} random rows (pair ids out of order, 75% accepted), each way in its own process; ${cpus().length} cores, 1-minute load average ${load.toFixed(2)} before. Both ways give every row the same mark (${results[0].marked.toLocaleString('en')} rows marked).`,
+      `finalize's near-duplicate marking over ${ROWS.toLocaleString('en')} pseudo-random rows (pair ids out of order, 75% accepted), each way in its own process; ${cpus().length} cores, 1-minute load average ${load.toFixed(2)} before. Every way gives every row the same mark (${results[0].marked.toLocaleString('en')} rows marked).`,
       '',
       '| way | seconds | CPU seconds | peak RSS MiB |',
       '| --- | --- | --- | --- |',
-      ...results.map((r) => `| ${r.way === 'strings' ? 'arrays of strings, comparator sort (before)' : 'typed arrays, radix order (now)'} | ${r.seconds} | ${r.cpu_seconds} | ${r.peak_rss_mib} |`),
+      ...results.map((r) => `| ${{ strings: 'arrays of strings, comparator sort (first)', typed: 'typed arrays, radix order, join on 1 thread (before)', threads: `typed arrays, join on ${availableParallelism()} worker threads (now)` }[r.way as string]} | ${r.seconds} | ${r.cpu_seconds} | ${r.peak_rss_mib} |`),
       '',
     ].join('\n'),
   );
