@@ -13,18 +13,24 @@
  *
  * The big run is synthetic and made fast: TEMPLATES real shards of `rows` candidates, all rejected (so
  * each one's only file is its rejects file, with every metadata column and no images), are made by the
- * worker with the test teacher, then copied round-robin to shards TEMPLATES..N-1 with a manifest part and
- * a marker of their own (same content under distinct keys; each part is made from its copy, as the worker
- * makes it). Neighbouring shards hold different prompts and categories, so their parts' dictionaries
- * differ and the merge remaps indexes as on a real run. run.json is widened to N shards (and sealed again). Status and finalize then do exactly what they do on
- * a real run: list, read and check every marker, read every shard's metadata rows, stream
- * manifest.parquet, write stats.json, checksums.sha256 and the card. Finalize runs with `trustSizes`
+ * worker with the test teacher and the duplicates scorer on (as in every shipped pipeline). Shards
+ * TEMPLATES..N-1 are then committed by writeShard, the worker's own commit (rejects file, manifest part,
+ * marker), in two child processes, from the rows of template s mod TEMPLATES with the row's own
+ * identity: a unique pair_id and index, and a dHash of its own (uniform pseudo-random 64 bits, 1% of the
+ * rows a near-copy of an earlier row's with 0..4 bits flipped), so that finalize's near-duplicate pass
+ * reads, orders and joins as on a real run (every row is rejected, so none can be a reference and
+ * nothing is marked: the join compares the same pairs, the walk marks none). Neighbouring shards hold different prompts and categories, so their parts'
+ * dictionaries differ and the merge remaps indexes as on a real run. run.json is widened to N shards (and
+ * sealed again). Status and finalize then do exactly what they do on a real run: list, read and check
+ * every marker, mark near-duplicates across the run, read every shard's metadata rows, stream
+ * manifest.parquet, write stats.json, checksums.sha256 and the card. The near-duplicate pass is also
+ * timed on its own in a process of its own. Finalize runs with `trustSizes`
  * (`pairgen finalize --trust-sizes`): it checks files against their markers by size, as status does,
  * so that it measures the bookkeeping, not sha256 over every byte of the run (which its default does).
  * Each phase runs in a child process so its peak RSS is its own. Local folder (s3rver would measure
  * s3rver). Writes bench/results/bookkeeping.json and bookkeeping.md.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -35,9 +41,13 @@ import { workRun } from '../src/run/work.ts';
 import { runStatus } from '../src/run/status.ts';
 import { finalizeRun } from '../src/run/finalize.ts';
 import { writePreview } from '../src/report/index.ts';
-import { shardManifestPartKey, shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
+import { shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
 import { serializePlan } from '../src/dataset/run-file.ts';
-import { encodeManifestPart, markerJson, parseMarker, sha256Hex, writeManifestFromShards } from '../src/shards/index.ts';
+import { parseMarker, readShardMetadataRows, writeManifestFromShards, type ManifestRow, type PairRecord } from '../src/shards/index.ts';
+import { writeShard } from '../src/dataset/commit.ts';
+import { readPlan } from '../src/dataset/run-file.ts';
+import { nearDuplicateMarks } from '../src/run/duplicates.ts';
+import { syntheticId } from './synthetic-manifest.ts';
 import { openStore } from '../src/store/index.ts';
 import { TestScorer, TestTeacher } from '../test/helpers/test-teacher.ts';
 import { writeConfig } from '../test/helpers/run-fixture.ts';
@@ -51,8 +61,13 @@ const ROWS = arg('rows', 1000);
 const WORKER_SHARDS = arg('worker-shards', 200);
 const PREVIEW_SHARDS = Math.min(SHARDS, arg('preview-shards', 100));
 const TEMPLATES = Math.min(SHARDS, 8);
+/** The share of rows whose dHash is a near-copy of an earlier row's, and the most bits a near-copy flips. */
+const NEAR_COPY_PERCENT = 1;
+const NEAR_COPY_BITS = 4;
 const SELF = fileURLToPath(import.meta.url);
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+/** The near-duplicate marks of the side-by-side run, beside it, for the manifest-only ways. */
+const MARKS_FILE = 'bench-duplicate-of.json';
 
 /**
  * The test scorer's scores moved below any threshold, so that every candidate is rejected (the worker
@@ -89,6 +104,18 @@ async function runPhase(name: string, run: string): Promise<void> {
     extra = { files: (await writePreview(run)).length };
   } else if (name.startsWith('manifest-')) {
     extra = await writeManifestBy(name, run);
+  } else if (name === 'near-duplicates') {
+    // finalize's near-duplicate pass on its own: read every shard's part, join, mark.
+    const store = openStore(run);
+    const plan = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
+    const shards = Array.from({ length: plan.shards as number }, (_, s) => {
+      const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
+      return { shard: s, files: marker.files, part: marker.manifest_part };
+    });
+    const marks = await nearDuplicateMarks(store, shards);
+    extra = { threads: availableParallelism(), rows: marks.length, marked: marks.filter((m) => m !== null).length };
+  } else if (name === 'copies') {
+    return commitCopies(run); // setup, not measured
   } else if (name === 'worker') {
     const rss: number[] = [];
     const heap: number[] = [];
@@ -139,9 +166,52 @@ async function writeManifestBy(name: string, run: string): Promise<Record<string
   const sink = createWriteStream(file);
   const closed = new Promise<void>((resolve, reject) => sink.on('close', () => resolve()).on('error', reject));
   const threads = fromFiles ? availableParallelism() : Number(name.split('-').pop());
-  const rows = await writeManifestFromShards(sink, { shards, store, storeUri: run, threads });
+  // The run's scorer columns, and its near-duplicate marks made once beforehand (main, MARKS_FILE): this times the manifest alone.
+  const duplicateOf = JSON.parse(readFileSync(join(run, MARKS_FILE), 'utf8'));
+  const rows = await writeManifestFromShards(sink, { shards, store, storeUri: run, threads, scorers: plan.config.scorers?.enabled ?? [], duplicateOf });
   await closed;
   return { rows, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+}
+
+/** A 32-bit mix of (row, salt) (murmur3's finaliser): the bench's rows are a function of their index alone. */
+function mix(row: number, salt: number): number {
+  let h = Math.imul(row ^ Math.imul(salt, 0x9e3779b1), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Row `row`'s source dHash: 64 pseudo-random bits, or for 1% of the rows an earlier row's with a few bits flipped. */
+function dhashOf(row: number): string {
+  if (row > 0 && mix(row, 1) % 100 < NEAR_COPY_PERCENT) {
+    const digits = [...dhashOf(mix(row, 2) % row)].map((c) => parseInt(c, 16));
+    for (let f = 0, flips = mix(row, 3) % (NEAR_COPY_BITS + 1); f < flips; f++) {
+      const bit = mix(row, 4 + f) % 64;
+      digits[bit >> 2] ^= 1 << (bit & 3);
+    }
+    return digits.map((d) => d.toString(16)).join('');
+  }
+  return mix(row, 5).toString(16).padStart(8, '0') + mix(row, 6).toString(16).padStart(8, '0');
+}
+
+/**
+ * Child process `--worker w --workers W --from a --to b`: commit shards a..b-1 that are w mod W, each from
+ * its template's rows with the row's own pair_id, index and dHash, by the worker's own writeShard.
+ */
+async function commitCopies(run: string): Promise<void> {
+  const num = (flag: string) => Number(process.argv[process.argv.indexOf(flag) + 1]);
+  const [worker, workers, from, to] = ['--worker', '--workers', '--from', '--to'].map(num);
+  const store = openStore(run);
+  const plan = await readPlan(store);
+  const templates: ManifestRow[][] = [];
+  for (let t = 0; t < TEMPLATES; t++) templates.push(await readShardMetadataRows(readFileSync(join(run, shardRejectsKey(t))), shardRejectsKey(t)));
+  for (let s = from; s < to; s++) {
+    if (s % workers !== worker) continue;
+    const records = templates[s % TEMPLATES].map((row, i) => {
+      const index = s * ROWS + i;
+      return { ...row, pair_id: syntheticId(index), shard: s, index, duplicates_source_dhash: dhashOf(index) } as unknown as PairRecord;
+    });
+    await writeShard(store, plan, s, records, {});
+  }
 }
 
 function slope(ys: number[]): number {
@@ -169,7 +239,7 @@ async function main(): Promise<void> {
   const previousFile = join(RESULTS, 'bookkeeping.json');
   const prior = existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : null;
   // The figure this bench's last run measured, and the first figure on record (the row path on one thread).
-  const previous = prior ? { date: prior.date, ...prior.finalize_no_preview } : null;
+  const previous = prior ? { date: prior.date, duplicates_scorer: prior.setup?.duplicates_scorer === true, ...prior.finalize_no_preview } : null;
   const original = prior?.finalize_original ?? prior?.finalize_previous ?? null;
   const dir = join(tmpdir(), `pairgen-bench-bookkeeping-${process.pid}`);
   mkdirSync(dir, { recursive: true });
@@ -177,32 +247,28 @@ async function main(): Promise<void> {
     // 1. TEMPLATES real all-rejected shards of ROWS candidates.
     const run = join(dir, 'big');
     const t0 = performance.now();
-    await planRun(writeConfig(dir, { pairs: TEMPLATES * ROWS, shardSize: ROWS, name: 'bookkeeping' }), run);
+    await planRun(writeConfig(dir, { pairs: TEMPLATES * ROWS, shardSize: ROWS, name: 'bookkeeping', extra: 'scorers:\n  enabled: [duplicates]\n' }), run);
     await workRun(run, { teacherFactory: async () => new TestTeacher(16), scorerFactory: async () => new RejectAll() });
-    const templates = Array.from({ length: TEMPLATES }, (_, t) => {
+    for (let t = 0; t < TEMPLATES; t++) {
       const marker = parseMarker(readFileSync(join(run, shardMarkerKey(t))), `shard ${t}`);
       if (marker.counts.rejected !== ROWS) throw new Error('a template shard should reject every candidate');
       if (marker.files.length !== 1 || marker.files[0].name !== shardRejectsKey(t)) throw new Error('a template shard should have only its rejects file');
-      return { marker, rejects: readFileSync(join(run, shardRejectsKey(t))) };
-    });
-    // 2. Copies as shards TEMPLATES..n-1, each with its own part and marker; run.json widened to n shards.
+    }
+    // 2. Shards TEMPLATES..n-1 committed from the templates' rows (commitCopies), two child processes;
+    // run.json widened to n shards first.
     const planFile = join(run, 'run.json');
     const plan = JSON.parse(readFileSync(planFile, 'utf8'));
     let made = TEMPLATES;
     const widen = async (n: number) => {
-      for (let s = made; s < n; s++) {
-        const { marker, rejects } = templates[s % TEMPLATES];
-        writeFileSync(join(run, shardRejectsKey(s)), rejects);
-        const files = marker.files.map((f) => ({ ...f, name: shardRejectsKey(s) }));
-        const part = await encodeManifestPart({ shard: s, files }, () => rejects, plan.config.scorers?.enabled ?? []);
-        writeFileSync(join(run, shardManifestPartKey(s)), part);
-        const manifestPart = { name: shardManifestPartKey(s), size: part.length, sha256: sha256Hex(part), rows: ROWS };
-        writeFileSync(join(run, shardMarkerKey(s)), markerJson({ ...marker, shard: s, files, manifest_part: manifestPart }));
-      }
-      made = Math.max(made, n);
       Object.assign(plan, { pairs: n * ROWS, shards: n });
       plan.config.pairs = n * ROWS;
       writeFileSync(planFile, serializePlan(plan)); // sealed again: readPlan refuses a hand-edited run.json
+      const children = [0, 1].map((w) => new Promise<void>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--phase', 'copies', '--run', run, '--worker', String(w), '--workers', '2', '--from', String(made), '--to', String(n)], { stdio: 'inherit' });
+        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`copies ${w} failed (${code})`))));
+      }));
+      await Promise.all(children);
+      made = Math.max(made, n);
     };
     const shardBytes = statSync(join(run, shardRejectsKey(0))).size;
 
@@ -210,16 +276,23 @@ async function main(): Promise<void> {
     // manifest (`--no-preview`, the aim's figure) and then preview/ in a process of its own.
     await widen(PREVIEW_SHARDS);
     const withPreview = measure('finalize-with-preview', run);
+    const runShards = Array.from({ length: PREVIEW_SHARDS }, (_, s) => {
+      const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
+      return { shard: s, files: marker.files, part: marker.manifest_part };
+    });
+    writeFileSync(join(run, MARKS_FILE), JSON.stringify(await nearDuplicateMarks(openStore(run), runShards)));
     const ways = ['manifest-from-files', 'manifest-threads-1', `manifest-threads-${availableParallelism()}`];
     const sideBySide = Object.fromEntries(ways.map((w) => [w, measure(w, run)]));
     const shas = new Set(Object.values(sideBySide).map((r) => r.sha256));
     if (shas.size !== 1) throw new Error(`the manifest differs between ${ways.join(', ')}: ${[...shas].join(', ')}`);
     for (const w of ways) rmSync(join(run, `${w}.parquet`));
+    rmSync(join(run, MARKS_FILE));
     await widen(SHARDS);
     const setupSeconds = (performance.now() - t0) / 1000;
     const status = measure('status', run);
     const load = loadavg()[0];
     const finalize = measure('finalize', run);
+    const nearDuplicates = measure('near-duplicates', run);
     const preview = measure('preview', run);
 
     // 3. One worker over WORKER_SHARDS small shards with the test teacher (64 px pairs, 8 per shard).
@@ -230,10 +303,11 @@ async function main(): Promise<void> {
     const result = {
       bench: 'bookkeeping',
       date: new Date().toISOString(),
-      setup: { shards: SHARDS, rows_per_shard: ROWS, candidates: SHARDS * ROWS, shard_files_kib: +(shardBytes / 1024).toFixed(1), seconds: +setupSeconds.toFixed(1), store: 'local folder' },
+      setup: { shards: SHARDS, rows_per_shard: ROWS, candidates: SHARDS * ROWS, shard_files_kib: +(shardBytes / 1024).toFixed(1), seconds: +setupSeconds.toFixed(1), store: 'local folder', duplicates_scorer: true, near_copy_percent: NEAR_COPY_PERCENT },
       status,
       finalize_no_preview: { ...finalize, load_average_1m_before: +load.toFixed(2) },
       finalize_aim: { seconds: 60, peak_rss_mib: 1024, met: (finalize.seconds as number) <= 60 && (finalize.peak_rss_mib as number) <= 1024 },
+      near_duplicate_pass: nearDuplicates,
       finalize_previous: previous,
       finalize_original: original,
       manifest_side_by_side: { shards: PREVIEW_SHARDS, candidates: PREVIEW_SHARDS * ROWS, identical_bytes: true, ...sideBySide },
@@ -246,15 +320,16 @@ async function main(): Promise<void> {
     const md = [
       '# bookkeeping',
       '',
-      `${SHARDS.toLocaleString('en')} committed shards, ${(SHARDS * ROWS).toLocaleString('en')} candidate rows (copies of ${TEMPLATES} all-rejected ${ROWS}-row shards), local folder; each phase in its own process.`,
+      `${SHARDS.toLocaleString('en')} committed shards, ${(SHARDS * ROWS).toLocaleString('en')} candidate rows (the rows of ${TEMPLATES} all-rejected ${ROWS}-row shards, each with its own pair_id, index and source dHash, ${NEAR_COPY_PERCENT}% near-copies), duplicates scorer on, local folder; each phase in its own process.`,
       '',
       `Machine: ${availableParallelism()} cores; 1-minute load average ${load.toFixed(2)} when finalize started (other jobs share the machine: CPU seconds are given beside wall seconds).`,
       '',
       '| phase | seconds | CPU seconds | peak RSS MiB | notes |',
       '| --- | --- | --- | --- | --- |',
       `| status (list + read and check ${SHARDS} markers) | ${status.seconds} | ${status.cpu_seconds} | ${status.peak_rss_mib} | ${status.committed} committed |`,
-      `| **finalize --no-preview --trust-sizes** (read every shard's metadata, stream manifest, stats, checksums, card), ${finalize.threads} threads | **${finalize.seconds}** | ${finalize.cpu_seconds} | **${finalize.peak_rss_mib}** | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB; aim ≤ 60 s and ≤ 1024 MiB: ${(finalize.seconds as number) <= 60 ? 'time met' : 'time not met'}, ${(finalize.peak_rss_mib as number) <= 1024 ? 'memory met' : 'memory not met'} |`,
-      ...(previous ? [`| previous run of this bench (${previous.date}${previous.load_average_1m_before !== undefined ? `, load average ${previous.load_average_1m_before}` : ''}) | ${previous.seconds} | ${previous.cpu_seconds ?? '—'} | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
+      `| **finalize --no-preview --trust-sizes** (mark near-duplicates, read every shard's metadata, stream manifest, stats, checksums, card), ${finalize.threads} threads | **${finalize.seconds}** | ${finalize.cpu_seconds} | **${finalize.peak_rss_mib}** | ${finalize.manifest_rows} manifest rows, ${finalize.manifest_mib} MiB; aim ≤ 60 s and ≤ 1024 MiB: ${(finalize.seconds as number) <= 60 ? 'time met' : 'time not met'}, ${(finalize.peak_rss_mib as number) <= 1024 ? 'memory met' : 'memory not met'} |`,
+      `| of which the near-duplicate pass, on its own (read ${SHARDS} parts' 4 columns, join on ${nearDuplicates.threads} threads, mark) | ${nearDuplicates.seconds} | ${nearDuplicates.cpu_seconds} | ${nearDuplicates.peak_rss_mib} | ${nearDuplicates.marked} rows marked |`,
+      ...(previous ? [`| previous run of this bench (${previous.date}${previous.load_average_1m_before !== undefined ? `, load average ${previous.load_average_1m_before}` : ''}${previous.duplicates_scorer ? '' : '; without the duplicates scorer, copies with repeated pair ids'}) | ${previous.seconds} | ${previous.cpu_seconds ?? '—'} | ${previous.peak_rss_mib} | ${previous.manifest_rows} manifest rows, ${previous.manifest_mib} MiB |`] : []),
       ...(original ? [`| first figure (${original.date}, row path on one thread) | ${original.seconds} | — | ${original.peak_rss_mib} | ${original.manifest_rows} manifest rows, ${original.manifest_mib} MiB |`] : []),
       ...ways.map((w) => `| manifest only, ${PREVIEW_SHARDS} shards (${(PREVIEW_SHARDS * ROWS).toLocaleString('en')} rows): ${w === 'manifest-from-files' ? `every part made from the shard files (what finalize did before), ${availableParallelism()} threads` : `merged from stored parts, ${w.split('-').pop()} thread(s)`} | ${sideBySide[w].seconds} | ${sideBySide[w].cpu_seconds} | ${sideBySide[w].peak_rss_mib} | sha256 ${String(sideBySide[w].sha256).slice(0, 12)}… (identical) |`),
       `| preview/ of the ${(SHARDS * ROWS).toLocaleString('en')}-row manifest (the last step of a plain \`pairgen finalize\`: contact sheets, histogram, index.html) | ${preview.seconds} | ${preview.cpu_seconds} | ${preview.peak_rss_mib} | ${preview.files} files |`,
