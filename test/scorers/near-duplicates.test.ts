@@ -4,7 +4,8 @@
 // exactly one part; the same marks on worker threads), and a million rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { findNearDuplicateRows, findNearDuplicates, HashColumns, joinParts, keyOrder, markRows, markRowsOnThreads, MAX_DISTANCE_LIMIT, nearValuePairs, planJoin, type NearDuplicateInput, type PairHashColumns } from '../../src/scorers/near-duplicates.ts';
+import { findNearDuplicateRows, findNearDuplicates, HashColumns, keyOrder, markRows, markRowsOnThreads, MAX_DISTANCE_LIMIT, type NearDuplicateInput, type PairHashColumns } from '../../src/scorers/near-duplicates.ts';
+import { joinParts, nearValuePairs, planJoin } from '../../src/scorers/near-duplicates-join.ts';
 import { hammingDistance } from '../../src/scorers/duplicates.ts';
 import { isUserError } from '../../src/errors.ts';
 import { mulberry32 } from '../helpers/prng.ts';
