@@ -46,6 +46,7 @@ export function formatRunSummary(result: FinalizeResult, wallSeconds: number | n
     lines.push(`time by stage (summed over pairs; stages overlap): ${Object.entries(t).map(([k, v]) => `${names[k] ?? k} ${v.toFixed(1)} s (${pct(v / stageTotal)})`).join(', ')}`);
   }
   if (s.worker_peak_rss_mb !== undefined) lines.push(`peak worker memory: ${s.worker_peak_rss_mb.toFixed(0)} MB`);
-  lines.push(`written: ${result.uri}/manifest.parquet, stats.json, README.md; pictures: ${result.uri}/preview/index.html`);
+  const pictures = result.preview.length ? `pictures: ${result.uri}/preview/index.html` : `no preview/ (\`pairgen preview ${result.uri} --all\` writes it)`;
+  lines.push(`written: ${result.uri}/manifest.parquet, stats.json, README.md; ${pictures}`);
   return lines.join('\n') + '\n';
 }

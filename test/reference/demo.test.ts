@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,8 +34,10 @@ async function manifest(dir: string): Promise<Record<string, unknown>[]> {
 test('the demo pipeline runs end to end, records ground truth, and twice gives byte-identical shards', async (t) => {
   const a = join(tmp, 'a');
   const b = join(tmp, 'b');
-  await pairgen('run', DEMO, '--out', a, '--pairs', '8');
+  const first = await pairgen('run', DEMO, '--out', a, '--pairs', '8');
   await pairgen('run', DEMO, '--out', b, '--pairs', '8');
+  assert.match(first.stdout, /^written: .*README\.md; pictures: .*\/preview\/index\.html$/m);
+  assert.ok(existsSync(join(a, 'preview/index.html')), 'the summary names preview/index.html, which finalize wrote');
   const files = ['data', 'rejects', 'markers'].flatMap((d) => readdirSync(join(a, d)).map((f) => `${d}/${f}`)).filter((f) => !f.endsWith('.timings.json')).sort();
   assert.ok(files.some((f) => f.startsWith('data/')), `no data files in ${files.join(', ')}`);
   for (const f of [...files, 'manifest.parquet', 'checksums.sha256']) {

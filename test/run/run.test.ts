@@ -265,6 +265,7 @@ test('a data file corrupted without changing its size: finalize exits 2 naming i
   // status --verify still exits 3 and does not, and the checksums file lets any reader find the damage.
   const trusted = pairgen(['finalize', out, '--trust-sizes', '--no-preview']);
   assert.equal(trusted.code, 0, trusted.stderr);
+  assert.match(trusted.stdout, /^written: .*README\.md; no preview\/ \(`pairgen preview .* --all` writes it\)$/m, 'the summary names no pictures it did not write');
   const [plain, afterFinalize, text] = await pairgenAll(['status', out], ['status', out, '--verify', '--json'], ['status', out, '--verify']);
   assert.match(plain.stdout, /^finalized: /m);
   assert.equal(afterFinalize.code, 3, afterFinalize.stderr);
