@@ -19,12 +19,13 @@
  * identity: a unique pair_id and index, and a dHash of its own (uniform pseudo-random 64 bits, 1% of the
  * rows a near-copy of an earlier row's with 0..4 bits flipped), so that finalize's near-duplicate pass
  * reads, orders and joins as on a real run (every row is rejected, so none can be a reference and
- * nothing is marked: the join compares the same pairs, the walk marks none). Neighbouring shards hold different prompts and categories, so their parts'
- * dictionaries differ and the merge remaps indexes as on a real run. run.json is widened to N shards (and
- * sealed again). Status and finalize then do exactly what they do on a real run: list, read and check
- * every marker, mark near-duplicates across the run, read every shard's metadata rows, stream
- * manifest.parquet, write stats.json, checksums.sha256 and the card. The near-duplicate pass is also
- * timed on its own in a process of its own. Finalize runs with `trustSizes`
+ * nothing is marked: the join compares the same pairs, the walk marks none). Neighbouring shards hold
+ * different prompts and categories, so their parts' dictionaries differ and the merge remaps indexes as
+ * on a real run. run.json is widened to N shards (and sealed again). Status and finalize then do exactly
+ * what they do on a real run: list, read and check every marker, mark near-duplicates across the run,
+ * read every shard's metadata rows, stream manifest.parquet, write stats.json, checksums.sha256 and the
+ * card. The near-duplicate pass is also timed on its own in a process of its own. Finalize runs with
+ * `trustSizes`
  * (`pairgen finalize --trust-sizes`): it checks files against their markers by size, as status does,
  * so that it measures the bookkeeping, not sha256 over every byte of the run (which its default does).
  * Each phase runs in a child process so its peak RSS is its own. Local folder (s3rver would measure
@@ -43,7 +44,7 @@ import { finalizeRun } from '../src/run/finalize.ts';
 import { writePreview } from '../src/report/index.ts';
 import { shardMarkerKey, shardRejectsKey } from '../src/dataset/layout.ts';
 import { serializePlan } from '../src/dataset/run-file.ts';
-import { parseMarker, readShardMetadataRows, writeManifestFromShards, type ManifestRow, type PairRecord } from '../src/shards/index.ts';
+import { parseMarker, readShardMetadataRows, writeManifestFromShards, type ManifestRow, type ManifestShard, type PairRecord } from '../src/shards/index.ts';
 import { writeShard } from '../src/dataset/commit.ts';
 import { readPlan } from '../src/dataset/run-file.ts';
 import { nearDuplicateMarks } from '../src/run/duplicates.ts';
@@ -106,13 +107,8 @@ async function runPhase(name: string, run: string): Promise<void> {
     extra = await writeManifestBy(name, run);
   } else if (name === 'near-duplicates') {
     // finalize's near-duplicate pass on its own: read every shard's part, join, mark.
-    const store = openStore(run);
     const plan = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
-    const shards = Array.from({ length: plan.shards as number }, (_, s) => {
-      const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
-      return { shard: s, files: marker.files, part: marker.manifest_part };
-    });
-    const marks = await nearDuplicateMarks(store, shards);
+    const marks = await nearDuplicateMarks(openStore(run), committedShards(run, plan.shards));
     extra = { threads: availableParallelism(), rows: marks.length, marked: marks.filter((m) => m !== null).length };
   } else if (name === 'copies') {
     return commitCopies(run); // setup, not measured
@@ -158,10 +154,8 @@ async function writeManifestBy(name: string, run: string): Promise<Record<string
   const store = openStore(run);
   const plan = JSON.parse(readFileSync(join(run, 'run.json'), 'utf8'));
   const fromFiles = name === 'manifest-from-files';
-  const shards = Array.from({ length: plan.shards as number }, (_, s) => {
-    const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
-    return { shard: s, files: marker.files, ...(fromFiles ? {} : { part: marker.manifest_part }) };
-  });
+  // From files: the shards as committed before parts existed (no part listed).
+  const shards = committedShards(run, plan.shards).map(({ part, ...shard }) => (fromFiles ? shard : { ...shard, part }));
   const file = join(run, `${name}.parquet`);
   const sink = createWriteStream(file);
   const closed = new Promise<void>((resolve, reject) => sink.on('close', () => resolve()).on('error', reject));
@@ -171,6 +165,14 @@ async function writeManifestBy(name: string, run: string): Promise<Record<string
   const rows = await writeManifestFromShards(sink, { shards, store, storeUri: run, threads, scorers: plan.config.scorers?.enabled ?? [], duplicateOf });
   await closed;
   return { rows, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+}
+
+/** Shards 0..count-1 of `run` as their markers list them: files and manifest part. */
+function committedShards(run: string, count: number): ManifestShard[] {
+  return Array.from({ length: count }, (_, s) => {
+    const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
+    return { shard: s, files: marker.files, part: marker.manifest_part };
+  });
 }
 
 /** A 32-bit mix of (row, salt) (murmur3's finaliser): the bench's rows are a function of their index alone. */
@@ -276,11 +278,7 @@ async function main(): Promise<void> {
     // manifest (`--no-preview`, the aim's figure) and then preview/ in a process of its own.
     await widen(PREVIEW_SHARDS);
     const withPreview = measure('finalize-with-preview', run);
-    const runShards = Array.from({ length: PREVIEW_SHARDS }, (_, s) => {
-      const marker = parseMarker(readFileSync(join(run, shardMarkerKey(s))), `shard ${s}`);
-      return { shard: s, files: marker.files, part: marker.manifest_part };
-    });
-    writeFileSync(join(run, MARKS_FILE), JSON.stringify(await nearDuplicateMarks(openStore(run), runShards)));
+    writeFileSync(join(run, MARKS_FILE), JSON.stringify(await nearDuplicateMarks(openStore(run), committedShards(run, PREVIEW_SHARDS))));
     const ways = ['manifest-from-files', 'manifest-threads-1', `manifest-threads-${availableParallelism()}`];
     const sideBySide = Object.fromEntries(ways.map((w) => [w, measure(w, run)]));
     const shas = new Set(Object.values(sideBySide).map((r) => r.sha256));

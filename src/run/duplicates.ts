@@ -43,9 +43,11 @@ export async function nearDuplicateMarks(store: Store, shards: ManifestShard[], 
   // The shards' files are fetched READ_AHEAD shards ahead, in order, so reading them overlaps the decoding
   // (one GET at a time left the thread idle for a third of the pass on a local folder).
   const fetches: Promise<ParquetSource[]>[] = [];
+  // A shard's rows come from its part when it has one (a whole small file), else from its files.
+  const filesOf = (shard: ManifestShard) => (shard.part ? [shard.part] : shard.files);
   const fetchShard = (s: number) => {
     const shard = shards[s];
-    const fetching = Promise.all((shard.part ? [shard.part] : shard.files).map((f) => (shard.part ? store.get(f.name) : fileSource(store, f, rangeReadBytes))));
+    const fetching = Promise.all(filesOf(shard).map((f) => (shard.part ? store.get(f.name) : fileSource(store, f, rangeReadBytes))));
     fetching.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
     fetches[s] = fetching;
   };
@@ -57,7 +59,7 @@ export async function nearDuplicateMarks(store: Store, shards: ManifestShard[], 
     if (s + READ_AHEAD < shards.length) fetchShard(s + READ_AHEAD);
     // The shard's columns: its part's, or its files' one after the other, then put in index order.
     const cols: unknown[][] = COLUMNS.map(() => []);
-    for (const [i, f] of (shard.part ? [shard.part] : shard.files).entries()) {
+    for (const [i, f] of filesOf(shard).entries()) {
       const { metadata, buffer } = await readPairgenMetadata(sources[i], f.name);
       const names = new Set(metadata.schema.map((s) => s.name));
       if (!names.has('duplicates_source_dhash')) throw new UserError(`${store.uri}/${f.name}: has no duplicates_source_dhash column, though the run enables the duplicates scorer; remake the shard with \`pairgen work --force\``);

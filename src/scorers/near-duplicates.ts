@@ -34,7 +34,7 @@
 import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.ts';
 import { ThreadPool } from '../util/thread-pool.ts';
-import { joinParts, joinWhole, permuteBits, planJoin, type JoinRequest, type PairArrays } from './near-duplicates-join.ts';
+import { joinParts, joinWhole, permuteBits, planJoin, type JoinPlan, type JoinRequest, type PairArrays } from './near-duplicates-join.ts';
 
 export interface NearDuplicateInput {
   /** Unique pair ids; any order (the result is aligned with the input rows). */
@@ -131,16 +131,19 @@ export async function markRowsOnThreads(input: PairHashColumns, maxDistance = DE
   // The values' halves (permuted in place) and flags live in shared memory, read by every thread.
   const { values, canBeReference, plan } = prepareJoin(input, maxDistance, true);
   const parts = plan && values.count >= 2 ? joinParts(plan, threads) : [];
-  if (parts.length < 2) return walk(input, values, neighbourLists(values.count, [joinWhole(values, canBeReference, maxDistance, plan)], canBeReference));
-  const { hi, lo } = permuteBits(values.hi, values.lo, plan!);
+  const found = parts.length < 2 ? [joinWhole(values, canBeReference, maxDistance, plan)] : await joinOnThreads(values, canBeReference, maxDistance, plan!, parts);
+  return walk(input, values, neighbourLists(values.count, found, canBeReference));
+}
+
+/** The parts of the join, one worker thread each, over the values' halves (permuted in place, shared). */
+async function joinOnThreads(values: { hi: Uint32Array; lo: Uint32Array }, canBeReference: Uint8Array, maxDistance: number, plan: JoinPlan, parts: number[][][]): Promise<PairArrays[]> {
+  const { hi, lo } = permuteBits(values.hi, values.lo, plan);
   const { pool } = await ThreadPool.start<JoinRequest, PairArrays, null>(new URL('./near-duplicates-worker.ts', import.meta.url), parts.length, {}, 'near-duplicate thread');
-  let found: PairArrays[];
   try {
-    found = await Promise.all(parts.map((prefixes) => pool.run({ hi, lo, canBeReference, maxDistance, plan: plan!, prefixes })));
+    return await Promise.all(parts.map((prefixes) => pool.run({ hi, lo, canBeReference, maxDistance, plan, prefixes })));
   } finally {
     await pool.close();
   }
-  return walk(input, values, neighbourLists(values.count, found, canBeReference));
 }
 
 /**
